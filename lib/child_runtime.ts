@@ -1,0 +1,371 @@
+/**
+ * The interactive queue: what a child does with alerts and time. It owns
+ * the queue, arms one timer for the earliest expiration, and runs alerts
+ * and due items one at a time, in order.
+ *
+ * @module
+ */
+
+import { type Alert, alertSchema, type JsonObject } from "./alert.ts";
+import { systemClock } from "./clock.ts";
+import type { Clock } from "./clock.ts";
+import {
+  BUILTIN_COMMANDS,
+  checkCommand,
+  CommandItem,
+  type CommandSpec,
+  CommandTask,
+} from "./commands.ts";
+import type { ChildContext, ChildLog } from "./context.ts";
+import type { HandlerModule } from "./handler.ts";
+import type { Ini } from "./ini.ts";
+import type { QueueItem } from "./queue_item.ts";
+import { QueueWatch, type QueueWatchOptions } from "./queue_watch.ts";
+import { SortedQueue, type SortedQueueOptions } from "./sorted_queue.ts";
+import type { Task } from "./task.ts";
+
+/** Options for {@linkcode ChildRuntime}. */
+export interface ChildRuntimeOptions {
+  child: string;
+  handler: HandlerModule;
+  config: Ini;
+  log: ChildLog;
+  /** Folder the child may write to. */
+  logDirectory: string;
+  /** Default mail recipients (the section's `recipients`). @default {[]} */
+  recipients?: readonly string[];
+  /** @default {systemClock} */
+  clock?: Clock;
+  /** Seconds an async task may take before it counts as failed. @default {60} */
+  taskTimeout?: number;
+  queue?: SortedQueueOptions;
+  /** Queue-length warnings; none when absent. */
+  watch?: QueueWatchOptions;
+  /** Host and pid reported in heartbeat responses. */
+  identity?: { hostname: string; pid: number };
+  notify(subject: string, body: string, recipients: readonly string[]): void;
+  publish(node: string, payload: JsonObject): void;
+  /** Called after every change of the queue. */
+  onChange?(state: RuntimeState): void;
+}
+
+/** What the listener needs to know about a child's queue. */
+export interface RuntimeState {
+  queue: number;
+  /** Epoch seconds of the earliest expiration, or null when empty. */
+  next: number | null;
+}
+
+/** Where an alert came from. */
+export interface AlertMeta {
+  node?: string;
+  id?: string | null;
+  seq?: number;
+}
+
+/** Outcome of delivering an alert. */
+export type DeliverResult = { ok: true } | { ok: false; reason: string };
+
+/** Milliseconds, rounded to microseconds for readable logs. */
+function ms(seconds: number): number {
+  return Math.round(seconds * 1e6) / 1e3;
+}
+
+function errorFields(error: unknown): JsonObject {
+  return error instanceof Error
+    ? { error: error.message, stack: error.stack ?? "" }
+    : { error: String(error) };
+}
+
+/**
+ * Runs one child's queue.
+ *
+ * @example
+ * ```ts
+ * const runtime = new ChildRuntime({ child, handler, config, log, ... });
+ * await runtime.deliver(alert, Date.now() / 1000, { node: "cbc_gstlal" });
+ * await runtime.stop();
+ * ```
+ */
+export class ChildRuntime {
+  readonly queue: SortedQueue;
+  readonly context: ChildContext;
+  #o: ChildRuntimeOptions;
+  #clock: Clock;
+  #chain: Promise<unknown> = Promise.resolve();
+  #cancelTimer: (() => void) | undefined;
+  #armedFor = Infinity;
+  #stopped = false;
+  #watch: QueueWatch | undefined;
+  #commands: Map<string, CommandSpec>;
+
+  constructor(options: ChildRuntimeOptions) {
+    this.#o = options;
+    this.#clock = options.clock ?? systemClock;
+    this.queue = new SortedQueue(options.queue);
+    this.#watch = options.watch && new QueueWatch(options.watch);
+    this.#commands = new Map(
+      [...BUILTIN_COMMANDS, ...options.handler.commands ?? []].map((
+        c,
+      ) => [c.name, c]),
+    );
+    const clock = this.#clock;
+    const recipients = options.recipients ?? [];
+    this.context = {
+      child: options.child,
+      queue: this.queue,
+      config: options.config,
+      log: options.log,
+      recipients,
+      logDirectory: options.logDirectory,
+      commands: this.#commands,
+      now: () => clock.now(),
+      notify: (subject, body, to = recipients) => {
+        if (to.length > 0) options.notify(subject, body, to);
+      },
+      publish: (node, payload) => options.publish(node, payload),
+      runTask: (item, task) => this.#runTask(item, task),
+    };
+  }
+
+  /**
+   * Applies an alert: commands and heartbeats are handled here, anything
+   * else goes to the handler's `parseAlert`. Resolves once applied.
+   */
+  deliver(
+    alert: Alert,
+    t0: number,
+    meta: AlertMeta = {},
+  ): Promise<DeliverResult> {
+    return this.#enqueue(async () => {
+      const result = await this.#apply(alert, t0, meta);
+      this.#afterChange();
+      return result;
+    });
+  }
+
+  /** Inserts an item from outside an alert (restores, tests). */
+  insert(item: QueueItem): Promise<void> {
+    return this.#enqueue(() => {
+      this.queue.insert(item);
+      this.#afterChange();
+      return Promise.resolve();
+    });
+  }
+
+  /** Resolves when nothing is running or waiting to run. */
+  async settled(): Promise<void> {
+    let seen: Promise<unknown>;
+    do {
+      seen = this.#chain;
+      await seen;
+    } while (seen !== this.#chain);
+  }
+
+  /** Stops the timer and waits for work in flight. */
+  async stop(): Promise<void> {
+    this.#stopped = true;
+    this.#cancelTimer?.();
+    this.#cancelTimer = undefined;
+    await this.settled();
+  }
+
+  #enqueue<T>(work: () => Promise<T>): Promise<T> {
+    const run = this.#chain.then(work);
+    this.#chain = run.catch(() => {});
+    return run;
+  }
+
+  async #apply(
+    alert: Alert,
+    t0: number,
+    meta: AlertMeta,
+  ): Promise<DeliverResult> {
+    const log = this.#o.log;
+    const schema = alertSchema(alert);
+    log.event("info", "alert", {
+      node: meta.node ?? null,
+      uid: alert.uid,
+      alert_type: alert.alert_type,
+      id: meta.id ?? null,
+      schema,
+      ...(meta.seq === undefined ? {} : { seq: meta.seq }),
+    });
+    if (schema === "heartbeat") return this.#heartbeat(alert, meta);
+    if (schema === "command") {
+      const check = checkCommand(
+        this.#commands,
+        alert.alert_type,
+        alert.object,
+      );
+      if (!check.ok) {
+        log.event("warning", "alert_rejected", {
+          uid: alert.uid,
+          alert_type: alert.alert_type,
+          reason: check.reason,
+        }, check.reason);
+        return { ok: false, reason: check.reason };
+      }
+      const graceid = check.kwargs.graceid;
+      const task = new CommandTask(check.spec.name, check.kwargs, check.sleep);
+      const item = new CommandItem(
+        t0,
+        task,
+        typeof graceid === "string" ? graceid : undefined,
+      );
+      this.queue.insert(item);
+      return { ok: true };
+    }
+    try {
+      await this.#o.handler.parseAlert(this.context, alert, t0, this.#o.config);
+      return { ok: true };
+    } catch (error) {
+      const reason = `parseAlert failed: ${(error as Error)?.message ?? error}`;
+      log.event("error", "alert_failed", {
+        uid: alert.uid,
+        alert_type: alert.alert_type,
+        ...errorFields(error),
+      }, reason);
+      return { ok: false, reason };
+    }
+  }
+
+  #heartbeat(alert: Alert, meta: AlertMeta): DeliverResult {
+    if (alert.ptype !== "request") {
+      return {
+        ok: false,
+        reason: `heartbeat with ptype ${JSON.stringify(alert.ptype)} ignored`,
+      };
+    }
+    if (meta.node === undefined) {
+      return {
+        ok: false,
+        reason: "heartbeat request without a node to answer on",
+      };
+    }
+    const identity = this.#o.identity ?? { hostname: "", pid: 0 };
+    this.#o.publish(meta.node, {
+      uid: "heartbeat",
+      ptype: "response",
+      key: alert.key ?? null,
+      child: this.#o.child,
+      host: identity.hostname,
+      pid: identity.pid,
+      queue: this.queue.size,
+    });
+    return { ok: true };
+  }
+
+  async #runDue(): Promise<void> {
+    const log = this.#o.log;
+    for (;;) {
+      if (this.#stopped) break;
+      const item = this.queue.peek();
+      if (!item || item.expiration > this.#clock.now()) break;
+      this.queue.pop();
+      let failed = false;
+      try {
+        await item.execute(this.context);
+      } catch {
+        failed = true;
+        item.complete = true;
+      }
+      if (!item.complete) {
+        this.queue.insert(item);
+        continue;
+      }
+      log.event("info", "item_completed", {
+        graceid: item.graceid ?? null,
+        item: item.name,
+        tasks: item.completedTasks.length,
+        failed,
+      });
+    }
+    this.#afterChange();
+  }
+
+  async #runTask(item: QueueItem, task: Task): Promise<void> {
+    const clock = this.#clock;
+    const due = task.expiration;
+    const start = clock.now();
+    const limit = this.#o.taskTimeout ?? 60;
+    const fields: JsonObject = {
+      graceid: item.graceid ?? null,
+      item: item.name,
+      task: task.name,
+      due,
+    };
+    let cancel: (() => void) | undefined;
+    try {
+      const result = task.execute(this.context, item);
+      if (result instanceof Promise) {
+        await Promise.race([
+          result,
+          new Promise<never>((_, reject) => {
+            cancel = clock.setTimer(
+              () =>
+                reject(
+                  new Error(`Task ${task.name} timed out after ${limit} s`),
+                ),
+              limit * 1000,
+            );
+          }),
+        ]);
+      }
+    } catch (error) {
+      this.#o.log.event(
+        "error",
+        "task_failed",
+        {
+          ...fields,
+          lateness_ms: (start - due) * 1000,
+          ...errorFields(error),
+        },
+        `task ${task.name} of ${item.name} failed: ${
+          (error as Error)?.message ?? error
+        }`,
+      );
+      this.context.notify(
+        `lvalertMP: task ${task.name} failed in ${this.#o.child}`,
+        `child    : ${this.#o.child}\nitem     : ${item.name}\n` +
+          `graceid  : ${item.graceid ?? "-"}\ntask     : ${task.name}\n\n` +
+          `${error instanceof Error ? error.stack : String(error)}\n`,
+      );
+      throw error;
+    } finally {
+      cancel?.();
+    }
+    this.#o.log.event("info", "task_executed", {
+      ...fields,
+      lateness_ms: ms(start - due),
+      duration_ms: ms(clock.now() - start),
+    });
+  }
+
+  #afterChange(): void {
+    if (this.#stopped) return;
+    const next = this.queue.peek();
+    const expiration = next?.expiration ?? Infinity;
+    if (expiration !== this.#armedFor) {
+      this.#cancelTimer?.();
+      this.#cancelTimer = undefined;
+      this.#armedFor = expiration;
+      if (next) {
+        const delay = Math.max(0, (expiration - this.#clock.now()) * 1000);
+        this.#cancelTimer = this.#clock.setTimer(() => {
+          this.#cancelTimer = undefined;
+          this.#armedFor = Infinity;
+          this.#enqueue(() => this.#runDue());
+        }, delay);
+      }
+    }
+    this.#watch?.check(this.queue.size, this.#clock.now(), {
+      log: this.#o.log,
+      notify: (s, b, r) => this.#o.notify(s, b, r),
+    });
+    this.#o.onChange?.({
+      queue: this.queue.size,
+      next: next ? next.expiration : null,
+    });
+  }
+}

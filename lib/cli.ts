@@ -1,0 +1,195 @@
+/**
+ * Command-line flags of `lvalert_listenMP`, parsed with `node:util`'s
+ * `parseArgs` (the JSR `@std/cli` is not reachable from every build host).
+ *
+ * @module
+ */
+
+import { parseArgs } from "node:util";
+import type { LogFormat } from "./log.ts";
+
+/** The listener's options, validated. */
+export interface ListenArgs {
+  username: string | undefined;
+  password: string | undefined;
+  server: string;
+  resource: string;
+  configFile: string | undefined;
+  netrc: string | undefined;
+  show: boolean;
+  verbose: boolean;
+  debug: boolean;
+  version: boolean;
+  help: boolean;
+  port: number;
+  pubsubService: string | undefined;
+  caFile: string | undefined;
+  insecureTls: boolean;
+  allowPlaintext: boolean;
+  stateDir: string | undefined;
+  replay: string | undefined;
+  speed: number;
+  exitWhenIdle: boolean;
+  checkConfig: boolean;
+  logFormat: LogFormat;
+  catchUp: number;
+  createMissingNodes: boolean;
+}
+
+/** A parse that worked, or the message for a usage error (exit 2). */
+export type ParseResult<T> = { ok: true; value: T } | {
+  ok: false;
+  message: string;
+};
+
+export const LISTEN_USAGE = `Usage: lvalert_listenMP [options] -c CONFIG
+       lvalert_listenMP send|command|admin|status|ctl ... (see --help of each)
+
+Listens to LVAlert (XMPP pubsub) nodes and routes each alert to the child
+that the config file assigns its node to.
+
+Options of the original tool:
+  -a, --username USER      XMPP user (default: the netrc login for the server)
+  -b, --password PW        accepted for old scripts; other users can read argv
+  -s, --server HOST        XMPP server (default lvalert.cgca.uwm.edu)
+  -r, --resource RES       XMPP resource (default listener)
+  -c, --config-file FILE   listener config (required)
+  -N, --netrc FILE         netrc file (default $NETRC or ~/.netrc)
+  -S, --show               print "child < payload" for each routed alert
+  -v, --verbose            debug-level logs of the listener
+  -g, --debug              as -v, plus XMPP traffic
+  -w, --version            print the version
+  -h, --help               this text
+
+New options:
+      --port N             XMPP port (default 5222)
+      --pubsub-service JID pubsub service (default pubsub.SERVER)
+      --ca-file PEM        also trust this CA for the server's certificate
+      --insecure-tls       do not verify the server's certificate (unsafe)
+      --allow-plaintext    allow a connection without TLS (tests only)
+      --state-dir DIR      journal, checkpoints and control socket
+      --replay FILE        read alerts from a JSON Lines file, not a server
+      --speed X            replay time factor (default 1; 0 = no waiting)
+      --exit-when-idle     exit 0 once the source is done and queues are empty
+      --check-config       validate config, childConfigs and handlers; exit
+      --log-format F       text (default) or json
+      --catch-up N         items fetched per node after a reconnect (default 20)
+      --create-missing-nodes  create configured nodes that do not exist
+
+Exit codes: 0 ok, 1 failure, 2 usage, 69 server unavailable,
+77 authentication refused, 78 configuration error.`;
+
+function number(
+  raw: string | undefined,
+  fallback: number,
+  flag: string,
+  ok: (n: number) => boolean,
+  want: string,
+): number | string {
+  if (raw === undefined) return fallback;
+  const value = Number(raw);
+  return raw.trim() !== "" && ok(value)
+    ? value
+    : `${flag} must be ${want}, got "${raw}"`;
+}
+
+/** Parses the listener's flags. */
+export function parseListenArgs(argv: string[]): ParseResult<ListenArgs> {
+  let values;
+  try {
+    ({ values } = parseArgs({
+      args: argv,
+      strict: true,
+      allowPositionals: false,
+      options: {
+        username: { type: "string", short: "a" },
+        password: { type: "string", short: "b" },
+        server: { type: "string", short: "s" },
+        resource: { type: "string", short: "r" },
+        "config-file": { type: "string", short: "c" },
+        netrc: { type: "string", short: "N" },
+        show: { type: "boolean", short: "S" },
+        verbose: { type: "boolean", short: "v" },
+        debug: { type: "boolean", short: "g" },
+        version: { type: "boolean", short: "w" },
+        help: { type: "boolean", short: "h" },
+        port: { type: "string" },
+        "pubsub-service": { type: "string" },
+        "ca-file": { type: "string" },
+        "insecure-tls": { type: "boolean" },
+        "allow-plaintext": { type: "boolean" },
+        "state-dir": { type: "string" },
+        replay: { type: "string" },
+        speed: { type: "string" },
+        "exit-when-idle": { type: "boolean" },
+        "check-config": { type: "boolean" },
+        "log-format": { type: "string" },
+        "catch-up": { type: "string" },
+        "create-missing-nodes": { type: "boolean" },
+      },
+    }));
+  } catch (error) {
+    return { ok: false, message: (error as Error).message };
+  }
+  const port = number(
+    values.port,
+    5222,
+    "--port",
+    (n) => Number.isInteger(n) && n > 0 && n < 65536,
+    "a port number",
+  );
+  const speed = number(
+    values.speed,
+    1,
+    "--speed",
+    (n) => n >= 0 && Number.isFinite(n),
+    "a number >= 0",
+  );
+  const catchUp = number(
+    values["catch-up"],
+    20,
+    "--catch-up",
+    (n) => Number.isInteger(n) && n >= 0,
+    "a whole number >= 0",
+  );
+  for (const v of [port, speed, catchUp]) {
+    if (typeof v === "string") return { ok: false, message: v };
+  }
+  const format = values["log-format"] ?? "text";
+  if (format !== "text" && format !== "json") {
+    return {
+      ok: false,
+      message: `--log-format must be text or json, got "${format}"`,
+    };
+  }
+  const value: ListenArgs = {
+    username: values.username,
+    password: values.password,
+    server: values.server ?? "lvalert.cgca.uwm.edu",
+    resource: values.resource ?? "listener",
+    configFile: values["config-file"],
+    netrc: values.netrc,
+    show: values.show ?? false,
+    verbose: values.verbose ?? false,
+    debug: values.debug ?? false,
+    version: values.version ?? false,
+    help: values.help ?? false,
+    port: port as number,
+    pubsubService: values["pubsub-service"],
+    caFile: values["ca-file"],
+    insecureTls: values["insecure-tls"] ?? false,
+    allowPlaintext: values["allow-plaintext"] ?? false,
+    stateDir: values["state-dir"],
+    replay: values.replay,
+    speed: speed as number,
+    exitWhenIdle: values["exit-when-idle"] ?? false,
+    checkConfig: values["check-config"] ?? false,
+    logFormat: format,
+    catchUp: catchUp as number,
+    createMissingNodes: values["create-missing-nodes"] ?? false,
+  };
+  if (!value.version && !value.help && value.configFile === undefined) {
+    return { ok: false, message: "-c/--config-file is required" };
+  }
+  return { ok: true, value };
+}

@@ -1,0 +1,265 @@
+/**
+ * Commands to a running child, sent as alerts with `uid: "command"` (the
+ * wire format of lvalert_commandMP) or through the control socket. Each
+ * command becomes a queue item like any other follow-up, so it is timed,
+ * logged and checkpointed the same way.
+ *
+ * @module
+ */
+
+import { isAbsolute, join } from "node:path";
+import { isJsonObject, type JsonObject } from "./alert.ts";
+import type { ChildContext } from "./context.ts";
+import { QueueItem } from "./queue_item.ts";
+import { Task } from "./task.ts";
+
+/** A command a child understands. Handlers may export more. */
+export interface CommandSpec {
+  name: string;
+  description: string;
+  /** Keyword arguments that must be present. */
+  required?: readonly string[];
+  /** Keyword arguments that must not be present. */
+  forbidden?: readonly string[];
+  /** Does the work when the command's item comes due. */
+  run(
+    ctx: ChildContext,
+    kwargs: JsonObject,
+    item: QueueItem,
+  ): void | Promise<void>;
+}
+
+/** Result of checking a command alert. */
+export type CommandCheck =
+  | { ok: true; spec: CommandSpec; kwargs: JsonObject; sleep: number | null }
+  | { ok: false; reason: string };
+
+/**
+ * Runs one command. With a `sleep` keyword argument it first comes due
+ * `sleep` seconds after `t0` and then repeats every `sleep` seconds, as in
+ * the original; without one it runs at once.
+ */
+export class CommandTask extends Task {
+  command: string;
+  kwargs: JsonObject;
+  sleep: number | null;
+
+  constructor(command: string, kwargs: JsonObject, sleep: number | null) {
+    super(sleep ?? 0, command);
+    this.command = command;
+    this.kwargs = kwargs;
+    this.sleep = sleep;
+  }
+
+  async execute(ctx: ChildContext, item: QueueItem): Promise<void> {
+    const spec = ctx.commands.get(this.command);
+    if (!spec) throw new Error(`Unknown command "${this.command}"`);
+    try {
+      await spec.run(ctx, this.kwargs, item);
+    } finally {
+      if (this.sleep !== null) this.expiration += this.sleep;
+    }
+  }
+}
+
+/** The item holding one {@linkcode CommandTask}. */
+export class CommandItem extends QueueItem {
+  constructor(t0: number, task: CommandTask, graceid?: string) {
+    super(t0, [task], { graceid, name: task.command });
+  }
+}
+
+function kwargString(kwargs: JsonObject, key: string): string {
+  const value = kwargs[key];
+  return typeof value === "string" ? value : JSON.stringify(value);
+}
+
+/** Text dump of a queue, as the original printQueue wrote it. */
+export function describeQueue(ctx: ChildContext): string {
+  const lines = [`queue: ${ctx.queue.size} pending item(s)`];
+  for (const item of ctx.queue) {
+    const tasks = item.tasks.map((t) =>
+      `${t.name}@${new Date(t.expiration * 1000).toISOString()}`
+    );
+    lines.push(
+      `  ${item.name} graceid=${item.graceid ?? "-"} expiration=${
+        new Date(item.expiration * 1000).toISOString()
+      } tasks=[${tasks.join(", ")}]`,
+    );
+  }
+  for (const graceid of ctx.queue.graceIds()) {
+    lines.push(`${graceid} : ${ctx.queue.byGraceId(graceid).length} item(s)`);
+  }
+  return lines.join("\n");
+}
+
+/** The commands every child knows. */
+export const BUILTIN_COMMANDS: readonly CommandSpec[] = [
+  {
+    name: "printMessage",
+    description: "logs 'message'",
+    required: ["message"],
+    run(ctx, kwargs) {
+      const message = kwargString(kwargs, "message");
+      ctx.log.event(
+        "info",
+        "command",
+        { command: "printMessage", message },
+        message,
+      );
+    },
+  },
+  {
+    name: "raiseException",
+    description: "fails on purpose: the item fails, the child goes on",
+    run() {
+      throw new Error("raiseException command received");
+    },
+  },
+  {
+    name: "raiseWarning",
+    description: "logs a warning on purpose",
+    run(ctx) {
+      ctx.log.event("warning", "warning", {
+        command: "raiseWarning",
+        reason: "raiseWarning command received",
+      }, "raiseWarning command received");
+    },
+  },
+  {
+    name: "clearQueue",
+    description: "marks every pending item complete",
+    run(ctx) {
+      const cleared = ctx.queue.clear().length;
+      ctx.log.event("info", "command", { command: "clearQueue", cleared });
+    },
+  },
+  {
+    name: "clearGraceID",
+    description: "marks every pending item of 'graceid' complete",
+    required: ["graceid"],
+    run(ctx, kwargs, self) {
+      const graceid = kwargString(kwargs, "graceid");
+      let cleared = 0;
+      for (const item of ctx.queue.byGraceId(graceid)) {
+        if (item === self) continue;
+        item.complete = true;
+        cleared++;
+      }
+      ctx.log.event("info", "command", {
+        command: "clearGraceID",
+        graceid,
+        cleared,
+      });
+    },
+  },
+  {
+    name: "printQueue",
+    description:
+      "writes the queue to 'filename' (STDOUT, STDERR, or a file under log_directory)",
+    required: ["filename"],
+    async run(ctx, kwargs) {
+      const filename = kwargString(kwargs, "filename");
+      const text = describeQueue(ctx);
+      if (filename === "STDOUT" || filename === "STDERR") {
+        ctx.log.event("info", "queue", {
+          command: "printQueue",
+          size: ctx.queue.size,
+        }, text);
+        return;
+      }
+      const path = isAbsolute(filename)
+        ? filename
+        : join(ctx.logDirectory, filename);
+      await Deno.writeTextFile(path, text + "\n");
+      ctx.log.event("info", "command", { command: "printQueue", path });
+    },
+  },
+  {
+    name: "sendEmail",
+    description:
+      "sends mail: 'recipients' (default: the section's), 'subject', 'body'",
+    run(ctx, kwargs) {
+      const raw = kwargs.recipients;
+      const recipients = typeof raw === "string"
+        ? raw.split(/[\s,]+/).filter(Boolean)
+        : Array.isArray(raw)
+        ? raw.map(String)
+        : [...ctx.recipients];
+      if (recipients.length === 0) {
+        throw new Error(
+          "sendEmail: no 'recipients' given and the section has none",
+        );
+      }
+      const subject = typeof kwargs.subject === "string"
+        ? kwargs.subject
+        : `lvalertMP message from ${ctx.child}`;
+      const body = typeof kwargs.body === "string"
+        ? kwargs.body
+        : typeof kwargs.message === "string"
+        ? kwargs.message
+        : `sendEmail command received by ${ctx.child}`;
+      ctx.notify(subject, body, recipients);
+      ctx.log.event("info", "command", { command: "sendEmail", recipients });
+    },
+  },
+];
+
+/**
+ * Checks a command alert's name and keyword arguments against the known
+ * commands.
+ */
+export function checkCommand(
+  commands: ReadonlyMap<string, CommandSpec>,
+  name: string,
+  object: unknown,
+): CommandCheck {
+  const spec = commands.get(name);
+  if (!spec) {
+    return {
+      ok: false,
+      reason: `unknown command "${name}"; known: ${
+        [...commands.keys()].sort().join(", ")
+      }`,
+    };
+  }
+  const kwargs = object === undefined ? {} : object;
+  if (!isJsonObject(kwargs)) {
+    return {
+      ok: false,
+      reason: `command ${name}: "object" must be a JSON object`,
+    };
+  }
+  const missing = (spec.required ?? []).filter((k) => !(k in kwargs));
+  if (missing.length) {
+    return {
+      ok: false,
+      reason: `command ${name} is missing required kwarg(s): ${
+        missing.join(", ")
+      }`,
+    };
+  }
+  const forbidden = (spec.forbidden ?? []).filter((k) => k in kwargs);
+  if (forbidden.length) {
+    return {
+      ok: false,
+      reason: `command ${name} got forbidden kwarg(s): ${forbidden.join(", ")}`,
+    };
+  }
+  let sleep: number | null = null;
+  if ("sleep" in kwargs) {
+    const raw = kwargs.sleep;
+    const value = typeof raw === "string" ? Number(raw) : raw;
+    if (typeof value !== "number" || !(value > 0) || !Number.isFinite(value)) {
+      return {
+        ok: false,
+        reason:
+          `command ${name}: "sleep" must be a number of seconds > 0, got ${
+            JSON.stringify(raw)
+          }`,
+      };
+    }
+    sleep = value;
+  }
+  return { ok: true, spec, kwargs, sleep };
+}

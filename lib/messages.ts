@@ -1,0 +1,141 @@
+/**
+ * Every message between the listener (main) and a child worker: one
+ * discriminated union per direction, and parsers that narrow
+ * `MessageEvent.data` into them.
+ *
+ * @module
+ */
+
+import { type Alert, isJsonObject, type JsonObject } from "./alert.ts";
+import type { IniData } from "./ini.ts";
+import type { LogFormat } from "./log.ts";
+import type { QueueWatchOptions } from "./queue_watch.ts";
+
+/** Everything a worker needs to run its child; built by main. */
+export interface ChildSettings {
+  child: string;
+  /** URL of the handler module to import. */
+  handlerUrl: string;
+  processType: string;
+  childConfig: IniData;
+  logFile: string;
+  logDirectory: string;
+  logLevel: number;
+  logFormat: LogFormat;
+  print2stdout: boolean;
+  verbose: boolean;
+  taskTimeout: number;
+  maxComplete: number;
+  maxFrac: number;
+  recipients: string[];
+  watch: QueueWatchOptions;
+  identity: { hostname: string; pid: number };
+  /** Load and validate only (for `--check-config`), then stop. */
+  checkOnly: boolean;
+}
+
+/** Main to worker. */
+export type ToChild =
+  | { type: "init"; settings: ChildSettings }
+  | {
+    type: "alert";
+    seq: number;
+    node: string;
+    id: string | null;
+    alert: Alert;
+    t0: number;
+  }
+  | { type: "ping"; n: number }
+  | { type: "shutdown" };
+
+/** Worker to main. */
+export type FromChild =
+  | { type: "ready"; commands: string[] }
+  /** The child could not start: a start-up (configuration) failure. */
+  | { type: "init_failed"; message: string }
+  /** The child is about to die on its own (it called close()). */
+  | { type: "fatal"; message: string }
+  | { type: "ack"; seq: number; ok: boolean; reason: string | null }
+  | { type: "state"; queue: number; next: number | null }
+  | { type: "log"; line: string }
+  | { type: "notify"; subject: string; body: string; recipients: string[] }
+  | { type: "publish"; node: string; payload: JsonObject }
+  | { type: "pong"; n: number }
+  | { type: "stopped" };
+
+type FieldType =
+  | "string"
+  | "number"
+  | "boolean"
+  | "string|null"
+  | "number|null"
+  | "strings"
+  | "object";
+
+const isType: Record<FieldType, (v: unknown) => boolean> = {
+  "string": (v) => typeof v === "string",
+  "number": (v) => typeof v === "number",
+  "boolean": (v) => typeof v === "boolean",
+  "string|null": (v) => v === null || typeof v === "string",
+  "number|null": (v) => v === null || typeof v === "number",
+  "strings": (v) => Array.isArray(v) && v.every((s) => typeof s === "string"),
+  "object": isJsonObject,
+};
+
+type Shapes<U extends { type: string }> = {
+  [K in U["type"]]: Record<string, FieldType>;
+};
+
+const TO_CHILD: Shapes<ToChild> = {
+  init: { settings: "object" },
+  alert: {
+    seq: "number",
+    node: "string",
+    id: "string|null",
+    alert: "object",
+    t0: "number",
+  },
+  ping: { n: "number" },
+  shutdown: {},
+};
+
+const FROM_CHILD: Shapes<FromChild> = {
+  ready: { commands: "strings" },
+  init_failed: { message: "string" },
+  fatal: { message: "string" },
+  ack: { seq: "number", ok: "boolean", reason: "string|null" },
+  state: { queue: "number", next: "number|null" },
+  log: { line: "string" },
+  notify: { subject: "string", body: "string", recipients: "strings" },
+  publish: { node: "string", payload: "object" },
+  pong: { n: "number" },
+  stopped: {},
+};
+
+function narrow<U extends { type: string }>(
+  shapes: Shapes<U>,
+  data: unknown,
+): U | null {
+  if (!isJsonObject(data) || typeof data.type !== "string") return null;
+  if (!Object.hasOwn(shapes, data.type)) return null;
+  const shape = shapes[data.type as U["type"]];
+  for (const [key, type] of Object.entries(shape)) {
+    if (!isType[type](data[key])) return null;
+  }
+  return data as U;
+}
+
+/** Narrows a message a worker received; null when it is not one. */
+export function readToChild(data: unknown): ToChild | null {
+  return narrow(TO_CHILD, data);
+}
+
+/** Narrows a message main received from a worker; null when it is not one. */
+export function readFromChild(data: unknown): FromChild | null {
+  return narrow(FROM_CHILD, data);
+}
+
+/** For the `default` of exhaustive switches. */
+export function unreachable(value: never): never {
+  throw new Error(`Unhandled message: ${JSON.stringify(value)}`);
+}

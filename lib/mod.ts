@@ -1,0 +1,37 @@
+/**
+ * The public API for handler authors: the queue engine's classes, the
+ * context a handler runs in, alerts of both GraceDB schemas, and config
+ * access.
+ *
+ * A handler is a module in `workers/handlers/<process_type>.ts` that
+ * exports `parseAlert(ctx, alert, t0, config)` and the item and task
+ * classes it creates:
+ *
+ * ```ts
+ * import { type Alert, type ChildContext, QueueItem, Task } from "../../lib/mod.ts";
+ *
+ * export class CheckSkymap extends Task {
+ *   execute(ctx: ChildContext, item: QueueItem) {
+ *     ctx.log.warning(`no sky map for ${item.graceid} after ${this.timeout} s`);
+ *   }
+ * }
+ * export class Followup extends QueueItem {}
+ *
+ * export function parseAlert(ctx: ChildContext, alert: Alert, t0: number) {
+ *   if (alert.alert_type !== "new") return;
+ *   ctx.queue.insert(new Followup(t0, [new CheckSkymap(60)], { graceid: alert.uid }));
+ * }
+ * ```
+ *
+ * @module
+ */
+
+export * from "./alert.ts";
+export * from "./commands.ts";
+export * from "./config_error.ts";
+export * from "./context.ts";
+export * from "./handler.ts";
+export * from "./ini.ts";
+export * from "./sorted_queue.ts";
+export * from "./task.ts";
+export { QueueItem, type QueueItemOptions } from "./queue_item.ts";

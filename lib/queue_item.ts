@@ -1,0 +1,147 @@
+/**
+ * A follow-up process: an ordered list of tasks sharing one start time.
+ *
+ * @module
+ */
+
+import type { ChildContext } from "./context.ts";
+import type { Task } from "./task.ts";
+
+/** What a queue holding an item must hear about; internal to the engine. */
+export interface ItemOwner {
+  completed(item: QueueItem): void;
+  rekey(item: QueueItem): void;
+}
+
+/** The queue an item sits in (internal). */
+export const OWNER: unique symbol = Symbol("owner");
+/** The item's live heap entry (internal). */
+export const ENTRY: unique symbol = Symbol("entry");
+const COMPLETE: unique symbol = Symbol("complete");
+
+/** Options for {@linkcode QueueItem}. */
+export interface QueueItemOptions {
+  /** Key for `queue.byGraceId()`; commands such as clearGraceID use it. */
+  graceid?: string | undefined;
+  /** Shown in logs; defaults to the class name. */
+  name?: string;
+}
+
+/**
+ * An item of the queue. Its `expiration` is its earliest task's; it is
+ * `complete` once no task is left, or when a handler says so, and then it
+ * leaves the queue and its graceid index by itself.
+ *
+ * @example
+ * ```ts
+ * const item = new QueueItem(t0, [new CheckSkymap(60), new Remind(600)], {
+ *   graceid: "S220316r",
+ * });
+ * ctx.queue.insert(item);
+ * // later, from another alert:
+ * for (const old of ctx.queue.byGraceId("S220316r")) old.complete = true;
+ * ```
+ */
+export class QueueItem {
+  name: string;
+  /** Epoch seconds the item's task timeouts count from. */
+  t0: number;
+  graceid: string | undefined;
+  /** Remaining tasks, earliest first. */
+  tasks: Task[] = [];
+  /** Tasks that ran and are done. */
+  completedTasks: Task[] = [];
+  [OWNER]: ItemOwner | undefined;
+  [ENTRY]: unknown;
+  [COMPLETE] = false;
+
+  constructor(t0: number, tasks: Task[], options: QueueItemOptions = {}) {
+    this.name = options.name ?? this.constructor.name;
+    this.t0 = t0;
+    this.graceid = options.graceid;
+    this.add(tasks);
+    if (tasks.length === 0) this[COMPLETE] = true;
+  }
+
+  /** Earliest remaining task's expiration; `-Infinity` with none left. */
+  get expiration(): number {
+    return this.tasks[0]?.expiration ?? -Infinity;
+  }
+
+  get complete(): boolean {
+    return this[COMPLETE];
+  }
+
+  /** Marking an item complete removes it from its queue and indexes. */
+  set complete(value: boolean) {
+    if (value === this[COMPLETE]) return;
+    this[COMPLETE] = value;
+    if (value) this[OWNER]?.completed(this);
+  }
+
+  /** Adds tasks; a task without an expiration gets `t0 + timeout`. */
+  add(tasks: Task | Task[]): void {
+    for (const task of Array.isArray(tasks) ? tasks : [tasks]) {
+      if (Number.isNaN(task.expiration)) task.setExpiration(this.t0);
+      this.#place(task);
+    }
+    this[OWNER]?.rekey(this);
+  }
+
+  /**
+   * Removes and returns the first remaining task named `name`.
+   *
+   * @throws {RangeError} when no remaining task has that name
+   */
+  remove(name: string): Task {
+    const index = this.tasks.findIndex((task) => task.name === name);
+    if (index < 0) {
+      throw new RangeError(`No task named "${name}" in item ${this.name}`);
+    }
+    const [task] = this.tasks.splice(index, 1);
+    this[OWNER]?.rekey(this);
+    return task!;
+  }
+
+  /** Re-times every remaining task from a new `t0`. */
+  setExpiration(t0: number): void {
+    this.t0 = t0;
+    for (const task of this.tasks) task.setExpiration(t0);
+    this.sortTasks();
+  }
+
+  /** Re-sorts tasks; call it after changing a task's expiration by hand. */
+  sortTasks(): void {
+    this.tasks.sort((a, b) => a.expiration - b.expiration);
+    this[OWNER]?.rekey(this);
+  }
+
+  /** Whether the earliest task is due at `now`. */
+  hasExpired(now: number): boolean {
+    return now >= this.expiration;
+  }
+
+  /**
+   * Runs every task that is due, earliest first, through `ctx.runTask`.
+   * A task that moved its expiration later goes back in line; the item is
+   * complete when no task is left. An error from a task propagates.
+   */
+  async execute(ctx: ChildContext): Promise<void> {
+    for (;;) {
+      const task = this.tasks[0];
+      if (!task || task.expiration > ctx.now()) break;
+      this.tasks.shift();
+      const before = task.expiration;
+      await ctx.runTask(this, task);
+      if (task.expiration > before) this.#place(task);
+      else this.completedTasks.push(task);
+    }
+    if (this.tasks.length === 0) this.complete = true;
+  }
+
+  #place(task: Task): void {
+    let i = this.tasks.length;
+    while (i > 0 && this.tasks[i - 1]!.expiration > task.expiration) i--;
+    this.tasks.splice(i, 0, task);
+  }
+}

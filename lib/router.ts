@@ -1,0 +1,222 @@
+/**
+ * The router: node -> child, payload checks and de-duplication. It runs on
+ * the listener's thread and does no user work.
+ *
+ * @module
+ */
+
+import { type Alert, type JsonObject, readAlert } from "./alert.ts";
+import type { ChildLog } from "./context.ts";
+
+/** An alert as a source hands it over. */
+export interface RouteInput {
+  node: string;
+  /** The pubsub item id (or replay `id`), when there is one. */
+  id: string | null;
+  /** The payload: JSON text, or an already parsed value. */
+  payload: unknown;
+  /** Epoch seconds of receipt. */
+  t0: number;
+  /** Where it came from, for messages (`file:line`). */
+  where?: string;
+}
+
+/** An alert on its way to a child. */
+export interface Delivery {
+  child: string;
+  node: string;
+  id: string | null;
+  alert: Alert;
+  t0: number;
+}
+
+/** What became of one input. */
+export type RouteOutcome =
+  | "routed"
+  | "rejected"
+  | "unrouted"
+  | "duplicate"
+  | "ignored";
+
+/** Counters, reported at exit and by `status`. */
+export interface RouteCounts {
+  received: number;
+  routed: number;
+  rejected: number;
+  unrouted: number;
+  duplicates: number;
+  ignored: number;
+}
+
+/** Remembers item ids already routed, per node. */
+export interface SeenIds {
+  has(node: string, id: string): boolean;
+  add(node: string, id: string): void;
+}
+
+/** Options for {@linkcode Router}. */
+export interface RouterOptions {
+  /** node -> child */
+  owners: ReadonlyMap<string, string>;
+  deliver(delivery: Delivery): void;
+  log: ChildLog;
+  /** `-S`: called with the child and payload text of each routed alert. */
+  show?: (child: string, text: string) => void;
+  /**
+   * Seconds within which the same payload on another node of the same
+   * child counts as a duplicate. @default {60}
+   */
+  dedupWindow?: number;
+  /** Item ids already routed; kept in memory when absent. */
+  seen?: SeenIds;
+}
+
+/** In-memory {@linkcode SeenIds}, bounded per node. */
+export class MemorySeenIds implements SeenIds {
+  #nodes = new Map<string, Set<string>>();
+  #limit: number;
+
+  constructor(limit = 10_000) {
+    this.#limit = limit;
+  }
+
+  has(node: string, id: string): boolean {
+    return this.#nodes.get(node)?.has(id) ?? false;
+  }
+
+  add(node: string, id: string): void {
+    let ids = this.#nodes.get(node);
+    if (!ids) this.#nodes.set(node, ids = new Set());
+    ids.add(id);
+    if (ids.size > this.#limit) {
+      ids.delete(ids.values().next().value!);
+    }
+  }
+}
+
+/** Routes alerts from any source to the child that owns their node. */
+export class Router {
+  readonly counts: RouteCounts = {
+    received: 0,
+    routed: 0,
+    rejected: 0,
+    unrouted: 0,
+    duplicates: 0,
+    ignored: 0,
+  };
+  #o: RouterOptions;
+  #seen: SeenIds;
+  #window: number;
+  /** child -> payload text -> (node, t0), oldest first */
+  #recent = new Map<string, Map<string, { node: string; t0: number }>>();
+
+  constructor(options: RouterOptions) {
+    this.#o = options;
+    this.#seen = options.seen ?? new MemorySeenIds();
+    this.#window = options.dedupWindow ?? 60;
+  }
+
+  /** Counts and logs input that never became an alert (a bad replay line). */
+  reject(where: string, reason: string): void {
+    this.counts.received++;
+    this.#rejected(where, reason, {});
+  }
+
+  #rejected(where: string, reason: string, fields: JsonObject): void {
+    this.counts.rejected++;
+    this.#o.log.event(
+      "warning",
+      "alert_rejected",
+      { where, reason, ...fields },
+      reason,
+    );
+  }
+
+  route(input: RouteInput): RouteOutcome {
+    this.counts.received++;
+    const { node, id, t0 } = input;
+    const where = input.where ??
+      `node ${node}${id === null ? "" : ` item ${id}`}`;
+    const log = this.#o.log;
+    const child = this.#o.owners.get(node);
+    if (child === undefined) {
+      this.counts.unrouted++;
+      log.event(
+        "warning",
+        "alert_unrouted",
+        { node, id, where },
+        `no child listens to node "${node}"; alert dropped`,
+      );
+      return "unrouted";
+    }
+    const read = readAlert(input.payload);
+    if (!read.ok) {
+      this.#rejected(where, read.reason, { node, id, child });
+      return "rejected";
+    }
+    const alert = read.alert;
+    if (read.schema === "heartbeat" && alert.ptype !== "request") {
+      // Our own heartbeat responses come back on the node; not alerts.
+      this.counts.ignored++;
+      log.event("debug", "alert_ignored", {
+        node,
+        id,
+        reason: "heartbeat response",
+      });
+      return "ignored";
+    }
+    if (id !== null && this.#seen.has(node, id)) {
+      this.counts.duplicates++;
+      log.event("info", "alert_duplicate", {
+        node,
+        id,
+        child,
+        uid: alert.uid,
+        reason: "item id already routed",
+      });
+      return "duplicate";
+    }
+    const text = typeof input.payload === "string"
+      ? input.payload.trim()
+      : JSON.stringify(input.payload);
+    const twin = this.#twin(child, text, node, t0);
+    if (id !== null) this.#seen.add(node, id);
+    if (twin !== undefined) {
+      this.counts.duplicates++;
+      log.event("info", "alert_duplicate", {
+        node,
+        id,
+        child,
+        uid: alert.uid,
+        reason: `same payload already routed from node ${twin}`,
+      });
+      return "duplicate";
+    }
+    this.counts.routed++;
+    this.#o.show?.(child, text);
+    this.#o.deliver({ child, node, id, alert, t0 });
+    return "routed";
+  }
+
+  /** The other node this payload reached the child from recently, if any. */
+  #twin(
+    child: string,
+    text: string,
+    node: string,
+    t0: number,
+  ): string | undefined {
+    let recent = this.#recent.get(child);
+    if (!recent) this.#recent.set(child, recent = new Map());
+    for (const [key, seen] of recent) {
+      if (t0 - seen.t0 <= this.#window) break;
+      recent.delete(key);
+    }
+    const seen = recent.get(text);
+    if (seen && seen.node !== node && t0 - seen.t0 <= this.#window) {
+      return seen.node;
+    }
+    recent.delete(text);
+    recent.set(text, { node, t0 });
+    return undefined;
+  }
+}

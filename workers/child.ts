@@ -1,0 +1,147 @@
+/// <reference no-default-lib="true" />
+/// <reference lib="deno.worker" />
+/**
+ * Worker entry: one child. Loads its handler, runs its queue, and talks to
+ * the listener only through the messages of `lib/messages.ts`.
+ *
+ * @module
+ */
+
+import { ChildRuntime } from "../lib/child_runtime.ts";
+import { asHandlerModule } from "../lib/handler.ts";
+import { Ini } from "../lib/ini.ts";
+import { fileSink, Logger } from "../lib/log.ts";
+import {
+  type ChildSettings,
+  type FromChild,
+  readToChild,
+  type ToChild,
+  unreachable,
+} from "../lib/messages.ts";
+
+function post(message: FromChild): void {
+  self.postMessage(message);
+}
+
+let runtime: ChildRuntime | undefined;
+let logFile: Deno.FsFile | undefined;
+let started: Promise<boolean> | undefined;
+
+// A handler that closes its own worker must not vanish silently.
+const close = self.close.bind(self);
+self.close = () => {
+  post({ type: "fatal", message: "the worker closed itself (close() called)" });
+  close();
+};
+
+self.addEventListener("unhandledrejection", (event) => {
+  event.preventDefault();
+  const reason = event.reason;
+  const text = reason instanceof Error
+    ? reason.stack ?? reason.message
+    : String(reason);
+  runtime?.context.log.event(
+    "error",
+    "unhandled_rejection",
+    { error: text },
+    text,
+  );
+});
+
+async function init(settings: ChildSettings): Promise<boolean> {
+  try {
+    await Deno.mkdir(settings.logDirectory, { recursive: true });
+    logFile = await Deno.open(settings.logFile, {
+      append: true,
+      create: true,
+      mode: 0o640,
+    });
+    const sinks = [fileSink(logFile)];
+    if (settings.print2stdout) {
+      sinks.push((line) => post({ type: "log", line }));
+    }
+    const log = new Logger({
+      child: settings.child,
+      format: settings.logFormat,
+      level: settings.logLevel,
+      sinks,
+    });
+    const config = new Ini(settings.childConfig);
+    const handler = asHandlerModule(
+      await import(settings.handlerUrl),
+      settings.handlerUrl,
+    );
+    handler.validateConfig?.(config);
+    runtime = new ChildRuntime({
+      child: settings.child,
+      handler,
+      config,
+      log,
+      logDirectory: settings.logDirectory,
+      recipients: settings.recipients,
+      taskTimeout: settings.taskTimeout,
+      queue: { maxComplete: settings.maxComplete, maxFrac: settings.maxFrac },
+      watch: settings.watch,
+      identity: settings.identity,
+      notify: (subject, body, recipients) =>
+        post({ type: "notify", subject, body, recipients: [...recipients] }),
+      publish: (node, payload) => post({ type: "publish", node, payload }),
+      onChange: (state) => post({ type: "state", ...state }),
+    });
+    log.event("info", "child_started", {
+      process_type: settings.processType,
+      handler: settings.handlerUrl,
+      check_only: settings.checkOnly,
+    });
+    post({ type: "ready", commands: [...runtime.context.commands.keys()] });
+    return true;
+  } catch (error) {
+    post({
+      type: "init_failed",
+      message: error instanceof Error ? error.message : String(error),
+    });
+    return false;
+  }
+}
+
+async function handle(message: ToChild): Promise<void> {
+  switch (message.type) {
+    case "init":
+      started = init(message.settings);
+      return;
+    case "alert": {
+      if (!(await started)) return;
+      const { seq, node, id, alert, t0 } = message;
+      const result = await runtime!.deliver(alert, t0, { node, id, seq });
+      post({
+        type: "ack",
+        seq,
+        ok: result.ok,
+        reason: result.ok ? null : result.reason,
+      });
+      return;
+    }
+    case "ping":
+      post({ type: "pong", n: message.n });
+      return;
+    case "shutdown":
+      await runtime?.stop();
+      logFile?.close();
+      logFile = undefined;
+      post({ type: "stopped" });
+      return;
+    default:
+      unreachable(message);
+  }
+}
+
+self.onmessage = (event: MessageEvent<unknown>) => {
+  const message = readToChild(event.data);
+  if (!message) {
+    runtime?.context.log.event("error", "bad_message", {
+      data: JSON.stringify(event.data) ?? String(event.data),
+    });
+    return;
+  }
+  void handle(message);
+};
