@@ -189,6 +189,7 @@ export class ChildRuntime {
       alert_type: alert.alert_type,
       id: meta.id ?? null,
       schema,
+      t0,
       ...(meta.seq === undefined ? {} : { seq: meta.seq }),
     });
     if (schema === "heartbeat") return this.#heartbeat(alert, meta);

@@ -37,8 +37,9 @@ export interface HandlerModule {
 export function asHandlerModule(mod: unknown, where: string): HandlerModule {
   const m = mod as Partial<HandlerModule> | null;
   if (typeof m?.parseAlert !== "function") {
-    throw new TypeError(
-      `Handler ${where} does not export a parseAlert function`,
+    throw new ConfigError(
+      where,
+      "Handler does not export a parseAlert function",
     );
   }
   if (

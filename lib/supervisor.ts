@@ -73,6 +73,12 @@ export interface SupervisorOptions {
   checkOnly?: boolean;
   /** Seconds between liveness pings. @default {1} */
   pingInterval?: number;
+  /**
+   * Seconds beyond the section's `task_timeout` a child may go without
+   * answering a ping before it counts as hung and is terminated.
+   * @default {5}
+   */
+  hangGrace?: number;
   /** Seconds a child may take to start. @default {30} */
   startTimeout?: number;
 }
@@ -373,7 +379,7 @@ export class Supervisor {
     const now = performance.now();
     for (const h of this.#children.values()) {
       if (h.status.state !== "ready") continue;
-      const limit = Math.max(10, h.section.taskTimeout + 5) * 1000;
+      const limit = (h.section.taskTimeout + (this.#o.hangGrace ?? 5)) * 1000;
       if (now - h.lastPong > limit) {
         this.#died(
           h,

@@ -1,0 +1,163 @@
+import assert from "node:assert/strict";
+import fc from "fast-check";
+import { QueueItem } from "../lib/queue_item.ts";
+import { SortedQueue } from "../lib/sorted_queue.ts";
+import { Task } from "../lib/task.ts";
+
+class Noop extends Task {
+  execute(): void {}
+}
+
+function item(expiration: number, graceid?: string): QueueItem {
+  return new QueueItem(0, [new Noop(expiration)], { graceid });
+}
+
+Deno.test("SortedQueue.pop() returns items earliest first", () => {
+  const q = new SortedQueue();
+  for (const e of [5, 1, 4, 2, 3]) q.insert(item(e));
+  assert.deepEqual([1, 2, 3, 4, 5].map(() => q.pop()!.expiration), [
+    1,
+    2,
+    3,
+    4,
+    5,
+  ]);
+  assert.equal(q.pop(), undefined);
+  assert.equal(q.size, 0);
+});
+
+Deno.test("SortedQueue.pop() returns equal expirations in insertion order", () => {
+  const q = new SortedQueue();
+  const items = Array.from({ length: 50 }, () => item(7));
+  for (const i of items) q.insert(i);
+  for (const i of items) assert.equal(q.pop(), i);
+});
+
+Deno.test("SortedQueue drops completed items from size, index and pops by itself", () => {
+  const q = new SortedQueue({ maxComplete: 1000, maxFrac: 1 });
+  const a = item(1, "G1");
+  const b = item(2, "G1");
+  const c = item(3, "G2");
+  for (const i of [a, b, c]) q.insert(i);
+  assert.deepEqual(q.byGraceId("G1"), [a, b]);
+  a.complete = true;
+  assert.equal(q.size, 2);
+  assert.deepEqual(q.byGraceId("G1"), [b]);
+  assert.equal(q.peek(), b);
+  b.complete = true;
+  assert.deepEqual(q.graceIds(), ["G2"]);
+  assert.equal(q.pop(), c);
+  assert.equal(q.pop(), undefined);
+});
+
+Deno.test("SortedQueue moves an item whose tasks change while queued", () => {
+  const q = new SortedQueue();
+  const a = item(10);
+  const b = item(5);
+  q.insert(a);
+  q.insert(b);
+  a.add(new Noop(1));
+  assert.equal(q.peek(), a);
+  assert.equal(q.pop(), a);
+  assert.equal(q.pop(), b);
+  assert.equal(q.size, 0);
+});
+
+Deno.test("SortedQueue.clear() completes every pending item", () => {
+  const q = new SortedQueue();
+  const items = [item(1, "G"), item(2), item(3, "G")];
+  for (const i of items) q.insert(i);
+  assert.equal(q.clear().length, 3);
+  assert.ok(items.every((i) => i.complete));
+  assert.equal(q.size, 0);
+  assert.deepEqual(q.graceIds(), []);
+  assert.equal(q.pop(), undefined);
+});
+
+Deno.test("SortedQueue refuses an item already queued and one with an unset task", () => {
+  const q = new SortedQueue();
+  const a = item(1);
+  q.insert(a);
+  assert.throws(() => q.insert(a), /already in a queue/);
+  const b = item(1);
+  b.tasks[0]!.expiration = NaN;
+  assert.throws(() => q.insert(b), /no expiration/);
+});
+
+type Op =
+  | { op: "insert"; key: number; graceid: number }
+  | { op: "pop" }
+  | { op: "complete"; pick: number }
+  | { op: "retime"; pick: number; key: number };
+
+const ops = fc.array(
+  fc.oneof(
+    fc.record({
+      op: fc.constant("insert" as const),
+      key: fc.integer({ min: 0, max: 20 }),
+      graceid: fc.integer({ min: 0, max: 3 }),
+    }),
+    fc.record({ op: fc.constant("pop" as const) }),
+    fc.record({ op: fc.constant("complete" as const), pick: fc.nat() }),
+    fc.record({
+      op: fc.constant("retime" as const),
+      pick: fc.nat(),
+      key: fc.integer({ min: 0, max: 20 }),
+    }),
+  ),
+  { maxLength: 300, size: "large" },
+);
+
+Deno.test("SortedQueue behaves like a sorted-array model under random operations", () => {
+  let runs = 0;
+  fc.assert(
+    fc.property(
+      ops,
+      fc.integer({ min: 0, max: 10 }),
+      fc.double({ min: 0, max: 1, noNaN: true }),
+      (list: Op[], maxComplete: number, maxFrac: number) => {
+        const q = new SortedQueue({ maxComplete, maxFrac });
+        // The model: pending items with (key, order), kept in a plain array.
+        let model: { item: QueueItem; key: number; order: number }[] = [];
+        let order = 0;
+        for (const o of list) {
+          if (o.op === "insert") {
+            const i = item(o.key, `G${o.graceid}`);
+            q.insert(i);
+            model.push({ item: i, key: o.key, order: order++ });
+          } else if (o.op === "pop") {
+            model.sort((a, b) => a.key - b.key || a.order - b.order);
+            const want = model.shift();
+            assert.equal(q.pop(), want?.item);
+          } else if (model.length > 0) {
+            const entry = model[o.pick % model.length]!;
+            if (o.op === "complete") {
+              entry.item.complete = true;
+              model = model.filter((m) => m !== entry);
+            } else {
+              entry.item.add(new Noop(o.key));
+              const key = Math.min(entry.key, o.key);
+              if (key !== entry.key) {
+                entry.key = key;
+                entry.order = order++;
+              }
+            }
+          }
+          assert.equal(q.size, model.length);
+          for (let g = 0; g < 4; g++) {
+            const want = model.filter((m) => m.item.graceid === `G${g}`)
+              .sort((a, b) => a.key - b.key || a.order - b.order).map((m) =>
+                m.item
+              );
+            assert.deepEqual(q.byGraceId(`G${g}`), want);
+          }
+        }
+        model.sort((a, b) => a.key - b.key || a.order - b.order);
+        assert.deepEqual(q.items(), model.map((m) => m.item));
+        runs++;
+      },
+    ),
+    { numRuns: 300 },
+  );
+  assert.equal(runs, 300);
+});
