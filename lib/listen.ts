@@ -13,7 +13,11 @@ import { sendMail } from "./notifier.ts";
 import { childPermissions, describePermissions } from "./permissions.ts";
 import { replayFile } from "./replay.ts";
 import { Router } from "./router.ts";
-import { ChildDiedError, ChildStartError, Supervisor } from "./supervisor.ts";
+import {
+  type ChildDiedError,
+  ChildStartError,
+  Supervisor,
+} from "./supervisor.ts";
 
 /** How a listener run ended; main turns it into an exit code. */
 export type ListenOutcome =
@@ -162,7 +166,7 @@ export async function listen(args: ListenArgs): Promise<ListenOutcome> {
         })
       ) {
         const where = `${args.replay}:${line.line}`;
-        if (!line.ok) router.reject(where, `${where}: ${line.reason}`);
+        if (!line.ok) router.reject(where, line.reason);
         else {
           router.route({
             node: line.node,

@@ -15,8 +15,10 @@ export interface ItemOwner {
 
 /** The queue an item sits in (internal). */
 export const OWNER: unique symbol = Symbol("owner");
-/** The item's live heap entry (internal). */
+/** The insertion number of the item's live heap slot (internal). */
 export const ENTRY: unique symbol = Symbol("entry");
+/** The expiration the item was queued under (internal). */
+export const KEY: unique symbol = Symbol("key");
 const COMPLETE: unique symbol = Symbol("complete");
 
 /** Options for {@linkcode QueueItem}. */
@@ -52,7 +54,8 @@ export class QueueItem {
   /** Tasks that ran and are done. */
   completedTasks: Task[] = [];
   [OWNER]: ItemOwner | undefined;
-  [ENTRY]: unknown;
+  [ENTRY]: number | undefined;
+  [KEY]: number | undefined;
   [COMPLETE] = false;
 
   constructor(t0: number, tasks: Task[], options: QueueItemOptions = {}) {

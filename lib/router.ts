@@ -128,7 +128,7 @@ export class Router {
       "warning",
       "alert_rejected",
       { where, reason, ...fields },
-      reason,
+      `${where}: ${reason}`,
     );
   }
 

@@ -5,25 +5,25 @@
  * @module
  */
 
-import { ENTRY, type ItemOwner, OWNER, type QueueItem } from "./queue_item.ts";
-
-interface Entry {
-  item: QueueItem;
-  key: number;
-  order: number;
-}
+import {
+  ENTRY,
+  type ItemOwner,
+  KEY,
+  OWNER,
+  type QueueItem,
+} from "./queue_item.ts";
 
 /** Options for {@linkcode SortedQueue}. */
 export interface SortedQueueOptions {
   /**
-   * Dead heap entries (completed or re-timed items) tolerated before a
+   * Dead heap slots (completed or re-timed items) tolerated before a
    * clean-up pass, as the old `maxComplete`.
    *
    * @default {100}
    */
   maxComplete?: number;
   /**
-   * Fraction of the heap that may be dead entries before a clean-up pass,
+   * Fraction of the heap that may be dead slots before a clean-up pass,
    * as the old `maxFrac`. The lower of the two limits applies.
    *
    * @default {0.5}
@@ -31,12 +31,10 @@ export interface SortedQueueOptions {
   maxFrac?: number;
 }
 
-function before(a: Entry, b: Entry): boolean {
-  return a.key < b.key || (a.key === b.key && a.order < b.order);
-}
-
-function compare(a: Entry, b: Entry): number {
-  return before(a, b) ? -1 : before(b, a) ? 1 : 0;
+function byTime(a: QueueItem, b: QueueItem): number {
+  const ka = a[KEY]!;
+  const kb = b[KEY]!;
+  return ka < kb ? -1 : ka > kb ? 1 : a[ENTRY]! - b[ENTRY]!;
 }
 
 /**
@@ -45,6 +43,10 @@ function compare(a: Entry, b: Entry): number {
  * of the count and the graceid index at once and out of the heap lazily;
  * nobody has to remove them by hand. Re-timing a queued item (adding or
  * removing tasks) moves it.
+ *
+ * The heap keeps keys and insertion numbers in typed arrays beside the
+ * items, so comparisons stay in contiguous memory; a slot is live while
+ * its item still carries that slot's insertion number.
  *
  * @example
  * ```ts
@@ -56,7 +58,10 @@ function compare(a: Entry, b: Entry): number {
  */
 export class SortedQueue<T extends QueueItem = QueueItem>
   implements Iterable<T>, ItemOwner {
-  #heap: Entry[] = [];
+  #items: QueueItem[] = [];
+  #keys = new Float64Array(64);
+  #orders = new Float64Array(64);
+  #n = 0;
   #order = 0;
   #pending = 0;
   #dead = 0;
@@ -90,7 +95,8 @@ export class SortedQueue<T extends QueueItem = QueueItem>
       throw new Error(`Item ${item.name} is already in a queue`);
     }
     if (item.complete) return;
-    if (Number.isNaN(item.expiration)) {
+    const key = item.expiration;
+    if (Number.isNaN(key)) {
       throw new Error(`Item ${item.name} has a task with no expiration`);
     }
     item[OWNER] = this;
@@ -100,29 +106,37 @@ export class SortedQueue<T extends QueueItem = QueueItem>
       if (!set) this.#byGraceId.set(item.graceid, set = new Set());
       set.add(item);
     }
-    this.#push(item);
+    this.#push(item, key);
   }
 
   /** The earliest pending item, left in place. */
   peek(): T | undefined {
     this.#dropDeadTop();
-    return this.#heap[0]?.item as T | undefined;
+    return this.#n > 0 ? this.#items[0] as T : undefined;
+  }
+
+  /**
+   * When the earliest pending item comes due, read from the heap without
+   * touching the item's tasks; undefined when empty.
+   */
+  nextExpiration(): number | undefined {
+    this.#dropDeadTop();
+    return this.#n > 0 ? this.#keys[0] : undefined;
   }
 
   /** Removes and returns the earliest pending item. */
   pop(): T | undefined {
     this.#dropDeadTop();
-    const top = this.#heap[0];
-    if (!top) return undefined;
+    if (this.#n === 0) return undefined;
+    const item = this.#items[0] as T;
     this.#removeTop();
-    const item = top.item as T;
     this.#detach(item);
     return item;
   }
 
   /** Pending items of one graceid, earliest first. */
   byGraceId(graceid: string): T[] {
-    return this.#sorted([...this.#byGraceId.get(graceid) ?? []]);
+    return [...this.#byGraceId.get(graceid) ?? []].sort(byTime);
   }
 
   /** Graceids that have pending items. */
@@ -135,7 +149,8 @@ export class SortedQueue<T extends QueueItem = QueueItem>
     const items = this.items();
     for (const item of items) this.#detach(item);
     for (const item of items) item.complete = true;
-    this.#heap = [];
+    this.#items = [];
+    this.#n = 0;
     this.#dead = 0;
     return items;
   }
@@ -143,10 +158,11 @@ export class SortedQueue<T extends QueueItem = QueueItem>
   /** Pending items, earliest first (a copy). */
   items(): T[] {
     const items: T[] = [];
-    for (const entry of this.#heap) {
-      if (entry.item[ENTRY] === entry) items.push(entry.item as T);
+    for (let i = 0; i < this.#n; i++) {
+      const item = this.#items[i]!;
+      if (item[ENTRY] === this.#orders[i]) items.push(item as T);
     }
-    return this.#sorted(items);
+    return items.sort(byTime);
   }
 
   [Symbol.iterator](): Iterator<T> {
@@ -163,18 +179,10 @@ export class SortedQueue<T extends QueueItem = QueueItem>
 
   /** Called by a queued item whose expiration may have changed (internal). */
   rekey(item: QueueItem): void {
-    if (item[OWNER] !== this) return;
-    const entry = item[ENTRY] as Entry | undefined;
-    if (entry && entry.key === item.expiration) return;
+    if (item[OWNER] !== this || item[KEY] === item.expiration) return;
     this.#dead++;
-    this.#push(item);
+    this.#push(item, item.expiration);
     this.#maybeCompact();
-  }
-
-  #sorted(items: T[]): T[] {
-    const entries = items.map((item) => item[ENTRY] as Entry);
-    entries.sort(compare);
-    return entries.map((e) => e.item as T);
   }
 
   #detach(item: T): void {
@@ -188,65 +196,104 @@ export class SortedQueue<T extends QueueItem = QueueItem>
     }
   }
 
-  #push(item: QueueItem): void {
-    const entry: Entry = { item, key: item.expiration, order: this.#order++ };
-    item[ENTRY] = entry;
-    const heap = this.#heap;
-    let i = heap.length;
-    heap.push(entry);
+  #push(item: QueueItem, key: number): void {
+    const order = this.#order++;
+    item[ENTRY] = order;
+    item[KEY] = key;
+    if (this.#n === this.#keys.length) this.#grow();
+    const keys = this.#keys;
+    const orders = this.#orders;
+    const items = this.#items;
+    let i = this.#n++;
     while (i > 0) {
-      const parent = (i - 1) >> 1;
-      const p = heap[parent]!;
-      if (!before(entry, p)) break;
-      heap[i] = p;
-      i = parent;
+      const p = (i - 1) >> 2;
+      const pk = keys[p]!;
+      if (key > pk || (key === pk && order > orders[p]!)) break;
+      keys[i] = pk;
+      orders[i] = orders[p]!;
+      items[i] = items[p]!;
+      i = p;
     }
-    heap[i] = entry;
+    keys[i] = key;
+    orders[i] = order;
+    items[i] = item;
+  }
+
+  #grow(): void {
+    const keys = new Float64Array(this.#keys.length * 2);
+    keys.set(this.#keys);
+    this.#keys = keys;
+    const orders = new Float64Array(this.#orders.length * 2);
+    orders.set(this.#orders);
+    this.#orders = orders;
   }
 
   #removeTop(): void {
-    const last = this.#heap.pop()!;
-    if (this.#heap.length > 0) this.#siftDown(0, last);
+    const last = --this.#n;
+    const item = this.#items[last]!;
+    this.#items[last] = undefined as unknown as QueueItem;
+    if (last > 0) {
+      this.#siftDown(0, this.#keys[last]!, this.#orders[last]!, item);
+    }
   }
 
-  /** Places `entry` at or below slot `i`, moving smaller children up. */
-  #siftDown(start: number, entry: Entry): void {
-    const heap = this.#heap;
-    const n = heap.length;
+  /** Places a slot at or below `i`, moving earlier children up. */
+  #siftDown(start: number, key: number, order: number, item: QueueItem): void {
+    const keys = this.#keys;
+    const orders = this.#orders;
+    const items = this.#items;
+    const n = this.#n;
     let i = start;
     for (;;) {
-      const left = 2 * i + 1;
-      if (left >= n) break;
-      const right = left + 1;
-      const child = right < n && before(heap[right]!, heap[left]!)
-        ? right
-        : left;
-      if (!before(heap[child]!, entry)) break;
-      heap[i] = heap[child]!;
-      i = child;
+      const first = 4 * i + 1;
+      if (first >= n) break;
+      let c = first;
+      let ck = keys[c]!;
+      const end = Math.min(first + 4, n);
+      for (let j = first + 1; j < end; j++) {
+        const jk = keys[j]!;
+        if (jk < ck || (jk === ck && orders[j]! < orders[c]!)) {
+          c = j;
+          ck = jk;
+        }
+      }
+      if (key < ck || (key === ck && order < orders[c]!)) break;
+      keys[i] = ck;
+      orders[i] = orders[c]!;
+      items[i] = items[c]!;
+      i = c;
     }
-    heap[i] = entry;
+    keys[i] = key;
+    orders[i] = order;
+    items[i] = item;
   }
 
   #dropDeadTop(): void {
-    for (;;) {
-      const top = this.#heap[0];
-      if (!top || top.item[ENTRY] === top) return;
+    // With no dead slots the top is live: skip touching the item.
+    if (this.#dead === 0) return;
+    while (this.#n > 0 && this.#items[0]![ENTRY] !== this.#orders[0]) {
       this.#removeTop();
       this.#dead--;
     }
   }
 
   #maybeCompact(): void {
-    const limit = Math.min(
-      this.#heap.length * this.#maxFrac,
-      this.#maxComplete,
-    );
+    const limit = Math.min(this.#n * this.#maxFrac, this.#maxComplete);
     if (this.#dead <= limit) return;
-    this.#heap = this.#heap.filter((entry) => entry.item[ENTRY] === entry);
+    let n = 0;
+    for (let i = 0; i < this.#n; i++) {
+      const item = this.#items[i]!;
+      if (item[ENTRY] !== this.#orders[i]) continue;
+      this.#items[n] = item;
+      this.#keys[n] = this.#keys[i]!;
+      this.#orders[n] = this.#orders[i]!;
+      n++;
+    }
+    this.#items.length = n;
+    this.#n = n;
     this.#dead = 0;
-    for (let i = (this.#heap.length >> 1) - 1; i >= 0; i--) {
-      this.#siftDown(i, this.#heap[i]!);
+    for (let i = (n - 2) >> 2; i >= 0; i--) {
+      this.#siftDown(i, this.#keys[i]!, this.#orders[i]!, this.#items[i]!);
     }
   }
 }

@@ -1,0 +1,52 @@
+/**
+ * `deno task bench`: every benchmark, each printed beside its baseline
+ * measured in the same run. Pass section names to run only some:
+ * `deno task bench queue memory lateness`.
+ */
+
+import { benchLateness } from "./lateness_bench.ts";
+import { benchMemory, benchQueue } from "./queue_bench.ts";
+
+const want = new Set(Deno.args);
+const run = (name: string) => want.size === 0 || want.has(name);
+const fmt = (n: number) =>
+  n >= 100 ? Math.round(n).toLocaleString("en-US") : n.toFixed(3);
+
+if (run("queue")) {
+  console.log(
+    "SortedQueue, steady-state pop+insert (target: >= 1e6 ops/s and >= 100x the baseline at 1e5)",
+  );
+  console.log("  pending   heap ops/s     sorted-array ops/s   ratio");
+  for (const r of benchQueue()) {
+    console.log(
+      `  ${r.pending.toExponential(0).padEnd(8)}  ${
+        fmt(r.heap).padStart(12)
+      }  ${fmt(r.baseline).padStart(18)}   ${
+        (r.heap / r.baseline).toFixed(1)
+      }x`,
+    );
+  }
+}
+
+if (run("memory")) {
+  const bytes = benchMemory();
+  console.log(
+    `\nMemory per pending item (test-handler item, two tasks, own graceid): ${
+      bytes.toFixed(0)
+    } bytes (target <= 1024)`,
+  );
+}
+
+if (run("lateness")) {
+  console.log(
+    "\nTimer lateness on a real worker, 1000 probes 5 ms apart (target: p99 <= 2 ms with 1e5 pending)",
+  );
+  console.log("  pending   p50 ms   p99 ms   max ms");
+  for (const r of await benchLateness()) {
+    console.log(
+      `  ${String(r.pending).padEnd(8)}  ${r.p50.toFixed(3).padStart(6)}   ${
+        r.p99.toFixed(3).padStart(6)
+      }   ${r.max.toFixed(3).padStart(6)}`,
+    );
+  }
+}

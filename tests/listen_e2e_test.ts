@@ -1,0 +1,449 @@
+/**
+ * End to end: the listener as a real process on replayed fixture streams,
+ * asserting on its JSON-lines events.
+ */
+
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import {
+  copyFixtures,
+  jsonLines,
+  LISTEN_FLAGS,
+  MAIN,
+  ROOT,
+  runListener,
+  tempDir,
+} from "./helpers.ts";
+
+type Event = Record<string, unknown>;
+
+function ofEvent(events: Event[], name: string, child?: string): Event[] {
+  return events.filter((e) =>
+    e.event === name && (child === undefined || e.child === child)
+  );
+}
+
+/**
+ * Every alert applied by a child has its test-handler tasks run once each,
+ * at t0 + delay, never early.
+ */
+function assertTasksRanOnTime(
+  events: Event[],
+  delays = [1, 2, 3],
+  repeats = 2,
+) {
+  const executed = ofEvent(events, "task_executed");
+  const keys = executed.map((e) =>
+    `${e.child}|${e.graceid}|${e.task}|${e.due}`
+  );
+  assert.equal(new Set(keys).size, keys.length, "no task ran twice");
+  for (const alert of ofEvent(events, "alert")) {
+    if (alert.uid === "command") continue;
+    const t0 = alert.t0 as number;
+    const mine = executed.filter((e) =>
+      e.child === alert.child && e.graceid === alert.uid
+    );
+    for (const d of delays) {
+      assert.ok(
+        mine.some((e) =>
+          e.task === `print@${d}s` &&
+          Math.abs((e.due as number) - (t0 + d)) < 1e-6
+        ),
+        `print@${d}s of ${alert.uid} in ${alert.child}`,
+      );
+    }
+    for (let r = 1; r <= repeats; r++) {
+      assert.ok(
+        mine.some((e) =>
+          e.task === "repeat" && Math.abs((e.due as number) - (t0 + r)) < 1e-6
+        ),
+      );
+    }
+  }
+  for (const e of executed) {
+    assert.ok((e.lateness_ms as number) >= 0, "never early");
+    assert.ok(Date.parse(e.ts as string) / 1000 >= (e.due as number) - 0.001);
+  }
+}
+
+Deno.test("listener routes the legacy stream to the right children and runs every task once on time", async () => {
+  await using dir = await tempDir();
+  await copyFixtures(dir.path);
+  const r = await runListener([
+    "-c",
+    join(dir.path, "lvalert_listenMP.ini"),
+    "--replay",
+    join(dir.path, "alerts-legacy.jsonl"),
+    "--exit-when-idle",
+    "--log-format",
+    "json",
+  ]);
+  assert.equal(r.code, 0, r.stderr);
+  const alerts = ofEvent(r.events, "alert").map((e) =>
+    `${e.child}|${e.node}|${e.id}|${e.alert_type}`
+  );
+  assert.deepEqual(alerts.sort(), [
+    "burst|burst_cwb_allsky|b1|new",
+    "gstlal watcher|cbc_gstlal|a1|new",
+    "gstlal watcher|cbc_gstlal|a2|update",
+    "gstlal watcher|cbc_gstlal|a3|label",
+    "gstlal watcher|cbc_gstlal|a4|signoff",
+  ]);
+  const [dup] = ofEvent(r.events, "alert_duplicate");
+  assert.equal(
+    dup?.node,
+    "cbc_gstlal_lowmass",
+    "the same alert on a second node of the child is routed once",
+  );
+  assertTasksRanOnTime(r.events);
+  assert.equal(
+    ofEvent(r.events, "task_executed", "gstlal watcher").length,
+    4 * 5,
+  );
+  assert.equal(ofEvent(r.events, "task_executed", "burst").length, 5);
+  assert.equal(ofEvent(r.events, "item_completed").length, 5);
+  const summary = ofEvent(r.events, "summary")[0]!;
+  assert.deepEqual(
+    [
+      summary.received,
+      summary.routed,
+      summary.applied,
+      summary.duplicates,
+      summary.rejected,
+    ],
+    [6, 5, 5, 1, 0],
+  );
+  const log = await Deno.readTextFile(
+    join(dir.path, "test_childConfig-test.log"),
+  );
+  assert.equal(
+    jsonLines(log).filter((e) => e.event === "task_executed").length,
+    25,
+    "both children log to the file",
+  );
+});
+
+Deno.test("listener handles the current GraceDB schema", async () => {
+  await using dir = await tempDir({
+    "l.ini":
+      "[superevents]\nnodes = superevent\nchildConfig = childConfig-test.ini\n",
+  });
+  await copyFixtures(dir.path, [
+    "childConfig-test.ini",
+    "alerts-current.jsonl",
+  ]);
+  const r = await runListener([
+    "-c",
+    join(dir.path, "l.ini"),
+    "--replay",
+    join(dir.path, "alerts-current.jsonl"),
+    "--exit-when-idle",
+    "--log-format=json",
+    "--speed=4",
+  ]);
+  assert.equal(r.code, 0, r.stderr);
+  const types = ofEvent(r.events, "alert").map((e) => [e.alert_type, e.schema]);
+  assert.deepEqual(types, [
+    ["new", "current"],
+    ["event_added", "current"],
+    ["log", "current"],
+    ["label_added", "current"],
+    ["signoff_created", "current"],
+  ]);
+  assertTasksRanOnTime(r.events);
+  const printed = ofEvent(r.events, "alert_printed").filter((e) =>
+    e.delay === 1
+  ).map((e) => e.msg);
+  assert.deepEqual(printed, [
+    "S220316r : new",
+    "S220316r : event_added G194543",
+    "S220316r : log: sky localization complete",
+    "S220316r : label_added SKYMAP_READY",
+    "S220316r : signoff_created ADV OK",
+  ]);
+});
+
+Deno.test("listener logs and counts every bad alert once, and processes the good one after them", async () => {
+  await using dir = await tempDir();
+  await copyFixtures(dir.path);
+  const r = await runListener([
+    "-c",
+    join(dir.path, "lvalert_listenMP.ini"),
+    "--replay",
+    join(dir.path, "bad-alerts.jsonl"),
+    "--exit-when-idle",
+    "--log-format",
+    "json",
+  ]);
+  assert.equal(r.code, 0, r.stderr);
+  const rejected = ofEvent(r.events, "alert_rejected");
+  const reasons = rejected.map((e) => e.msg as string);
+  const expected = [
+    /bad-alerts\.jsonl:1: .*payload is not JSON/,
+    /payload must be a JSON object, got an array/,
+    /payload has no "uid"/,
+    /"uid" must be a non-empty string/,
+    /unknown alert_type "no_such_type" for T1/,
+    /unknown command "noSuchCommand"/,
+    /command clearGraceID is missing required kwarg\(s\): graceid/,
+  ];
+  assert.equal(reasons.length, expected.length, reasons.join("\n"));
+  for (const pattern of expected) {
+    assert.equal(
+      reasons.filter((reason) => pattern.test(reason)).length,
+      1,
+      `${pattern}`,
+    );
+  }
+  const unrouted = ofEvent(r.events, "alert_unrouted");
+  assert.equal(unrouted.length, 1);
+  assert.equal(unrouted[0]?.node, "not_subscribed_node");
+  assert.equal(
+    ofEvent(r.events, "item_completed").length,
+    1,
+    "the good alert's item completes",
+  );
+  assert.equal(ofEvent(r.events, "item_completed")[0]?.graceid, "T3");
+  const summary = ofEvent(r.events, "summary")[0]!;
+  assert.deepEqual([
+    summary.received,
+    summary.rejected,
+    summary.unrouted,
+    summary.applied,
+  ], [9, 7, 1, 1]);
+});
+
+Deno.test("listener names a broken replay line and goes on", async () => {
+  await using dir = await tempDir({
+    "r.jsonl": [
+      '{"node":"burst_cwb_allsky","payload":{"uid":"G1","alert_type":"new"}}',
+      "this is not json",
+      '{"payload":{"uid":"G2","alert_type":"new"}}',
+      "",
+      '{"node":"burst_cwb_allsky","t":-1,"payload":{"uid":"G3","alert_type":"new"}}',
+      '{"node":"burst_cwb_allsky","payload":"{\\"uid\\":\\"G4\\",\\"alert_type\\":\\"new\\"}"}',
+    ].join("\n"),
+  });
+  await copyFixtures(dir.path);
+  const r = await runListener([
+    "-c",
+    join(dir.path, "lvalert_listenMP.ini"),
+    "--replay",
+    join(dir.path, "r.jsonl"),
+    "--exit-when-idle",
+    "--log-format",
+    "json",
+  ]);
+  assert.equal(r.code, 0, r.stderr);
+  const reasons = ofEvent(r.events, "alert_rejected").map((e) => e.msg);
+  assert.equal(reasons.length, 3);
+  assert.match(String(reasons[0]), /r\.jsonl:2: not JSON/);
+  assert.match(
+    String(reasons[1]),
+    /r\.jsonl:3: "node" must be a non-empty string/,
+  );
+  assert.match(
+    String(reasons[2]),
+    /r\.jsonl:5: "t" must be a number of seconds >= 0/,
+  );
+  assert.deepEqual(ofEvent(r.events, "alert").map((e) => e.uid), ["G1", "G4"]);
+});
+
+Deno.test("listener runs commands from the stream and survives raiseException", async () => {
+  await using dir = await tempDir();
+  await copyFixtures(dir.path);
+  const r = await runListener([
+    "-c",
+    join(dir.path, "lvalert_listenMP.ini"),
+    "--replay",
+    join(dir.path, "commands.jsonl"),
+    "--exit-when-idle",
+    "--log-format",
+    "json",
+  ]);
+  assert.equal(r.code, 0, r.stderr);
+  const messages = ofEvent(r.events, "command").filter((e) =>
+    e.command === "printMessage"
+  ).map((e) => e.message);
+  assert.deepEqual(messages, [
+    "hello from the operator",
+    "still alive after an exception",
+  ]);
+  assert.equal(ofEvent(r.events, "queue").length, 1);
+  assert.equal(
+    ofEvent(r.events, "task_failed")[0]?.error,
+    "raiseException command received",
+  );
+  assert.equal(ofEvent(r.events, "summary")[0]?.applied, 5);
+});
+
+Deno.test("listener -S prints child < payload for each routed alert", async () => {
+  await using dir = await tempDir({
+    "r.jsonl":
+      '{"node":"burst_cwb_allsky","payload":{"uid":"G1","alert_type":"new"}}\n',
+  });
+  await copyFixtures(dir.path);
+  const r = await runListener([
+    "-S",
+    "-c",
+    join(dir.path, "lvalert_listenMP.ini"),
+    "--replay",
+    join(dir.path, "r.jsonl"),
+    "--exit-when-idle",
+  ]);
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stdout, /^burst < \{"uid":"G1","alert_type":"new"\}$/m);
+  assert.match(
+    r.stdout,
+    /\| burst : INFO : task_executed graceid=G1 item=TestItem task=print@1s/,
+  );
+});
+
+Deno.test("listener exit codes", async (t) => {
+  await t.step(
+    "a bad config: 78, the error names file and line, nothing runs",
+    async () => {
+      await using dir = await tempDir({
+        "l.ini":
+          "[a]\nnodes = x\nchildConfig = c.ini\n[b]\nnodes = x\nchildConfig = c.ini\n",
+        "c.ini": "[general]\nprocess_type = test\n",
+        "r.jsonl": '{"node":"x","payload":{"uid":"G1","alert_type":"new"}}\n',
+      });
+      const r = await runListener([
+        "-c",
+        join(dir.path, "l.ini"),
+        "--replay",
+        join(dir.path, "r.jsonl"),
+        "--exit-when-idle",
+      ]);
+      assert.equal(r.code, 78);
+      assert.match(
+        r.stderr,
+        /l\.ini:5: Node "x" is listed under both \[a\] and \[b\]/,
+      );
+      assert.doesNotMatch(r.stdout, /child_started|alert/);
+      assert.deepEqual(
+        [...Deno.readDirSync(dir.path)].map((e) => e.name).sort(),
+        ["c.ini", "l.ini", "r.jsonl"],
+      );
+    },
+  );
+  await t.step("a handler config error found by the worker: 78", async () => {
+    await using dir = await tempDir({
+      "l.ini": "[a]\nnodes = x\nchildConfig = c.ini\n",
+      "c.ini": "[general]\nprocess_type = test\n[test]\nrepeats = -1\n",
+    });
+    const r = await runListener([
+      "-c",
+      join(dir.path, "l.ini"),
+      "--check-config",
+    ]);
+    assert.equal(r.code, 78);
+    assert.match(
+      r.stderr,
+      /Child \[a\] could not start: .*c\.ini:4: \[test\] repeats must be >= 0/,
+    );
+  });
+  await t.step("an unknown flag: 2 and the usage", async () => {
+    const r = await runListener(["--no-such-flag"]);
+    assert.equal(r.code, 2);
+    assert.match(r.stderr, /Unknown option '--no-such-flag'/);
+    assert.match(r.stderr, /Usage: lvalert_listenMP/);
+  });
+  await t.step("a flag without its value: 2", async () => {
+    const r = await runListener(["-c"]);
+    assert.equal(r.code, 2);
+    assert.match(r.stderr, /argument missing/);
+  });
+  await t.step("a bad --speed: 2", async () => {
+    const r = await runListener(["-c", "x.ini", "--speed", "fast"]);
+    assert.equal(r.code, 2);
+    assert.match(r.stderr, /--speed must be a number >= 0, got "fast"/);
+  });
+  await t.step("-w prints the version: 0", async () => {
+    const r = await runListener(["-w"]);
+    assert.equal(r.code, 0);
+    assert.match(r.stdout, /^lvalert_listenMP \(lvalertMP\) \d+\.\d+\.\d+$/m);
+  });
+  await t.step("a missing replay file: 78", async () => {
+    await using dir = await tempDir();
+    await copyFixtures(dir.path);
+    const r = await runListener([
+      "-c",
+      join(dir.path, "lvalert_listenMP.ini"),
+      "--replay",
+      join(dir.path, "nope.jsonl"),
+    ]);
+    assert.equal(r.code, 78);
+    assert.match(r.stderr, /nope\.jsonl: Replay file not found/);
+  });
+});
+
+Deno.test("listener --check-config prints children, nodes, handlers and permissions", async () => {
+  await using dir = await tempDir();
+  await copyFixtures(dir.path);
+  const r = await runListener([
+    "-c",
+    join(dir.path, "lvalert_listenMP.ini"),
+    "--check-config",
+  ]);
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(
+    r.stdout,
+    /\[gstlal watcher\] nodes: cbc_gstlal, cbc_gstlal_lowmass, command-watcher/,
+  );
+  assert.match(
+    r.stdout,
+    /handler: test \(.*workers\/handlers\/test\.ts\), loaded/,
+  );
+  assert.match(
+    r.stdout,
+    /permissions: read: .*; write: .*; net: none; env: none; run: none; sys: none; ffi: none/,
+  );
+  assert.match(r.stdout, /OK: 2 children, 4 nodes/);
+});
+
+Deno.test("listener stops cleanly on SIGTERM: exit 0 within seconds", async () => {
+  await using dir = await tempDir({
+    "r.jsonl":
+      '{"node":"burst_cwb_allsky","payload":{"uid":"G1","alert_type":"new"}}\n' +
+      '{"node":"burst_cwb_allsky","t":600,"payload":{"uid":"G2","alert_type":"new"}}\n',
+  });
+  await copyFixtures(dir.path);
+  const child = new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      ...LISTEN_FLAGS,
+      MAIN,
+      "-c",
+      join(dir.path, "lvalert_listenMP.ini"),
+      "--replay",
+      join(dir.path, "r.jsonl"),
+      "--log-format",
+      "json",
+    ],
+    cwd: ROOT,
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
+  let text = "";
+  while (!text.includes('"event":"alert"')) {
+    const { value, done } = await reader.read();
+    if (done) break;
+    text += value;
+  }
+  const sent = Date.now();
+  child.kill("SIGTERM");
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) break;
+    text += value;
+  }
+  const status = await child.status;
+  await child.stderr.cancel();
+  assert.equal(status.code, 0);
+  assert.ok(Date.now() - sent < 10_000, "stopped within seconds");
+  const events = jsonLines(text);
+  assert.equal(ofEvent(events, "summary")[0]?.routed, 1);
+});
