@@ -447,3 +447,25 @@ Deno.test("listener stops cleanly on SIGTERM: exit 0 within seconds", async () =
   const events = jsonLines(text);
   assert.equal(ofEvent(events, "summary")[0]?.routed, 1);
 });
+
+Deno.test("the example and demo configs in etc/ pass --check-config and leave no files", async (t) => {
+  for (
+    const name of ["lvalert_listenMP-example.ini", "lvalert_listenMP-demo.ini"]
+  ) {
+    await t.step(name, async () => {
+      const before = [...Deno.readDirSync(join(ROOT, "etc"))].map((e) => e.name)
+        .sort();
+      const r = await runListener([
+        "-c",
+        join(ROOT, "etc", name),
+        "--check-config",
+      ]);
+      assert.equal(r.code, 0, r.stderr);
+      assert.match(r.stdout, /OK: \d+ children/);
+      assert.deepEqual(
+        [...Deno.readDirSync(join(ROOT, "etc"))].map((e) => e.name).sort(),
+        before,
+      );
+    });
+  }
+});

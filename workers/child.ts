@@ -50,13 +50,17 @@ self.addEventListener("unhandledrejection", (event) => {
 
 async function init(settings: ChildSettings): Promise<boolean> {
   try {
-    await Deno.mkdir(settings.logDirectory, { recursive: true });
-    logFile = await Deno.open(settings.logFile, {
-      append: true,
-      create: true,
-      mode: 0o640,
-    });
-    const sinks = [fileSink(logFile)];
+    const sinks: ((line: string) => void)[] = [];
+    // A config check loads and validates; it leaves no files behind.
+    if (!settings.checkOnly) {
+      await Deno.mkdir(settings.logDirectory, { recursive: true });
+      logFile = await Deno.open(settings.logFile, {
+        append: true,
+        create: true,
+        mode: 0o640,
+      });
+      sinks.push(fileSink(logFile));
+    }
     if (settings.print2stdout) {
       sinks.push((line) => post({ type: "log", line }));
     }
