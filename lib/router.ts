@@ -165,16 +165,13 @@ export class Router {
       });
       return "ignored";
     }
-    if (id !== null && this.#seen.has(node, id)) {
+    const duplicate = (reason: string): RouteOutcome => {
       this.counts.duplicates++;
-      log.event("info", "alert_duplicate", {
-        node,
-        id,
-        child,
-        uid: alert.uid,
-        reason: "item id already routed",
-      });
+      log.event("info", "alert_duplicate", { node, id, child, uid: alert.uid, reason });
       return "duplicate";
+    };
+    if (id !== null && this.#seen.has(node, id)) {
+      return duplicate("item id already routed");
     }
     const text = typeof input.payload === "string"
       ? input.payload.trim()
@@ -182,15 +179,7 @@ export class Router {
     const twin = this.#twin(child, text, node, t0);
     if (id !== null) this.#seen.add(node, id);
     if (twin !== undefined) {
-      this.counts.duplicates++;
-      log.event("info", "alert_duplicate", {
-        node,
-        id,
-        child,
-        uid: alert.uid,
-        reason: `same payload already routed from node ${twin}`,
-      });
-      return "duplicate";
+      return duplicate(`same payload already routed from node ${twin}`);
     }
     this.counts.routed++;
     this.#o.show?.(child, text);

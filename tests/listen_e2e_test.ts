@@ -17,6 +17,20 @@ import {
 
 type Event = Record<string, unknown>;
 
+/** Replays `stream` through `config` until idle, with JSON logs. */
+function replay(config: string, stream: string, ...extra: string[]) {
+  return runListener([
+    "-c",
+    config,
+    "--replay",
+    stream,
+    "--exit-when-idle",
+    "--log-format",
+    "json",
+    ...extra,
+  ]);
+}
+
 function ofEvent(events: Event[], name: string, child?: string): Event[] {
   return events.filter((e) =>
     e.event === name && (child === undefined || e.child === child)
@@ -69,15 +83,10 @@ function assertTasksRanOnTime(
 Deno.test("listener routes the legacy stream to the right children and runs every task once on time", async () => {
   await using dir = await tempDir();
   await copyFixtures(dir.path);
-  const r = await runListener([
-    "-c",
+  const r = await replay(
     join(dir.path, "lvalert_listenMP.ini"),
-    "--replay",
     join(dir.path, "alerts-legacy.jsonl"),
-    "--exit-when-idle",
-    "--log-format",
-    "json",
-  ]);
+  );
   assert.equal(r.code, 0, r.stderr);
   const alerts = ofEvent(r.events, "alert").map((e) =>
     `${e.child}|${e.node}|${e.id}|${e.alert_type}`
@@ -166,15 +175,10 @@ Deno.test("listener handles the current GraceDB schema", async () => {
 Deno.test("listener logs and counts every bad alert once, and processes the good one after them", async () => {
   await using dir = await tempDir();
   await copyFixtures(dir.path);
-  const r = await runListener([
-    "-c",
+  const r = await replay(
     join(dir.path, "lvalert_listenMP.ini"),
-    "--replay",
     join(dir.path, "bad-alerts.jsonl"),
-    "--exit-when-idle",
-    "--log-format",
-    "json",
-  ]);
+  );
   assert.equal(r.code, 0, r.stderr);
   const rejected = ofEvent(r.events, "alert_rejected");
   const reasons = rejected.map((e) => e.msg as string);
@@ -225,15 +229,10 @@ Deno.test("listener names a broken replay line and goes on", async () => {
     ].join("\n"),
   });
   await copyFixtures(dir.path);
-  const r = await runListener([
-    "-c",
+  const r = await replay(
     join(dir.path, "lvalert_listenMP.ini"),
-    "--replay",
     join(dir.path, "r.jsonl"),
-    "--exit-when-idle",
-    "--log-format",
-    "json",
-  ]);
+  );
   assert.equal(r.code, 0, r.stderr);
   const reasons = ofEvent(r.events, "alert_rejected").map((e) => e.msg);
   assert.equal(reasons.length, 3);
@@ -252,15 +251,10 @@ Deno.test("listener names a broken replay line and goes on", async () => {
 Deno.test("listener runs commands from the stream and survives raiseException", async () => {
   await using dir = await tempDir();
   await copyFixtures(dir.path);
-  const r = await runListener([
-    "-c",
+  const r = await replay(
     join(dir.path, "lvalert_listenMP.ini"),
-    "--replay",
     join(dir.path, "commands.jsonl"),
-    "--exit-when-idle",
-    "--log-format",
-    "json",
-  ]);
+  );
   assert.equal(r.code, 0, r.stderr);
   const messages = ofEvent(r.events, "command").filter((e) =>
     e.command === "printMessage"

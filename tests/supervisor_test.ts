@@ -43,6 +43,15 @@ async function start(
     lines,
     main,
     fatal,
+    /** Sends the probe handler an alert of this type. */
+    probe: (alertType: string) =>
+      supervisor.deliver({
+        child: "probe",
+        node: "n",
+        id: null,
+        alert: { uid: "G1", alert_type: alertType },
+        t0: Date.now() / 1000,
+      }),
     events: (name: string) =>
       jsonLines(lines.join("\n")).filter((e) => e.event === name),
     async until(what: () => boolean, seconds = 10) {
@@ -144,13 +153,7 @@ Deno.test("Supervisor gives a worker only its section's permissions", async (t) 
     async () => {
       await using dir = await tempDir(probeFiles());
       const s = await start(join(dir.path, "l.ini"));
-      s.supervisor.deliver({
-        child: "probe",
-        node: "n",
-        id: null,
-        alert: { uid: "G1", alert_type: "new" },
-        t0: Date.now() / 1000,
-      });
+      s.probe("new");
       await s.until(() => s.events("probe").length === 1);
       await s.supervisor.shutdown();
       assert.deepEqual(s.events("probe")[0]?.results, [
@@ -173,13 +176,7 @@ Deno.test("Supervisor gives a worker only its section's permissions", async (t) 
         ),
       );
       const s = await start(join(dir.path, "l.ini"));
-      s.supervisor.deliver({
-        child: "probe",
-        node: "n",
-        id: null,
-        alert: { uid: "G1", alert_type: "new" },
-        t0: Date.now() / 1000,
-      });
+      s.probe("new");
       await s.until(() => s.events("probe").length === 1);
       await s.supervisor.shutdown();
       const results = s.events("probe")[0]?.results as string[];
@@ -203,13 +200,7 @@ Deno.test("Supervisor gives a worker only its section's permissions", async (t) 
 Deno.test("Supervisor reports a child whose worker dies, by name", async () => {
   await using dir = await tempDir(probeFiles());
   const s = await start(join(dir.path, "l.ini"));
-  s.supervisor.deliver({
-    child: "probe",
-    node: "n",
-    id: null,
-    alert: { uid: "G1", alert_type: "label" },
-    t0: Date.now() / 1000,
-  });
+  s.probe("label");
   await s.until(() => s.fatal.length === 1);
   assert.ok(s.fatal[0] instanceof ChildDiedError);
   assert.equal(s.fatal[0].child, "probe");
@@ -227,13 +218,7 @@ Deno.test("Supervisor terminates a child whose task hangs past its time limit", 
     pingInterval: 0.1,
     hangGrace: 0.5,
   });
-  s.supervisor.deliver({
-    child: "probe",
-    node: "n",
-    id: null,
-    alert: { uid: "G1", alert_type: "update" },
-    t0: Date.now() / 1000,
-  });
+  s.probe("update");
   await s.until(() => s.fatal.length === 1);
   assert.match(s.fatal[0]!.message, /no answer for \d+ s \(a task is hung\)/);
   await s.supervisor.shutdown(1);
