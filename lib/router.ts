@@ -167,7 +167,13 @@ export class Router {
     }
     const duplicate = (reason: string): RouteOutcome => {
       this.counts.duplicates++;
-      log.event("info", "alert_duplicate", { node, id, child, uid: alert.uid, reason });
+      log.event("info", "alert_duplicate", {
+        node,
+        id,
+        child,
+        uid: alert.uid,
+        reason,
+      });
       return "duplicate";
     };
     if (id !== null && this.#seen.has(node, id)) {
