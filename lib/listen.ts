@@ -87,6 +87,8 @@ export async function listen(args: ListenArgs): Promise<ListenOutcome> {
   }
 
   const stop = new AbortController();
+  /** Mail being sent; a stop waits for it. */
+  const mail = new Set<Promise<void>>();
   let fatal: ChildDiedError | undefined;
   const idle = Promise.withResolvers<void>();
   let sourceDone = false;
@@ -104,15 +106,17 @@ export async function listen(args: ListenArgs): Promise<ListenOutcome> {
     checkOnly: args.checkConfig,
     notify: (section, subject, body, recipients) => {
       log.event("info", "notify", { child: section.name, subject, recipients });
-      sendMail(section.mailCommand, subject, recipients, body).then((r) => {
-        if (!r.ok) {
-          log.event("warning", "notify_failed", {
-            child: section.name,
-            subject,
-            reason: r.reason,
-          }, r.reason);
-        }
-      });
+      const sending = sendMail(section.mailCommand, subject, recipients, body)
+        .then((r) => {
+          if (!r.ok) {
+            log.event("warning", "notify_failed", {
+              child: section.name,
+              subject,
+              reason: r.reason,
+            }, r.reason);
+          }
+        }).finally(() => mail.delete(sending));
+      mail.add(sending);
     },
     publish: (child: string, node: string, payload: JsonObject) => {
       // Without a server, what would be published is logged instead.
@@ -199,6 +203,7 @@ export async function listen(args: ListenArgs): Promise<ListenOutcome> {
     Deno.removeSignalListener("SIGINT", onSignal);
     Deno.removeSignalListener("SIGTERM", onSignal);
     await supervisor.shutdown();
+    await Promise.all(mail);
     const c = router.counts;
     log.event("info", "summary", {
       ...c,

@@ -96,7 +96,9 @@ export class Logger implements ChildLog {
     if (!this.enabled(level)) return;
     const now = this.#o.now?.() ?? Date.now() / 1000;
     const ts = new Date(now * 1000).toISOString();
-    const child = this.#o.child;
+    // The listener's records about one child carry that child's name.
+    const child = this.#o.child ??
+      (typeof fields.child === "string" ? fields.child : null);
     const record: LogRecord = {
       ts,
       level,

@@ -463,3 +463,60 @@ Deno.test("the example and demo configs in etc/ pass --check-config and leave no
     });
   }
 });
+
+Deno.test("listener mails through the configured mail command, run by main", async () => {
+  await using dir = await tempDir({
+    "mail.sh":
+      '#!/bin/sh\n{ printf "%s|" "$@"; echo; cat; } >> "$(dirname "$0")/mail.out"\n',
+    "l.ini":
+      "[a]\nnodes = n\nchildConfig = c.ini\nrecipients = x@example.org y@example.org\nmail_command = ./mail.sh\n",
+    "c.ini": "[general]\nprocess_type = test\n",
+    "r.jsonl": [
+      '{"node":"n","payload":{"uid":"command","alert_type":"sendEmail","object":{"subject":"hello","body":"line one"}}}',
+      '{"node":"n","payload":{"uid":"command","alert_type":"raiseException","object":{}}}',
+    ].join("\n"),
+  });
+  await Deno.chmod(join(dir.path, "mail.sh"), 0o755);
+  const r = await runListener([
+    "-c",
+    "l.ini",
+    "--replay",
+    "r.jsonl",
+    "--exit-when-idle",
+    "--log-format",
+    "json",
+  ], {
+    cwd: dir.path,
+  });
+  assert.equal(r.code, 0, r.stderr);
+  // Mail goes out asynchronously; the listener waits for it before exiting.
+  const mail = await Deno.readTextFile(join(dir.path, "mail.out"));
+  assert.match(mail, /^-s\|hello\|x@example\.org\|y@example\.org\|\nline one/m);
+  assert.match(
+    mail,
+    /-s\|lvalertMP: task raiseException failed in a\|x@example\.org\|y@example\.org\|/,
+  );
+  assert.match(mail, /Error: raiseException command received\n\s+at /);
+});
+
+Deno.test("listener stops with exit 1 when a child dies, naming the child", async () => {
+  await using dir = await tempDir({
+    "l.ini": "[doomed child]\nnodes = n\nchildConfig = c.ini\n",
+    "c.ini": "[general]\nprocess_type = crash\nhandler = crash.ts\n",
+    "crash.ts":
+      "export function parseAlert() { setTimeout(() => { throw new Error('handler bug'); }, 0); }\n",
+    "r.jsonl": '{"node":"n","payload":{"uid":"G1","alert_type":"new"}}\n',
+  });
+  // No --exit-when-idle: the listener would run on until the death.
+  const r = await runListener([
+    "-c",
+    join(dir.path, "l.ini"),
+    "--replay",
+    join(dir.path, "r.jsonl"),
+    "--log-format",
+    "json",
+  ]);
+  assert.equal(r.code, 1);
+  assert.match(r.stderr, /Child \[doomed child\] died: .*handler bug/);
+  assert.equal(ofEvent(r.events, "child_died")[0]?.child, "doomed child");
+});
