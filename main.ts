@@ -7,7 +7,11 @@
 
 import denoJson from "./deno.json" with { type: "json" };
 import { LISTEN_USAGE, parseListenArgs } from "./lib/cli.ts";
-import { listen, type ListenOutcome } from "./lib/listen.ts";
+import { listen } from "./lib/listen.ts";
+import type { Outcome } from "./lib/outcome.ts";
+import { admin, ADMIN_USAGE } from "./lib/tools/admin.ts";
+import { command, COMMAND_USAGE } from "./lib/tools/command.ts";
+import { send, SEND_USAGE } from "./lib/tools/send.ts";
 
 /** sysexits-style exit codes. */
 export const EXIT = {
@@ -21,17 +25,33 @@ export const EXIT = {
 
 export const VERSION: string = denoJson.version;
 
-function outcomeCode(outcome: ListenOutcome): number {
+const TOOLS: Record<
+  string,
+  { run: (argv: string[]) => Promise<Outcome>; usage: string }
+> = {
+  send: { run: send, usage: SEND_USAGE },
+  command: { run: command, usage: COMMAND_USAGE },
+  admin: { run: admin, usage: ADMIN_USAGE },
+};
+
+function exitCode(outcome: Outcome, name: string, usage: string): number {
   if (outcome.ok) return EXIT.ok;
-  console.error(`lvalert_listenMP: ${outcome.error.message}`);
+  const message = `${name}: ${outcome.error.message}`;
   switch (outcome.kind) {
+    case "usage":
+      console.error(`${message}\n\n${usage}`);
+      return EXIT.usage;
     case "config":
+      console.error(message);
       return EXIT.config;
     case "unavailable":
+      console.error(message);
       return EXIT.unavailable;
     case "auth":
+      console.error(message);
       return EXIT.auth;
     case "runtime":
+      console.error(message);
       return EXIT.failure;
     default: {
       const never: never = outcome.kind;
@@ -40,12 +60,14 @@ function outcomeCode(outcome: ListenOutcome): number {
   }
 }
 
-/** Runs the command line; resolves with the exit code. */
-export async function main(argv: string[]): Promise<number> {
+async function runListener(argv: string[]): Promise<number> {
   const parsed = parseListenArgs(argv);
   if (!parsed.ok) {
-    console.error(`lvalert_listenMP: ${parsed.message}\n\n${LISTEN_USAGE}`);
-    return EXIT.usage;
+    return exitCode(
+      { ok: false, kind: "usage", error: new Error(parsed.message) },
+      "lvalert_listenMP",
+      LISTEN_USAGE,
+    );
   }
   const args = parsed.value;
   if (args.help) {
@@ -62,8 +84,29 @@ export async function main(argv: string[]): Promise<number> {
         "where other users can read it; use a netrc file",
     );
   }
+  return exitCode(await listen(args), "lvalert_listenMP", LISTEN_USAGE);
+}
+
+/** Runs the command line; resolves with the exit code. */
+export async function main(argv: string[]): Promise<number> {
   try {
-    return outcomeCode(await listen(args));
+    const [first, ...rest] = argv;
+    const tool = first === undefined ? undefined : TOOLS[first];
+    if (!tool) return await runListener(argv);
+    if (rest.includes("-w") || rest.includes("--version")) {
+      console.log(`lvalert_listenMP ${first} (lvalertMP) ${VERSION}`);
+      return EXIT.ok;
+    }
+    if (rest.includes("-b") || rest.some((a) => a.startsWith("--password"))) {
+      console.error(
+        `lvalert_listenMP ${first}: warning: -b/--password puts the password in argv; use a netrc file`,
+      );
+    }
+    return exitCode(
+      await tool.run(rest),
+      `lvalert_listenMP ${first}`,
+      tool.usage,
+    );
   } catch (error) {
     console.error(`lvalert_listenMP: ${(error as Error)?.stack ?? error}`);
     return EXIT.failure;

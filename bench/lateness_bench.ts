@@ -74,9 +74,7 @@ async function run(
       },
       t0: now(),
     });
-    await new Promise((r) =>
-      setTimeout(r, (start + probes * spacing + 1) * 1000)
-    );
+    await new Promise((r) => setTimeout(r, (start + probes * spacing + 1) * 1000));
     await supervisor.shutdown();
     const text = await Deno.readTextFile(join(dir, "lateness_c.log"));
     const late = text.split("\n").filter((l) => l.includes('"task_executed"'))

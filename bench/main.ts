@@ -9,8 +9,7 @@ import { benchMemory, benchQueue } from "./queue_bench.ts";
 
 const want = new Set(Deno.args);
 const run = (name: string) => want.size === 0 || want.has(name);
-const fmt = (n: number) =>
-  n >= 100 ? Math.round(n).toLocaleString("en-US") : n.toFixed(3);
+const fmt = (n: number) => n >= 100 ? Math.round(n).toLocaleString("en-US") : n.toFixed(3);
 
 if (run("queue")) {
   console.log(
@@ -19,11 +18,9 @@ if (run("queue")) {
   console.log("  pending   heap ops/s     sorted-array ops/s   ratio");
   for (const r of benchQueue()) {
     console.log(
-      `  ${r.pending.toExponential(0).padEnd(8)}  ${
-        fmt(r.heap).padStart(12)
-      }  ${fmt(r.baseline).padStart(18)}   ${
-        (r.heap / r.baseline).toFixed(1)
-      }x`,
+      `  ${r.pending.toExponential(0).padEnd(8)}  ${fmt(r.heap).padStart(12)}  ${
+        fmt(r.baseline).padStart(18)
+      }   ${(r.heap / r.baseline).toFixed(1)}x`,
     );
   }
 }

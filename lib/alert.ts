@@ -131,9 +131,7 @@ export function readAlert(payload: unknown): AlertResult {
       ok: false,
       reason: type === undefined
         ? `payload for ${uid} has no "alert_type"`
-        : `"alert_type" must be a non-empty string, got ${
-          JSON.stringify(type)
-        }`,
+        : `"alert_type" must be a non-empty string, got ${JSON.stringify(type)}`,
     };
   }
   const alert = value as Alert;
@@ -169,12 +167,8 @@ export function describeAlert(alert: Alert): string {
     case "legacy": {
       if (type === "new") {
         const o = alert.object;
-        return `new ${text(field(o, "group"))}/${
-          text(field(o, "pipeline"))
-        } event` +
-          (field(o, "far") === undefined
-            ? ""
-            : ` far=${text(field(o, "far"))}`);
+        return `new ${text(field(o, "group"))}/${text(field(o, "pipeline"))} event` +
+          (field(o, "far") === undefined ? "" : ` far=${text(field(o, "far"))}`);
       }
       if (type === "label") return `label ${text(alert.description)}`;
       return `${type}: ${text(alert.description)}`;
@@ -186,9 +180,7 @@ export function describeAlert(alert: Alert): string {
       }
       if (type === "log") return `log: ${text(field(d, "comment"))}`;
       if (type.startsWith("signoff")) {
-        return `${type} ${text(field(d, "signoff_type"))} ${
-          text(field(d, "status"))
-        }`;
+        return `${type} ${text(field(d, "signoff_type"))} ${text(field(d, "status"))}`;
       }
       if (type === "event_added") {
         return `event_added ${text(field(d, "graceid"))}`;

@@ -322,9 +322,7 @@ export class ChildRuntime {
           lateness_ms: (start - due) * 1000,
           ...errorFields(error),
         },
-        `task ${task.name} of ${item.name} failed: ${
-          (error as Error)?.message ?? error
-        }`,
+        `task ${task.name} of ${item.name} failed: ${(error as Error)?.message ?? error}`,
       );
       this.context.notify(
         `lvalertMP: task ${task.name} failed in ${this.#o.child}`,

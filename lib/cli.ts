@@ -88,9 +88,7 @@ function number(
 ): number | string {
   if (raw === undefined) return fallback;
   const value = Number(raw);
-  return raw.trim() !== "" && ok(value)
-    ? value
-    : `${flag} must be ${want}, got "${raw}"`;
+  return raw.trim() !== "" && ok(value) ? value : `${flag} must be ${want}, got "${raw}"`;
 }
 
 /** Parses the listener's flags. */

@@ -78,9 +78,7 @@ function kwargString(kwargs: JsonObject, key: string): string {
 export function describeQueue(ctx: ChildContext): string {
   const lines = [`queue: ${ctx.queue.size} pending item(s)`];
   for (const item of ctx.queue) {
-    const tasks = item.tasks.map((t) =>
-      `${t.name}@${new Date(t.expiration * 1000).toISOString()}`
-    );
+    const tasks = item.tasks.map((t) => `${t.name}@${new Date(t.expiration * 1000).toISOString()}`);
     lines.push(
       `  ${item.name} graceid=${item.graceid ?? "-"} expiration=${
         new Date(item.expiration * 1000).toISOString()
@@ -155,8 +153,7 @@ export const BUILTIN_COMMANDS: readonly CommandSpec[] = [
   },
   {
     name: "printQueue",
-    description:
-      "writes the queue to 'filename' (STDOUT, STDERR, or a file under log_directory)",
+    description: "writes the queue to 'filename' (STDOUT, STDERR, or a file under log_directory)",
     required: ["filename"],
     async run(ctx, kwargs) {
       const filename = kwargString(kwargs, "filename");
@@ -168,17 +165,14 @@ export const BUILTIN_COMMANDS: readonly CommandSpec[] = [
         }, text);
         return;
       }
-      const path = isAbsolute(filename)
-        ? filename
-        : join(ctx.logDirectory, filename);
+      const path = isAbsolute(filename) ? filename : join(ctx.logDirectory, filename);
       await Deno.writeTextFile(path, text + "\n");
       ctx.log.event("info", "command", { command: "printQueue", path });
     },
   },
   {
     name: "sendEmail",
-    description:
-      "sends mail: 'recipients' (default: the section's), 'subject', 'body'",
+    description: "sends mail: 'recipients' (default: the section's), 'subject', 'body'",
     run(ctx, kwargs) {
       const raw = kwargs.recipients;
       const recipients = typeof raw === "string"
@@ -218,9 +212,7 @@ export function checkCommand(
   if (!spec) {
     return {
       ok: false,
-      reason: `unknown command "${name}"; known: ${
-        [...commands.keys()].sort().join(", ")
-      }`,
+      reason: `unknown command "${name}"; known: ${[...commands.keys()].sort().join(", ")}`,
     };
   }
   const kwargs = object === undefined ? {} : object;
@@ -234,9 +226,7 @@ export function checkCommand(
   if (missing.length) {
     return {
       ok: false,
-      reason: `command ${name} is missing required kwarg(s): ${
-        missing.join(", ")
-      }`,
+      reason: `command ${name} is missing required kwarg(s): ${missing.join(", ")}`,
     };
   }
   const forbidden = (spec.forbidden ?? []).filter((k) => k in kwargs);
@@ -253,10 +243,9 @@ export function checkCommand(
     if (typeof value !== "number" || !(value > 0) || !Number.isFinite(value)) {
       return {
         ok: false,
-        reason:
-          `command ${name}: "sleep" must be a number of seconds > 0, got ${
-            JSON.stringify(raw)
-          }`,
+        reason: `command ${name}: "sleep" must be a number of seconds > 0, got ${
+          JSON.stringify(raw)
+        }`,
       };
     }
     sleep = value;

@@ -153,9 +153,7 @@ function quotedPathWarning(
   value: string,
 ): string | undefined {
   if (!/^(["']).*\1$/.test(value)) return undefined;
-  return `${ini.file}:${
-    ini.line(section, key)
-  }: [${section}] ${key} is quoted ` +
+  return `${ini.file}:${ini.line(section, key)}: [${section}] ${key} is quoted ` +
     `(${value}); the quotes are part of the path, as in the Python tool`;
 }
 
@@ -345,9 +343,7 @@ export async function loadListenerConfig(
     for (const key of ini.data.sections.get(name)?.entries.keys() ?? []) {
       if (!KNOWN_SECTION_KEYS.has(key)) {
         warnings.push(
-          `${file}:${
-            ini.line(name, key)
-          }: [${name}] unknown key "${key}" ignored`,
+          `${file}:${ini.line(name, key)}: [${name}] unknown key "${key}" ignored`,
         );
       }
     }

@@ -47,8 +47,7 @@ const VARIABLE_RE = /^%\(([^)]+)\)s/;
 const MAX_INTERPOLATION_DEPTH = 10;
 const TRUE_WORDS = new Set(["1", "yes", "true", "on"]);
 const FALSE_WORDS = new Set(["0", "no", "false", "off"]);
-const FLOAT_RE =
-  /^[+-]?(?:(?:\d+\.?\d*|\.\d+)(?:e[+-]?\d+)?|inf(?:inity)?|nan)$/i;
+const FLOAT_RE = /^[+-]?(?:(?:\d+\.?\d*|\.\d+)(?:e[+-]?\d+)?|inf(?:inity)?|nan)$/i;
 const INT_RE = /^[+-]?\d+$/;
 
 /** Strips what `ConfigParser` treats as an inline comment from a value. */
@@ -57,9 +56,7 @@ function stripInlineComment(value: string): string {
   if (pos === -1) return value;
   // Python checks optval[pos-1], which for pos 0 is the last character.
   const before = pos === 0 ? value.at(-1) : value[pos - 1];
-  return before !== undefined && /\s/.test(before)
-    ? value.slice(0, pos)
-    : value;
+  return before !== undefined && /\s/.test(before) ? value.slice(0, pos) : value;
 }
 
 function isCommentLine(line: string): boolean {

@@ -1,5 +1,6 @@
 /**
- * The listener: config -> children -> router -> source, and a clean stop.
+ * The listener: config -> children -> router -> source (XMPP or replay),
+ * and a clean stop.
  *
  * @module
  */
@@ -8,25 +9,20 @@ import type { JsonObject } from "./alert.ts";
 import type { ListenArgs } from "./cli.ts";
 import { type ListenerConfig, loadListenerConfig } from "./config.ts";
 import { ConfigError } from "./config_error.ts";
+import { type Credentials, CredentialsError, resolveCredentials } from "./credentials.ts";
 import { Logger, stdoutSink } from "./log.ts";
 import { sendMail } from "./notifier.ts";
+import type { Outcome } from "./outcome.ts";
 import { childPermissions, describePermissions } from "./permissions.ts";
 import { replayFile } from "./replay.ts";
 import { Router } from "./router.ts";
-import {
-  type ChildDiedError,
-  ChildStartError,
-  Supervisor,
-} from "./supervisor.ts";
+import { SeenStore } from "./seen_store.ts";
+import { defaultStateDir, openStateDir } from "./state_dir.ts";
+import { type ChildDiedError, ChildStartError, Supervisor } from "./supervisor.ts";
+import { type XmppFailure, XmppSource } from "./xmpp_source.ts";
 
 /** How a listener run ended; main turns it into an exit code. */
-export type ListenOutcome =
-  | { ok: true }
-  | {
-    ok: false;
-    kind: "config" | "runtime" | "unavailable" | "auth";
-    error: Error;
-  };
+export type ListenOutcome = Outcome;
 
 function identity() {
   let hostname = "localhost";
@@ -35,8 +31,7 @@ function identity() {
   } catch {
     // Without sys permission the name is only cosmetic.
   }
-  const username = Deno.env.get("USER") ?? Deno.env.get("LOGNAME") ??
-    "unknown";
+  const username = Deno.env.get("USER") ?? Deno.env.get("LOGNAME") ?? "unknown";
   return { hostname, username, pid: Deno.pid };
 }
 
@@ -55,9 +50,55 @@ function summary(config: ListenerConfig): string {
   return lines.join("\n");
 }
 
+const XMPP_EXIT: Record<
+  XmppFailure["kind"],
+  "auth" | "unavailable" | "runtime"
+> = {
+  auth: "auth",
+  tls: "unavailable",
+  unavailable: "unavailable",
+  missing_nodes: "unavailable",
+  conflict: "runtime",
+};
+
+/** What an XMPP run needs besides the config: read before any child starts. */
+interface XmppSetup {
+  credentials: Credentials;
+  ca: string | undefined;
+  stateDir: string;
+}
+
+async function xmppSetup(
+  args: ListenArgs,
+  config: ListenerConfig,
+): Promise<XmppSetup> {
+  const credentials = await resolveCredentials({
+    server: args.server,
+    username: args.username,
+    password: args.password,
+    netrc: args.netrc,
+  });
+  let ca: string | undefined;
+  if (args.caFile) {
+    try {
+      ca = await Deno.readTextFile(args.caFile);
+    } catch (error) {
+      throw new ConfigError(
+        args.caFile,
+        `Cannot read the CA file: ${(error as Error).message}`,
+        { cause: error },
+      );
+    }
+  }
+  const stateDir = await openStateDir(
+    args.stateDir ?? defaultStateDir(config.path),
+  );
+  return { credentials, ca, stateDir };
+}
+
 /**
  * Runs the listener until the source ends (with `--exit-when-idle`), a
- * signal arrives, or a child dies.
+ * signal arrives, or a child or the session dies.
  */
 export async function listen(args: ListenArgs): Promise<ListenOutcome> {
   const log = new Logger({
@@ -67,33 +108,43 @@ export async function listen(args: ListenArgs): Promise<ListenOutcome> {
     sinks: [stdoutSink],
   });
   let config: ListenerConfig;
+  let setup: XmppSetup | undefined;
   try {
     config = await loadListenerConfig(args.configFile!);
+    for (const warning of config.warnings) {
+      log.event("warning", "config_warning", {}, warning);
+    }
+    if (!args.replay && !args.checkConfig) {
+      setup = await xmppSetup(args, config);
+    }
   } catch (error) {
-    if (error instanceof ConfigError) {
+    if (error instanceof ConfigError || error instanceof CredentialsError) {
       return { ok: false, kind: "config", error };
     }
     throw error;
   }
-  for (const warning of config.warnings) {
-    log.event("warning", "config_warning", {}, warning);
-  }
-  if (!args.replay && !args.checkConfig) {
-    return {
-      ok: false,
-      kind: "unavailable",
-      error: new Error("No XMPP source in this build: use --replay FILE"),
-    };
+  if (args.insecureTls && setup) {
+    log.event(
+      "warning",
+      "insecure_tls",
+      {},
+      "--insecure-tls: the server's certificate is NOT verified; anyone on the path can read and forge alerts",
+    );
   }
 
   const stop = new AbortController();
+  let failure: ListenOutcome | undefined;
+  const fail = (outcome: ListenOutcome) => {
+    failure ??= outcome;
+    stop.abort();
+  };
   /** Mail being sent; a stop waits for it. */
   const mail = new Set<Promise<void>>();
-  let fatal: ChildDiedError | undefined;
   const idle = Promise.withResolvers<void>();
   let sourceDone = false;
   let applied = 0;
   let refused = 0;
+  let source: XmppSource | undefined;
   const checkIdle = () => {
     if (args.exitWhenIdle && sourceDone && supervisor.isIdle()) idle.resolve();
   };
@@ -119,13 +170,20 @@ export async function listen(args: ListenArgs): Promise<ListenOutcome> {
       mail.add(sending);
     },
     publish: (child: string, node: string, payload: JsonObject) => {
-      // Without a server, what would be published is logged instead.
-      log.event("info", "publish", { child, node, payload });
+      if (!source) {
+        // Without a server, what would be published is logged instead.
+        log.event("info", "publish", { child, node, payload });
+        return;
+      }
+      source.publish(node, JSON.stringify(payload)).catch((error) =>
+        log.event("warning", "publish_failed", {
+          child,
+          node,
+          error: (error as Error).message,
+        })
+      );
     },
-    onFatal: (error) => {
-      fatal ??= error;
-      stop.abort();
-    },
+    onFatal: (error: ChildDiedError) => fail({ ok: false, kind: "runtime", error }),
     onChange: checkIdle,
     onAck: (ok) => ok ? applied++ : refused++,
   });
@@ -147,63 +205,75 @@ export async function listen(args: ListenArgs): Promise<ListenOutcome> {
   const onSignal = () => stop.abort();
   Deno.addSignalListener("SIGINT", onSignal);
   Deno.addSignalListener("SIGTERM", onSignal);
+  const seen = setup ? await SeenStore.open(setup.stateDir) : undefined;
   const router = new Router({
     owners: config.owners,
     log,
     deliver: (d) => supervisor.deliver(d),
+    ...(seen ? { seen } : {}),
     ...(args.show
       ? {
         show: (child: string, text: string) => stdoutSink(`${child} < ${text}`),
       }
       : {}),
   });
+  const stopped = new Promise<void>((resolve) => {
+    if (stop.signal.aborted) resolve();
+    stop.signal.addEventListener("abort", () => resolve(), { once: true });
+  });
   try {
-    log.event("info", "listening", {
-      source: `replay ${args.replay}`,
-      children: config.sections.map((s) => s.name),
-    });
-    try {
-      for await (
-        const line of replayFile(args.replay!, {
-          speed: args.speed,
-          signal: stop.signal,
-        })
-      ) {
-        const where = `${args.replay}:${line.line}`;
-        if (!line.ok) router.reject(where, line.reason);
-        else {
-          router.route({
-            node: line.node,
-            id: line.id,
-            payload: line.payload,
-            t0: (performance.timeOrigin + performance.now()) / 1000,
-            where,
-          });
-        }
+    if (setup) {
+      source = new XmppSource({
+        client: {
+          server: args.server,
+          port: args.port,
+          username: setup.credentials.username,
+          password: setup.credentials.password,
+          resource: args.resource,
+          ...(setup.ca ? { ca: setup.ca } : {}),
+          insecureTls: args.insecureTls,
+          allowPlaintext: args.allowPlaintext,
+        },
+        service: args.pubsubService ?? `pubsub.${args.server}`,
+        nodes: [...config.owners.keys()],
+        catchUp: args.catchUp,
+        createMissingNodes: args.createMissingNodes,
+        seen: seen!,
+        log,
+        debug: args.debug,
+        route: (input) => router.route(input),
+        onFatal: (f) => fail({ ok: false, kind: XMPP_EXIT[f.kind], error: f }),
+      });
+      log.event("info", "listening", {
+        source: `xmpp ${args.server}:${args.port}`,
+        children: config.sections.map((s) => s.name),
+      });
+      try {
+        await source.start();
+      } catch (error) {
+        const f = error as XmppFailure;
+        source = undefined;
+        return {
+          ok: false,
+          kind: XMPP_EXIT[f.kind] ?? "unavailable",
+          error: f,
+        };
       }
-    } catch (error) {
-      if (!(error instanceof Deno.errors.NotFound)) throw error;
-      return {
-        ok: false,
-        kind: "config",
-        error: new ConfigError(args.replay!, "Replay file not found", {
-          cause: error,
-        }),
-      };
+      await stopped;
+    } else {
+      const outcome = await replay(args, router, log, stop.signal);
+      if (outcome) return outcome;
+      sourceDone = true;
+      checkIdle();
+      await Promise.race([idle.promise, stopped]);
     }
-    sourceDone = true;
-    log.event("info", "source_done", { source: `replay ${args.replay}` });
-    checkIdle();
-    const stopped = new Promise<void>((resolve) => {
-      if (stop.signal.aborted) resolve();
-      stop.signal.addEventListener("abort", () => resolve(), { once: true });
-    });
-    await Promise.race([idle.promise, stopped]);
   } finally {
     Deno.removeSignalListener("SIGINT", onSignal);
     Deno.removeSignalListener("SIGTERM", onSignal);
+    await source?.stop();
     await supervisor.shutdown();
     await Promise.all(mail);
+    await seen?.close();
     const c = router.counts;
     log.event("info", "summary", {
       ...c,
@@ -212,6 +282,43 @@ export async function listen(args: ListenArgs): Promise<ListenOutcome> {
       rejected_by_child: refused,
     });
   }
-  if (fatal) return { ok: false, kind: "runtime", error: fatal };
-  return { ok: true };
+  return failure ?? { ok: true };
+}
+
+/** Feeds a replay file to the router; an outcome only when it cannot. */
+async function replay(
+  args: ListenArgs,
+  router: Router,
+  log: Logger,
+  signal: AbortSignal,
+): Promise<ListenOutcome | undefined> {
+  log.event("info", "listening", { source: `replay ${args.replay}` });
+  try {
+    for await (
+      const line of replayFile(args.replay!, { speed: args.speed, signal })
+    ) {
+      const where = `${args.replay}:${line.line}`;
+      if (!line.ok) router.reject(where, line.reason);
+      else {
+        router.route({
+          node: line.node,
+          id: line.id,
+          payload: line.payload,
+          t0: (performance.timeOrigin + performance.now()) / 1000,
+          where,
+        });
+      }
+    }
+  } catch (error) {
+    if (!(error instanceof Deno.errors.NotFound)) throw error;
+    return {
+      ok: false,
+      kind: "config",
+      error: new ConfigError(args.replay!, "Replay file not found", {
+        cause: error,
+      }),
+    };
+  }
+  log.event("info", "source_done", { source: `replay ${args.replay}` });
+  return undefined;
 }

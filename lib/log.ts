@@ -41,9 +41,7 @@ function textValue(value: unknown): string {
 export function formatRecord(record: LogRecord, format: LogFormat): string {
   if (format === "json") return JSON.stringify(record);
   const parts = [
-    `${record.ts} | ${
-      record.child ?? "main"
-    } : ${record.level.toUpperCase()} : ${record.event}`,
+    `${record.ts} | ${record.child ?? "main"} : ${record.level.toUpperCase()} : ${record.event}`,
   ];
   if (typeof record.msg === "string" && record.msg !== "") {
     parts[0] += `: ${record.msg}`;

@@ -49,11 +49,7 @@ export function childPermissions(
 /** One line per permission kind, for `--check-config`. */
 export function describePermissions(p: Deno.PermissionOptionsObject): string {
   const show = (v: unknown) =>
-    Array.isArray(v)
-      ? v.join(", ")
-      : v === false || v === undefined
-      ? "none"
-      : String(v);
+    Array.isArray(v) ? v.join(", ") : v === false || v === undefined ? "none" : String(v);
   return (["read", "write", "net", "env", "run", "sys", "ffi"] as const)
     .map((k) => `${k}: ${show(p[k])}`).join("; ");
 }

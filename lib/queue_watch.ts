@@ -40,8 +40,7 @@ export class QueueWatch {
   /** Call after the queue changed; warns or recovers as needed. */
   check(length: number, now: number, out: QueueWatchOutlets): void {
     const o = this.#options;
-    const where =
-      `    username : ${o.username}\n    hostname : ${o.hostname}\n` +
+    const where = `    username : ${o.username}\n    hostname : ${o.hostname}\n` +
       `    config   : ${o.config}\n`;
     if (length > o.warnThr) {
       if (now < this.#nextAt) return;
@@ -51,9 +50,7 @@ export class QueueWatch {
       if (o.recipients.length > 0 && this.#sent < o.maxWarn) {
         this.#sent++;
         const final = this.#sent === o.maxWarn;
-        const subject = `${
-          final ? "FINAL " : ""
-        }WARNING: queue is too long on ${o.hostname}`;
+        const subject = `${final ? "FINAL " : ""}WARNING: queue is too long on ${o.hostname}`;
         const body = `WARNING:\nthe queue holds more than ${o.warnThr} items ` +
           `(len(queue)=${length})\n${where}This is warning number : ${this.#sent}\n` +
           (final ? "This is the final warning!\n" : "");
@@ -75,8 +72,7 @@ export class QueueWatch {
     this.#sent = 0;
     this.#nextAt = -Infinity;
     if (o.recipients.length > 0) {
-      const body =
-        `RECOVERY:\nthe queue holds no more than ${o.warnThr} items ` +
+      const body = `RECOVERY:\nthe queue holds no more than ${o.warnThr} items ` +
         `(len(queue)=${length})\n${where}` +
         (silenced ? "Recovery has un-silenced warnings.\n" : "");
       out.notify(

@@ -5,13 +5,7 @@
  * @module
  */
 
-import {
-  ENTRY,
-  type ItemOwner,
-  KEY,
-  OWNER,
-  type QueueItem,
-} from "./queue_item.ts";
+import { ENTRY, type ItemOwner, KEY, OWNER, type QueueItem } from "./queue_item.ts";
 
 /** Options for {@linkcode SortedQueue}. */
 export interface SortedQueueOptions {
@@ -56,8 +50,7 @@ function byTime(a: QueueItem, b: QueueItem): number {
  * queue.byGraceId("G123");  // that event's pending items
  * ```
  */
-export class SortedQueue<T extends QueueItem = QueueItem>
-  implements Iterable<T>, ItemOwner {
+export class SortedQueue<T extends QueueItem = QueueItem> implements Iterable<T>, ItemOwner {
   #items: QueueItem[] = [];
   #keys = new Float64Array(64);
   #orders = new Float64Array(64);

@@ -8,11 +8,7 @@
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
 import type { JsonObject } from "./alert.ts";
-import {
-  type ChildSection,
-  type ListenerConfig,
-  logFileName,
-} from "./config.ts";
+import { type ChildSection, type ListenerConfig, logFileName } from "./config.ts";
 import type { ChildLog } from "./context.ts";
 import type { LogFormat } from "./log.ts";
 import {
@@ -247,9 +243,7 @@ export class Supervisor {
     let timer: ReturnType<typeof setTimeout> | undefined;
     await Promise.race([
       Promise.all(live.map((h) => h.stopped.promise)),
-      new Promise<void>((resolve) =>
-        timer = setTimeout(resolve, deadlineSeconds * 1000)
-      ),
+      new Promise<void>((resolve) => timer = setTimeout(resolve, deadlineSeconds * 1000)),
     ]);
     clearTimeout(timer);
     for (const h of live) {
@@ -304,8 +298,7 @@ export class Supervisor {
       event.preventDefault();
       this.#died(h, event.message || String(event.error));
     };
-    worker.onmessageerror = () =>
-      this.#died(h, "a message from the worker could not be read");
+    worker.onmessageerror = () => this.#died(h, "a message from the worker could not be read");
     this.#post(h, {
       type: "init",
       settings: childSettings(

@@ -1,9 +1,6 @@
 import assert from "node:assert/strict";
 import type { Alert, JsonObject } from "../lib/alert.ts";
-import {
-  ChildRuntime,
-  type ChildRuntimeOptions,
-} from "../lib/child_runtime.ts";
+import { ChildRuntime, type ChildRuntimeOptions } from "../lib/child_runtime.ts";
 import { FakeClock } from "../lib/clock.ts";
 import type { ChildContext } from "../lib/context.ts";
 import type { HandlerModule } from "../lib/handler.ts";
@@ -25,8 +22,7 @@ interface Harness {
 
 function harness(
   handler: HandlerModule = testHandler,
-  ini =
-    "[general]\nprocess_type = test\n[test]\ndelays = 1 2 3\nrepeats = 2\ninterval = 1\n",
+  ini = "[general]\nprocess_type = test\n[test]\ndelays = 1 2 3\nrepeats = 2\ninterval = 1\n",
   options: Partial<ChildRuntimeOptions> = {},
 ): Harness {
   const clock = new FakeClock(1_000);
@@ -47,8 +43,7 @@ function harness(
     recipients: ["ops@example.org"],
     clock,
     identity: { hostname: "h", pid: 42 },
-    notify: (subject, body, recipients) =>
-      mails.push({ subject, body, recipients }),
+    notify: (subject, body, recipients) => mails.push({ subject, body, recipients }),
     publish: (node, payload) => published.push({ node, payload }),
     ...options,
   });

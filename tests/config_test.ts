@@ -193,8 +193,7 @@ Deno.test("loadListenerConfig refuses each kind of bad config with file and line
   await t.step("an unknown on_child_death", () =>
     rejects(
       {
-        "l.ini":
-          "[a]\nnodes = x\nchildConfig = c.ini\non_child_death = shrug\n",
+        "l.ini": "[a]\nnodes = x\nchildConfig = c.ini\non_child_death = shrug\n",
         "c.ini": CHILD,
       },
       /on_child_death must be "restart" or "exit"/,

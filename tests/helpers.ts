@@ -53,18 +53,23 @@ export interface RunResult {
 /** Runs `main.ts` as a real child process and collects its output. */
 export async function runListener(
   args: string[],
-  options: { cwd?: string; env?: Record<string, string>; timeout?: number } =
-    {},
+  options: { cwd?: string; env?: Record<string, string>; timeout?: number; stdin?: string } = {},
 ): Promise<RunResult> {
-  const command = new Deno.Command(Deno.execPath(), {
+  const child = new Deno.Command(Deno.execPath(), {
     args: ["run", ...LISTEN_FLAGS, MAIN, ...args],
     cwd: options.cwd ?? ROOT,
     env: { NO_COLOR: "1", ...options.env },
+    stdin: options.stdin === undefined ? "null" : "piped",
     stdout: "piped",
     stderr: "piped",
     signal: AbortSignal.timeout((options.timeout ?? 60) * 1000),
-  });
-  const out = await command.output();
+  }).spawn();
+  if (options.stdin !== undefined) {
+    const writer = child.stdin.getWriter();
+    await writer.write(new TextEncoder().encode(options.stdin));
+    await writer.close();
+  }
+  const out = await child.output();
   const stdout = new TextDecoder().decode(out.stdout);
   const stderr = new TextDecoder().decode(out.stderr);
   return { code: out.code, stdout, stderr, events: jsonLines(stdout) };
@@ -82,4 +87,82 @@ export function jsonLines(text: string): Record<string, unknown>[] {
     }
   }
   return events;
+}
+
+/**
+ * The listener running as a real process; its JSON-lines events are read
+ * as they come.
+ */
+export class ListenerProcess {
+  readonly events: Record<string, unknown>[] = [];
+  stdout = "";
+  stderr = "";
+  #child: Deno.ChildProcess;
+  #done: Promise<void>;
+
+  constructor(args: string[], options: { cwd?: string; env?: Record<string, string> } = {}) {
+    this.#child = new Deno.Command(Deno.execPath(), {
+      args: ["run", ...LISTEN_FLAGS, MAIN, ...args],
+      cwd: options.cwd ?? ROOT,
+      env: { NO_COLOR: "1", ...options.env },
+      stdin: "null",
+      stdout: "piped",
+      stderr: "piped",
+    }).spawn();
+    const read = async (stream: ReadableStream<Uint8Array>, out: "stdout" | "stderr") => {
+      let partial = "";
+      for await (const chunk of stream.pipeThrough(new TextDecoderStream())) {
+        this[out] += chunk;
+        if (out !== "stdout") continue;
+        const lines = (partial + chunk).split("\n");
+        partial = lines.pop() ?? "";
+        this.events.push(...jsonLines(lines.join("\n")));
+      }
+    };
+    this.#done = Promise.all([
+      read(this.#child.stdout, "stdout"),
+      read(this.#child.stderr, "stderr"),
+    ]).then(() => {});
+  }
+
+  /** Events of one name. */
+  named(event: string): Record<string, unknown>[] {
+    return this.events.filter((e) => e.event === event);
+  }
+
+  /** Waits until `test` holds, or fails after `seconds` with what was seen. */
+  async until(test: () => boolean, what: string, seconds = 20): Promise<void> {
+    const end = Date.now() + seconds * 1000;
+    while (!test()) {
+      if (Date.now() > end) {
+        throw new Error(
+          `Timed out waiting for ${what}\nstdout:\n${this.stdout.slice(-4000)}\nstderr:\n${
+            this.stderr.slice(-2000)
+          }`,
+        );
+      }
+      await new Promise((r) => setTimeout(r, 25));
+    }
+  }
+
+  /** Resolves with the exit code once the process ends (output read). */
+  async exited(): Promise<number> {
+    const status = await this.#child.status;
+    await this.#done;
+    return status.code;
+  }
+
+  /** Sends a signal and waits for the exit code. */
+  stop(signal: Deno.Signal = "SIGTERM"): Promise<number> {
+    try {
+      this.#child.kill(signal);
+    } catch {
+      // Already gone.
+    }
+    return this.exited();
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.stop("SIGKILL");
+  }
 }

@@ -32,9 +32,7 @@ function replay(config: string, stream: string, ...extra: string[]) {
 }
 
 function ofEvent(events: Event[], name: string, child?: string): Event[] {
-  return events.filter((e) =>
-    e.event === name && (child === undefined || e.child === child)
-  );
+  return events.filter((e) => e.event === name && (child === undefined || e.child === child));
 }
 
 /**
@@ -47,16 +45,12 @@ function assertTasksRanOnTime(
   repeats = 2,
 ) {
   const executed = ofEvent(events, "task_executed");
-  const keys = executed.map((e) =>
-    `${e.child}|${e.graceid}|${e.task}|${e.due}`
-  );
+  const keys = executed.map((e) => `${e.child}|${e.graceid}|${e.task}|${e.due}`);
   assert.equal(new Set(keys).size, keys.length, "no task ran twice");
   for (const alert of ofEvent(events, "alert")) {
     if (alert.uid === "command") continue;
     const t0 = alert.t0 as number;
-    const mine = executed.filter((e) =>
-      e.child === alert.child && e.graceid === alert.uid
-    );
+    const mine = executed.filter((e) => e.child === alert.child && e.graceid === alert.uid);
     for (const d of delays) {
       assert.ok(
         mine.some((e) =>
@@ -68,9 +62,7 @@ function assertTasksRanOnTime(
     }
     for (let r = 1; r <= repeats; r++) {
       assert.ok(
-        mine.some((e) =>
-          e.task === "repeat" && Math.abs((e.due as number) - (t0 + r)) < 1e-6
-        ),
+        mine.some((e) => e.task === "repeat" && Math.abs((e.due as number) - (t0 + r)) < 1e-6),
       );
     }
   }
@@ -134,8 +126,7 @@ Deno.test("listener routes the legacy stream to the right children and runs ever
 
 Deno.test("listener handles the current GraceDB schema", async () => {
   await using dir = await tempDir({
-    "l.ini":
-      "[superevents]\nnodes = superevent\nchildConfig = childConfig-test.ini\n",
+    "l.ini": "[superevents]\nnodes = superevent\nchildConfig = childConfig-test.ini\n",
   });
   await copyFixtures(dir.path, [
     "childConfig-test.ini",
@@ -160,9 +151,7 @@ Deno.test("listener handles the current GraceDB schema", async () => {
     ["signoff_created", "current"],
   ]);
   assertTasksRanOnTime(r.events);
-  const printed = ofEvent(r.events, "alert_printed").filter((e) =>
-    e.delay === 1
-  ).map((e) => e.msg);
+  const printed = ofEvent(r.events, "alert_printed").filter((e) => e.delay === 1).map((e) => e.msg);
   assert.deepEqual(printed, [
     "S220316r : new",
     "S220316r : event_added G194543",
@@ -256,9 +245,9 @@ Deno.test("listener runs commands from the stream and survives raiseException", 
     join(dir.path, "commands.jsonl"),
   );
   assert.equal(r.code, 0, r.stderr);
-  const messages = ofEvent(r.events, "command").filter((e) =>
-    e.command === "printMessage"
-  ).map((e) => e.message);
+  const messages = ofEvent(r.events, "command").filter((e) => e.command === "printMessage").map((
+    e,
+  ) => e.message);
   assert.deepEqual(messages, [
     "hello from the operator",
     "still alive after an exception",
@@ -273,8 +262,7 @@ Deno.test("listener runs commands from the stream and survives raiseException", 
 
 Deno.test("listener -S prints child < payload for each routed alert", async () => {
   await using dir = await tempDir({
-    "r.jsonl":
-      '{"node":"burst_cwb_allsky","payload":{"uid":"G1","alert_type":"new"}}\n',
+    "r.jsonl": '{"node":"burst_cwb_allsky","payload":{"uid":"G1","alert_type":"new"}}\n',
   });
   await copyFixtures(dir.path);
   const r = await runListener([
@@ -298,8 +286,7 @@ Deno.test("listener exit codes", async (t) => {
     "a bad config: 78, the error names file and line, nothing runs",
     async () => {
       await using dir = await tempDir({
-        "l.ini":
-          "[a]\nnodes = x\nchildConfig = c.ini\n[b]\nnodes = x\nchildConfig = c.ini\n",
+        "l.ini": "[a]\nnodes = x\nchildConfig = c.ini\n[b]\nnodes = x\nchildConfig = c.ini\n",
         "c.ini": "[general]\nprocess_type = test\n",
         "r.jsonl": '{"node":"x","payload":{"uid":"G1","alert_type":"new"}}\n',
       });
@@ -399,8 +386,7 @@ Deno.test("listener --check-config prints children, nodes, handlers and permissi
 
 Deno.test("listener stops cleanly on SIGTERM: exit 0 within seconds", async () => {
   await using dir = await tempDir({
-    "r.jsonl":
-      '{"node":"burst_cwb_allsky","payload":{"uid":"G1","alert_type":"new"}}\n' +
+    "r.jsonl": '{"node":"burst_cwb_allsky","payload":{"uid":"G1","alert_type":"new"}}\n' +
       '{"node":"burst_cwb_allsky","t":600,"payload":{"uid":"G2","alert_type":"new"}}\n',
   });
   await copyFixtures(dir.path);
@@ -466,8 +452,7 @@ Deno.test("the example and demo configs in etc/ pass --check-config and leave no
 
 Deno.test("listener mails through the configured mail command, run by main", async () => {
   await using dir = await tempDir({
-    "mail.sh":
-      '#!/bin/sh\n{ printf "%s|" "$@"; echo; cat; } >> "$(dirname "$0")/mail.out"\n',
+    "mail.sh": '#!/bin/sh\n{ printf "%s|" "$@"; echo; cat; } >> "$(dirname "$0")/mail.out"\n',
     "l.ini":
       "[a]\nnodes = n\nchildConfig = c.ini\nrecipients = x@example.org y@example.org\nmail_command = ./mail.sh\n",
     "c.ini": "[general]\nprocess_type = test\n",

@@ -146,9 +146,7 @@ Deno.test("SortedQueue behaves like a sorted-array model under random operations
           assert.equal(q.size, model.length);
           for (let g = 0; g < 4; g++) {
             const want = model.filter((m) => m.item.graceid === `G${g}`)
-              .sort((a, b) => a.key - b.key || a.order - b.order).map((m) =>
-                m.item
-              );
+              .sort((a, b) => a.key - b.key || a.order - b.order).map((m) => m.item);
             assert.deepEqual(q.byGraceId(`G${g}`), want);
           }
         }

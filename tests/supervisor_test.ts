@@ -52,8 +52,7 @@ async function start(
         alert: { uid: "G1", alert_type: alertType },
         t0: Date.now() / 1000,
       }),
-    events: (name: string) =>
-      jsonLines(lines.join("\n")).filter((e) => e.event === name),
+    events: (name: string) => jsonLines(lines.join("\n")).filter((e) => e.event === name),
     async until(what: () => boolean, seconds = 10) {
       const end = Date.now() + seconds * 1000;
       while (!what()) {
@@ -84,9 +83,7 @@ Deno.test("Supervisor runs each section in its own worker and routes alerts to i
     t0,
   });
   await s.until(() => s.events("item_completed").length === 2);
-  const byChild = s.events("task_executed").map((e) =>
-    `${e.child}:${e.graceid}:${e.task}`
-  ).sort();
+  const byChild = s.events("task_executed").map((e) => `${e.child}:${e.graceid}:${e.task}`).sort();
   assert.deepEqual(byChild, [
     "burst:G9:print@1s",
     "burst:G9:print@2s",
@@ -115,8 +112,7 @@ Deno.test("Supervisor runs each section in its own worker and routes alerts to i
 function probeFiles(extra = "") {
   return {
     "l.ini": "[probe]\nnodes = n\nchildConfig = c.ini\ntask_timeout = 0.5\n",
-    "c.ini":
-      `[general]\nprocess_type = probe\nhandler = probe.ts\nlog_directory = logs\n${extra}`,
+    "c.ini": `[general]\nprocess_type = probe\nhandler = probe.ts\nlog_directory = logs\n${extra}`,
     "probe.ts": `
 import { QueueItem, Task } from "${MOD}";
 async function attempt(what, fn) {

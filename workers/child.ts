@@ -37,9 +37,7 @@ self.close = () => {
 self.addEventListener("unhandledrejection", (event) => {
   event.preventDefault();
   const reason = event.reason;
-  const text = reason instanceof Error
-    ? reason.stack ?? reason.message
-    : String(reason);
+  const text = reason instanceof Error ? reason.stack ?? reason.message : String(reason);
   runtime?.context.log.event(
     "error",
     "unhandled_rejection",

@@ -1,0 +1,69 @@
+/**
+ * The state folder: journal, checkpoints, seen item ids, control socket.
+ * Private to its owner (0700; files 0600).
+ *
+ * @module
+ */
+
+import { basename, join } from "node:path";
+
+/**
+ * The default state folder for a listener config:
+ * `$XDG_STATE_HOME/lvalertMP/<config name>` or
+ * `~/.local/state/lvalertMP/<config name>`.
+ */
+export function defaultStateDir(configPath: string): string {
+  const base = Deno.env.get("XDG_STATE_HOME") ||
+    join(Deno.env.get("HOME") ?? ".", ".local", "state");
+  return join(base, "lvalertMP", basename(configPath).replace(/\.ini$/, ""));
+}
+
+/** Creates the folder if needed and makes it private (0700). */
+export async function openStateDir(path: string): Promise<string> {
+  await Deno.mkdir(path, { recursive: true, mode: 0o700 });
+  await Deno.chmod(path, 0o700);
+  return path;
+}
+
+/**
+ * Writes a file atomically and privately: temp file (0600), data synced,
+ * renamed over the target, folder synced.
+ */
+export async function writePrivateFile(
+  path: string,
+  data: string | Uint8Array,
+): Promise<void> {
+  const temp = `${path}.tmp-${Deno.pid}-${crypto.randomUUID().slice(0, 8)}`;
+  const file = await Deno.open(temp, {
+    write: true,
+    create: true,
+    truncate: true,
+    mode: 0o600,
+  });
+  try {
+    const bytes = typeof data === "string" ? new TextEncoder().encode(data) : data;
+    let written = 0;
+    while (written < bytes.length) {
+      written += await file.write(bytes.subarray(written));
+    }
+    await file.syncData();
+  } finally {
+    file.close();
+  }
+  await Deno.rename(temp, path);
+  await syncDir(join(path, ".."));
+}
+
+/** Flushes a folder's entries (a rename) to disk, where the platform allows. */
+export async function syncDir(path: string): Promise<void> {
+  try {
+    const dir = await Deno.open(path, { read: true });
+    try {
+      await dir.sync();
+    } finally {
+      dir.close();
+    }
+  } catch {
+    // Not every platform can sync a directory; the rename itself stands.
+  }
+}

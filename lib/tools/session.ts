@@ -1,0 +1,151 @@
+/**
+ * What the companion tools (send, command, admin) share: connection flags
+ * and opening a short XMPP session with them.
+ *
+ * @module
+ */
+
+import { ConfigError } from "../config_error.ts";
+import { CredentialsError, resolveCredentials } from "../credentials.ts";
+import { failed, type FailureKind, type Outcome } from "../outcome.ts";
+import { Pubsub } from "../pubsub.ts";
+import { createXmppClient, type XmppClient } from "../xmpp_client.ts";
+import { classify, type XmppFailure } from "../xmpp_source.ts";
+
+/** `parseArgs` options every tool accepts (short letters per tool). */
+export const CONNECTION_OPTIONS = {
+  username: { type: "string", short: "a" },
+  password: { type: "string", short: "b" },
+  resource: { type: "string", short: "r" },
+  netrc: { type: "string", short: "N" },
+  port: { type: "string" },
+  "pubsub-service": { type: "string" },
+  "ca-file": { type: "string" },
+  "insecure-tls": { type: "boolean" },
+  "allow-plaintext": { type: "boolean" },
+  verbose: { type: "boolean", short: "v" },
+  version: { type: "boolean", short: "w" },
+  help: { type: "boolean", short: "h" },
+} as const;
+
+/** Connection settings of a tool run. */
+export interface ConnectionArgs {
+  username: string | undefined;
+  password: string | undefined;
+  server: string;
+  port: number;
+  resource: string;
+  netrc: string | undefined;
+  pubsubService: string | undefined;
+  caFile: string | undefined;
+  insecureTls: boolean;
+  allowPlaintext: boolean;
+  verbose: boolean;
+}
+
+/** Reads the connection flags out of parsed values. */
+export function connectionArgs(
+  values: Record<string, string | boolean | string[] | undefined>,
+  defaultResource: string,
+): ConnectionArgs | string {
+  const str = (k: string) => typeof values[k] === "string" ? values[k] as string : undefined;
+  const port = Number(str("port") ?? 5222);
+  if (!Number.isInteger(port) || port < 1 || port > 65535) {
+    return `--port must be a port number, got "${str("port")}"`;
+  }
+  return {
+    username: str("username"),
+    password: str("password"),
+    server: str("server") ?? "lvalert.cgca.uwm.edu",
+    port,
+    resource: str("resource") ?? defaultResource,
+    netrc: str("netrc"),
+    pubsubService: str("pubsub-service"),
+    caFile: str("ca-file"),
+    insecureTls: values["insecure-tls"] === true,
+    allowPlaintext: values["allow-plaintext"] === true,
+    verbose: values.verbose === true,
+  };
+}
+
+/** An open session; `await using` closes it. */
+export interface Session {
+  client: XmppClient;
+  pubsub: Pubsub;
+  [Symbol.asyncDispose](): Promise<void>;
+}
+
+const KINDS: Record<XmppFailure["kind"], FailureKind> = {
+  auth: "auth",
+  tls: "unavailable",
+  unavailable: "unavailable",
+  missing_nodes: "unavailable",
+  conflict: "runtime",
+};
+
+/** Turns a session error into an outcome. */
+export function sessionFailure(error: unknown, args: ConnectionArgs): Outcome {
+  if (error instanceof ConfigError || error instanceof CredentialsError) {
+    return failed("config", error);
+  }
+  const f = classify(error, {
+    server: args.server,
+    port: args.port,
+    username: args.username ?? "",
+    password: "",
+    resource: args.resource,
+  });
+  return failed(KINDS[f.kind], f);
+}
+
+/**
+ * Logs in and returns a session.
+ *
+ * @throws the credential, CA-file or connection error (see {@linkcode sessionFailure})
+ */
+export async function openSession(args: ConnectionArgs): Promise<Session> {
+  const credentials = await resolveCredentials(args);
+  let ca: string | undefined;
+  if (args.caFile) {
+    try {
+      ca = await Deno.readTextFile(args.caFile);
+    } catch (error) {
+      throw new ConfigError(
+        args.caFile,
+        `Cannot read the CA file: ${(error as Error).message}`,
+        { cause: error },
+      );
+    }
+  }
+  if (args.insecureTls) {
+    console.error(
+      "warning: --insecure-tls: the server's certificate is NOT verified",
+    );
+  }
+  const client = createXmppClient({
+    server: args.server,
+    port: args.port,
+    username: credentials.username,
+    password: credentials.password,
+    resource: args.resource,
+    ...(ca ? { ca } : {}),
+    insecureTls: args.insecureTls,
+    allowPlaintext: args.allowPlaintext,
+  });
+  client.on("error", () => {
+    // Start-up errors reject start(); later ones end the short session.
+  });
+  try {
+    await client.start();
+  } catch (error) {
+    await client.stop().catch(() => {});
+    throw error;
+  }
+  return {
+    client,
+    pubsub: new Pubsub(client, args.pubsubService ?? `pubsub.${args.server}`),
+    async [Symbol.asyncDispose]() {
+      await client.stop().catch(() => {});
+    },
+  };
+}

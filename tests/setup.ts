@@ -1,0 +1,77 @@
+/**
+ * Test set-up, run by `deno task test` before the tests: makes sure this
+ * machine has what the XMPP tests need (Prosody, openssl), installing it
+ * with apt-get where it can (as root, or through sudo without a
+ * password). Where it cannot, it stops and prints the one command to run.
+ * With LVALERT_SKIP_XMPP=1 the XMPP tests are skipped and nothing is
+ * installed.
+ */
+
+const PACKAGES = ["prosody", "lua-unbound", "openssl"];
+const PROGRAMS = ["prosody", "prosodyctl", "openssl"];
+
+function have(program: string): boolean {
+  return new Deno.Command("sh", {
+    args: ["-c", `command -v ${program}`],
+    stdout: "null",
+    stderr: "null",
+  })
+    .outputSync().success;
+}
+
+function run(argv: string[]): boolean {
+  const env = { DEBIAN_FRONTEND: "noninteractive" };
+  const out = new Deno.Command(argv[0]!, {
+    args: argv.slice(1),
+    env,
+    stdout: "inherit",
+    stderr: "inherit",
+  })
+    .outputSync();
+  return out.success;
+}
+
+if (Deno.env.get("LVALERT_SKIP_XMPP") === "1") {
+  console.error(
+    "LVALERT_SKIP_XMPP=1: XMPP tests will be skipped (and counted as ignored)",
+  );
+  Deno.exit(0);
+}
+const missing = PROGRAMS.filter((p) => !have(p));
+if (missing.length > 0) {
+  const install = [
+    "apt-get",
+    "install",
+    "-y",
+    "--no-install-recommends",
+    ...PACKAGES,
+  ];
+  const asRoot = Deno.uid() === 0;
+  const sudo = !asRoot && have("sudo") &&
+    new Deno.Command("sudo", {
+      args: ["-n", "true"],
+      stdout: "null",
+      stderr: "null",
+    }).outputSync().success;
+  if (!asRoot && !sudo) {
+    console.error(
+      `The XMPP tests need ${missing.join(", ")}. Install them with:\n\n` +
+        `  sudo apt-get update && sudo apt-get install -y --no-install-recommends ${
+          PACKAGES.join(" ")
+        }\n\n` +
+        "(or run the tests with LVALERT_SKIP_XMPP=1 to skip the XMPP tests)",
+    );
+    Deno.exit(1);
+  }
+  const prefix = asRoot ? [] : ["sudo", "-n"];
+  console.error(`installing ${PACKAGES.join(", ")} with apt-get`);
+  if (!run([...prefix, "apt-get", "update"]) || !run([...prefix, ...install])) {
+    console.error("apt-get failed; the XMPP tests cannot run");
+    Deno.exit(1);
+  }
+}
+const still = PROGRAMS.filter((p) => !have(p));
+if (still.length > 0) {
+  console.error(`still missing after install: ${still.join(", ")}`);
+  Deno.exit(1);
+}
