@@ -64,7 +64,7 @@ Options of the original tool:
 New options:
       --port N             XMPP port (default 5222)
       --pubsub-service JID pubsub service (default pubsub.SERVER)
-      --ca-file PEM        also trust this CA for the server's certificate
+      --ca-file PEM        verify the server against this CA (not the system roots)
       --insecure-tls       do not verify the server's certificate (unsafe)
       --allow-plaintext    allow a connection without TLS (tests only)
       --state-dir DIR      journal, checkpoints and control socket

@@ -74,7 +74,7 @@ export interface XmppClientOptions {
   username: string;
   password: string;
   resource: string;
-  /** PEM text of extra CA certificates to trust. */
+  /** PEM text of the CA certificate(s) to verify the server against, instead of the system roots. */
   ca?: string;
   /** Skip certificate verification. */
   insecureTls?: boolean;
@@ -131,7 +131,8 @@ function starttls(
           socket,
           host: entity.options.domain,
           servername: entity.options.domain,
-          ...(options.ca ? { ca: [...tls.rootCertificates, options.ca] } : {}),
+          // A private CA replaces the system roots for this connection.
+          ...(options.ca ? { ca: options.ca } : {}),
           rejectUnauthorized: !options.insecureTls,
         });
         s.once("secureConnect", () => resolve(s));

@@ -29,7 +29,7 @@ export interface ProsodyOptions {
 function run(cmd: string, args: string[], cwd?: string): void {
   const out = new Deno.Command(cmd, {
     args,
-    cwd,
+    ...(cwd ? { cwd } : {}),
     stdout: "piped",
     stderr: "piped",
   }).outputSync();

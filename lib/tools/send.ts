@@ -32,7 +32,7 @@ export function connectionHelp(resource: string): string {
   -N, --netrc FILE         netrc (default $NETRC or ~/.netrc)
       --port N             XMPP port (default 5222)
       --pubsub-service JID pubsub service (default pubsub.SERVER)
-      --ca-file PEM        also trust this CA
+      --ca-file PEM        verify the server against this CA
       --insecure-tls       do not verify the certificate (unsafe)
       --allow-plaintext    allow a connection without TLS (tests only)
   -v, --verbose            say what happens
