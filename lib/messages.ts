@@ -34,17 +34,27 @@ export interface ChildSettings {
   checkOnly: boolean;
 }
 
+/** One alert for a child, numbered in its journal order. */
+export interface AlertDelivery {
+  seq: number;
+  node: string;
+  id: string | null;
+  alert: Alert;
+  t0: number;
+}
+
+/** The outcome of one alert. */
+export interface AlertAck {
+  seq: number;
+  ok: boolean;
+  reason: string | null;
+}
+
 /** Main to worker. */
 export type ToChild =
   | { type: "init"; settings: ChildSettings }
-  | {
-    type: "alert";
-    seq: number;
-    node: string;
-    id: string | null;
-    alert: Alert;
-    t0: number;
-  }
+  /** Alerts in routing order; a burst travels as one message. */
+  | { type: "alerts"; alerts: AlertDelivery[] }
   | { type: "ping"; n: number }
   | { type: "shutdown" };
 
@@ -55,7 +65,8 @@ export type FromChild =
   | { type: "init_failed"; message: string }
   /** The child is about to die on its own (it called close()). */
   | { type: "fatal"; message: string }
-  | { type: "ack"; seq: number; ok: boolean; reason: string | null }
+  /** Alerts applied (or refused), with the queue as it stands after them. */
+  | { type: "acks"; acks: AlertAck[]; queue: number; next: number | null }
   | { type: "state"; queue: number; next: number | null }
   | { type: "log"; line: string }
   | { type: "notify"; subject: string; body: string; recipients: string[] }
@@ -70,9 +81,11 @@ type FieldType =
   | "string|null"
   | "number|null"
   | "strings"
-  | "object";
+  | "object"
+  /** An array whose every element has these fields. */
+  | { each: Record<string, FieldType> };
 
-const isType: Record<FieldType, (v: unknown) => boolean> = {
+const isType: Record<Exclude<FieldType, { each: unknown }>, (v: unknown) => boolean> = {
   "string": (v) => typeof v === "string",
   "number": (v) => typeof v === "number",
   "boolean": (v) => typeof v === "boolean",
@@ -88,12 +101,10 @@ type Shapes<U extends { type: string }> = {
 
 const TO_CHILD: Shapes<ToChild> = {
   init: { settings: "object" },
-  alert: {
-    seq: "number",
-    node: "string",
-    id: "string|null",
-    alert: "object",
-    t0: "number",
+  alerts: {
+    alerts: {
+      each: { seq: "number", node: "string", id: "string|null", alert: "object", t0: "number" },
+    },
   },
   ping: { n: "number" },
   shutdown: {},
@@ -103,7 +114,11 @@ const FROM_CHILD: Shapes<FromChild> = {
   ready: { commands: "strings" },
   init_failed: { message: "string" },
   fatal: { message: "string" },
-  ack: { seq: "number", ok: "boolean", reason: "string|null" },
+  acks: {
+    acks: { each: { seq: "number", ok: "boolean", reason: "string|null" } },
+    queue: "number",
+    next: "number|null",
+  },
   state: { queue: "number", next: "number|null" },
   log: { line: "string" },
   notify: { subject: "string", body: "string", recipients: "strings" },
@@ -119,10 +134,19 @@ function narrow<U extends { type: string }>(
   if (!isJsonObject(data) || typeof data.type !== "string") return null;
   if (!Object.hasOwn(shapes, data.type)) return null;
   const shape = shapes[data.type as U["type"]];
+  return hasShape(data, shape) ? data as U : null;
+}
+
+function matches(value: unknown, type: FieldType): boolean {
+  if (typeof type === "string") return isType[type](value);
+  return Array.isArray(value) && value.every((v) => isJsonObject(v) && hasShape(v, type.each));
+}
+
+function hasShape(data: Record<string, unknown>, shape: Record<string, FieldType>): boolean {
   for (const [key, type] of Object.entries(shape)) {
-    if (!isType[type](data[key])) return null;
+    if (!matches(data[key], type)) return false;
   }
-  return data as U;
+  return true;
 }
 
 /** Narrows a message a worker received; null when it is not one. */

@@ -15,6 +15,9 @@ export interface SeenStoreOptions {
   limit?: number;
 }
 
+/** How long ids wait to share one write and sync. */
+const FLUSH_MS = 20;
+
 interface Line {
   n: string;
   i?: string;
@@ -28,6 +31,7 @@ export class SeenStore implements SeenIds {
   #file: Deno.FsFile | undefined;
   #pending: string[] = [];
   #flushing: Promise<void> | undefined;
+  #timer: ReturnType<typeof setTimeout> | undefined;
 
   private constructor(path: string, limit: number) {
     this.path = path;
@@ -86,6 +90,8 @@ export class SeenStore implements SeenIds {
 
   /** Waits until every id added so far is on disk. */
   async flush(): Promise<void> {
+    clearTimeout(this.#timer);
+    this.#timer = undefined;
     while (this.#flushing || this.#pending.length > 0) {
       await (this.#flushing ?? this.#startFlush());
     }
@@ -117,8 +123,13 @@ export class SeenStore implements SeenIds {
 
   #write(line: Line): void {
     this.#pending.push(JSON.stringify(line) + "\n");
-    // One write and one sync serve every id added meanwhile.
-    if (!this.#flushing) queueMicrotask(() => void this.#startFlush());
+    // One write and one sync serve every id added within a short window;
+    // an id lost in a crash only means that alert may be offered again
+    // (delivery is at least once).
+    this.#timer ??= setTimeout(() => {
+      this.#timer = undefined;
+      void this.#startFlush();
+    }, FLUSH_MS);
   }
 
   #startFlush(): Promise<void> {

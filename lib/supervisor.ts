@@ -12,6 +12,7 @@ import { type ChildSection, type ListenerConfig, logFileName } from "./config.ts
 import type { ChildLog } from "./context.ts";
 import type { LogFormat } from "./log.ts";
 import {
+  type AlertDelivery,
   type ChildSettings,
   type FromChild,
   readFromChild,
@@ -95,6 +96,7 @@ interface Handle {
   worker: Worker;
   status: ChildStatus;
   pending: Set<number>;
+  outbox: AlertDelivery[];
   seq: number;
   lastPong: number;
   ping: number;
@@ -204,14 +206,16 @@ export class Supervisor {
     const seq = ++h.seq;
     h.pending.add(seq);
     h.status.inFlight = h.pending.size;
-    this.#post(h, {
-      type: "alert",
-      seq,
-      node: delivery.node,
-      id: delivery.id,
-      alert: delivery.alert,
-      t0: delivery.t0,
-    });
+    const { node, id, alert, t0 } = delivery;
+    // Alerts routed in the same tick (one burst off the socket) share a message.
+    if (h.outbox.length === 0) queueMicrotask(() => this.#sendOutbox(h));
+    h.outbox.push({ seq, node, id, alert, t0 });
+  }
+
+  #sendOutbox(h: Handle): void {
+    const alerts = h.outbox;
+    h.outbox = [];
+    if (alerts.length > 0 && h.status.state === "ready") this.#post(h, { type: "alerts", alerts });
   }
 
   /** True when no alert is in flight and every queue is empty. */
@@ -275,6 +279,7 @@ export class Supervisor {
         commands: [],
       },
       pending: new Set(),
+      outbox: [],
       seq: 0,
       lastPong: performance.now(),
       ping: 0,
@@ -327,10 +332,14 @@ export class Supervisor {
       case "fatal":
         this.#died(h, message.message);
         return;
-      case "ack":
-        h.pending.delete(message.seq);
+      case "acks":
+        for (const ack of message.acks) {
+          h.pending.delete(ack.seq);
+          this.#o.onAck?.(ack.ok);
+        }
         h.status.inFlight = h.pending.size;
-        this.#o.onAck?.(message.ok);
+        h.status.queue = message.queue;
+        h.status.next = message.next;
         this.#o.onChange?.();
         return;
       case "state":

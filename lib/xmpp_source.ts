@@ -359,6 +359,7 @@ export class XmppSource {
       log.event("error", "nodes_missing", { nodes: missing }, message);
     }
     for (const node of this.#subscribed) await this.#catchUp(node);
+    log.event("info", "xmpp_ready", { nodes: [...this.#subscribed] });
   }
 
   async #catchUp(node: string): Promise<void> {

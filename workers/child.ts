@@ -12,6 +12,7 @@ import { asHandlerModule } from "../lib/handler.ts";
 import { Ini } from "../lib/ini.ts";
 import { fileSink, Logger } from "../lib/log.ts";
 import {
+  type AlertAck,
   type ChildSettings,
   type FromChild,
   readToChild,
@@ -26,6 +27,8 @@ function post(message: FromChild): void {
 let runtime: ChildRuntime | undefined;
 let logFile: Deno.FsFile | undefined;
 let started: Promise<boolean> | undefined;
+let delivering = 0;
+let queueState: { queue: number; next: number | null } = { queue: 0, next: null };
 
 // A handler that closes its own worker must not vanish silently.
 const close = self.close.bind(self);
@@ -88,7 +91,11 @@ async function init(settings: ChildSettings): Promise<boolean> {
       notify: (subject, body, recipients) =>
         post({ type: "notify", subject, body, recipients: [...recipients] }),
       publish: (node, payload) => post({ type: "publish", node, payload }),
-      onChange: (state) => post({ type: "state", ...state }),
+      onChange: (state) => {
+        queueState = state;
+        // While alerts are being applied, their acks carry the state.
+        if (delivering === 0) post({ type: "state", ...state });
+      },
     });
     log.event("info", "child_started", {
       process_type: settings.processType,
@@ -111,16 +118,21 @@ async function handle(message: ToChild): Promise<void> {
     case "init":
       started = init(message.settings);
       return;
-    case "alert": {
+    case "alerts": {
       if (!(await started)) return;
-      const { seq, node, id, alert, t0 } = message;
-      const result = await runtime!.deliver(alert, t0, { node, id, seq });
-      post({
-        type: "ack",
-        seq,
-        ok: result.ok,
-        reason: result.ok ? null : result.reason,
-      });
+      delivering++;
+      try {
+        const results = message.alerts.map(({ seq, node, id, alert, t0 }) =>
+          runtime!.deliver(alert, t0, { node, id, seq }).then((r): AlertAck => ({
+            seq,
+            ok: r.ok,
+            reason: r.ok ? null : r.reason,
+          }))
+        );
+        post({ type: "acks", acks: await Promise.all(results), ...queueState });
+      } finally {
+        delivering--;
+      }
       return;
     }
     case "ping":

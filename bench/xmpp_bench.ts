@@ -1,0 +1,255 @@
+/**
+ * XMPP throughput and latency, side by side against one Prosody: a bare
+ * stock @xmpp/client subscriber, then lvalert_listenMP routing to a
+ * test-handler child. Each gets a burst (throughput) and a paced stream
+ * (latency from publish to delivery, or to parseAlert for the listener).
+ */
+
+import { join } from "node:path";
+import { Pubsub } from "../lib/pubsub.ts";
+import { createXmppClient } from "../lib/xmpp_client.ts";
+import { LISTEN_FLAGS, MAIN, ROOT } from "../tests/helpers.ts";
+import { DOMAIN, Prosody, PUBSUB, USERS } from "../tests/prosody.ts";
+
+export interface XmppRow {
+  name: string;
+  burstRate: number;
+  p50: number;
+  p99: number;
+}
+
+interface Phase {
+  phase: string;
+  count: number;
+  first: number;
+  last: number;
+  latencies: number[];
+}
+
+const now = () => performance.timeOrigin + performance.now();
+const PAD = "x".repeat(900);
+
+function quantile(values: number[], q: number): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] ?? NaN;
+}
+
+async function publishBurst(
+  pubsub: Pubsub,
+  node: string,
+  count: number,
+  window = 200,
+): Promise<void> {
+  for (let i = 0; i < count; i += window) {
+    const batch = [];
+    for (let j = i; j < Math.min(count, i + window); j++) {
+      batch.push(
+        pubsub.publish(
+          node,
+          JSON.stringify({ uid: `B${j}`, alert_type: "new", sent: now(), object: { pad: PAD } }),
+        ),
+      );
+    }
+    await Promise.all(batch);
+  }
+}
+
+async function publishPaced(pubsub: Pubsub, node: string, count: number): Promise<void> {
+  for (let i = 0; i < count; i++) {
+    await pubsub.publish(
+      node,
+      JSON.stringify({ uid: `P${i}`, alert_type: "new", sent: now(), object: { pad: PAD } }),
+    );
+    await new Promise((r) => setTimeout(r, 2));
+  }
+}
+
+/** Reads JSON lines from a process's stdout, handing each to `on`. */
+async function readLines(
+  stream: ReadableStream<Uint8Array>,
+  on: (v: Record<string, unknown>) => void,
+) {
+  let partial = "";
+  for await (const chunk of stream.pipeThrough(new TextDecoderStream())) {
+    const lines = (partial + chunk).split("\n");
+    partial = lines.pop() ?? "";
+    for (const line of lines) {
+      if (line.startsWith("{")) on(JSON.parse(line));
+    }
+  }
+}
+
+/** Waits until `get` returns something. */
+async function until<T>(get: () => T | undefined, seconds = 120): Promise<T> {
+  const end = Date.now() + seconds * 1000;
+  for (;;) {
+    const v = get();
+    if (v !== undefined) return v;
+    if (Date.now() > end) throw new Error("benchmark timed out");
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+/** One burst and one paced stream on `node`; resolves with both phases. */
+async function runPhases(
+  pubsub: Pubsub,
+  node: string,
+  phases: Phase[],
+  round: number,
+  burst: number,
+  paced: number,
+): Promise<[Phase, Phase]> {
+  await publishBurst(pubsub, node, burst);
+  await pubsub.publish(
+    node,
+    JSON.stringify({ uid: "end", alert_type: "new", end: `burst-${round}` }),
+  );
+  const b = await until(() => phases.find((p) => p.phase === `burst-${round}`));
+  await publishPaced(pubsub, node, paced);
+  await pubsub.publish(
+    node,
+    JSON.stringify({ uid: "end", alert_type: "new", end: `paced-${round}` }),
+  );
+  const p = await until(() => phases.find((x) => x.phase === `paced-${round}`));
+  return [b, p];
+}
+
+function rate(p: Phase): number {
+  return (p.count - 1) / ((p.last - p.first) / 1000);
+}
+
+/** Starts the bare subscriber on `node`; resolves once it is subscribed. */
+async function startBare(server: Prosody, node: string, phases: Phase[]) {
+  let ready = false;
+  const child = new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "--allow-net",
+      "--allow-env",
+      new URL("./bare_subscriber.ts", import.meta.url).pathname,
+      String(server.port),
+      USERS.other,
+      node,
+    ],
+    env: { DENO_CERT: server.caFile },
+    stdout: "piped",
+    stderr: "inherit",
+  }).spawn();
+  const reading = readLines(
+    child.stdout,
+    (v) => v.ready ? ready = true : phases.push(v as unknown as Phase),
+  );
+  await until(() => ready || undefined);
+  return { child, reading };
+}
+
+/** Starts the listener with a timed test-handler child on `node`. */
+async function startListener(server: Prosody, dir: string, node: string, phases: Phase[]) {
+  const handler = new URL("./handlers/xmpp_latency.ts", import.meta.url).pathname;
+  await Deno.writeTextFile(
+    join(dir, "l.ini"),
+    `[bench]\nnodes = ${node}\nchildConfig = c.ini\nwarnThr = 1e9\n`,
+  );
+  await Deno.writeTextFile(
+    join(dir, "c.ini"),
+    `[general]\nprocess_type = test\nhandler = ${handler}\nlog_level = 30\n[test]\ndelays = 3600\nrepeats = 0\n`,
+  );
+  let ready = false;
+  const child = new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      ...LISTEN_FLAGS,
+      MAIN,
+      "-c",
+      join(dir, "l.ini"),
+      "-s",
+      DOMAIN,
+      "--port",
+      String(server.port),
+      "--ca-file",
+      server.caFile,
+      "-N",
+      await server.netrc("listener"),
+      "--state-dir",
+      join(dir, "state"),
+      "--log-format",
+      "json",
+    ],
+    cwd: ROOT,
+    stdout: "piped",
+    stderr: "inherit",
+  }).spawn();
+  const reading = readLines(child.stdout, (v) => {
+    if (v.event === "xmpp_ready") ready = true;
+    if (v.event === "bench_phase") phases.push(v as unknown as Phase);
+  });
+  await until(() => ready || undefined);
+  return { child, reading };
+}
+
+/**
+ * Both subscribers run at once, each on its own node; rounds alternate
+ * between them so machine noise hits both. Rates are the best round's,
+ * latencies pooled over all rounds.
+ */
+export async function benchXmpp(burst = 5000, paced = 1000, rounds = 3): Promise<XmppRow[]> {
+  await using server = await Prosody.start({ persistent: false });
+  const publisher = createXmppClient({
+    server: DOMAIN,
+    port: server.port,
+    username: "publisher",
+    password: USERS.publisher,
+    resource: "bench",
+    ca: await Deno.readTextFile(server.caFile),
+  });
+  publisher.on("error", () => {});
+  await publisher.start();
+  const pubsub = new Pubsub(publisher, PUBSUB, 120_000);
+  for (const node of ["bench_bare", "bench_listener"]) {
+    await pubsub.create(node, { "pubsub#persist_items": "0" });
+  }
+  const dir = await Deno.makeTempDir({ prefix: "lvalertmp-bench-" });
+  const subscribers = [
+    {
+      name: "bare @xmpp/client",
+      node: "bench_bare",
+      phases: [] as Phase[],
+      results: [] as [Phase, Phase][],
+    },
+    {
+      name: "lvalert_listenMP",
+      node: "bench_listener",
+      phases: [] as Phase[],
+      results: [] as [Phase, Phase][],
+    },
+  ];
+  const bare = await startBare(server, "bench_bare", subscribers[0]!.phases);
+  const listener = await startListener(server, dir, "bench_listener", subscribers[1]!.phases);
+  try {
+    for (let round = 1; round <= rounds; round++) {
+      const order = round % 2 === 1 ? subscribers : [...subscribers].reverse();
+      for (const s of order) {
+        s.results.push(
+          await runPhases(pubsub, s.node, s.phases, round, burst, Math.ceil(paced / rounds)),
+        );
+      }
+    }
+  } finally {
+    for (const p of [bare, listener]) {
+      p.child.kill("SIGTERM");
+      await p.child.status;
+      await p.reading.catch(() => {});
+    }
+    await publisher.stop();
+    await Deno.remove(dir, { recursive: true });
+  }
+  return subscribers.map((s) => {
+    const latencies = s.results.flatMap(([, p]) => p.latencies);
+    return {
+      name: s.name,
+      burstRate: Math.max(...s.results.map(([b]) => rate(b))),
+      p50: quantile(latencies, 0.5),
+      p99: quantile(latencies, 0.99),
+    };
+  });
+}
