@@ -48,6 +48,22 @@ export interface RouteCounts {
   ignored: number;
 }
 
+/**
+ * A 64-bit hash of a payload, with its length: a small key that stands
+ * for the text, so the duplicate window does not hold every payload.
+ */
+export function payloadKey(text: string): string {
+  // Two FNV-1a lanes with different offsets: 64 bits in all.
+  let a = 0x811c9dc5;
+  let b = 0x01000193 ^ text.length;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    a = Math.imul(a ^ c, 0x01000193);
+    b = Math.imul(b ^ c, 0x01000193 + 0x100);
+  }
+  return `${(a >>> 0).toString(36)}.${(b >>> 0).toString(36)}.${text.length}`;
+}
+
 /** Remembers item ids already routed, per node. */
 export interface SeenIds {
   has(node: string, id: string): boolean;
@@ -107,7 +123,7 @@ export class Router {
   #o: RouterOptions;
   #seen: SeenIds;
   #window: number;
-  /** child -> payload text -> (node, t0), oldest first */
+  /** child -> payload key -> (node, t0), oldest first */
   #recent = new Map<string, Map<string, { node: string; t0: number }>>();
 
   constructor(options: RouterOptions) {
@@ -206,12 +222,13 @@ export class Router {
       if (t0 - seen.t0 <= this.#window) break;
       recent.delete(key);
     }
-    const seen = recent.get(text);
+    const key = payloadKey(text);
+    const seen = recent.get(key);
     if (seen && seen.node !== node && t0 - seen.t0 <= this.#window) {
       return seen.node;
     }
-    recent.delete(text);
-    recent.set(text, { node, t0 });
+    recent.delete(key);
+    recent.set(key, { node, t0 });
     return undefined;
   }
 }
