@@ -39,6 +39,7 @@ async function run(
     );
     const supervisor = new Supervisor({
       config: await loadListenerConfig(join(dir, "l.ini")),
+      stateDir: join(dir, "state"),
       logFormat: "json",
       log: new Logger({ child: null, format: "json", level: 30, sinks: [] }),
       writeLine: () => {},

@@ -21,6 +21,8 @@ import type { HandlerModule } from "./handler.ts";
 import type { Ini } from "./ini.ts";
 import type { QueueItem } from "./queue_item.ts";
 import { QueueWatch, type QueueWatchOptions } from "./queue_watch.ts";
+import { ClassRegistry } from "./snapshot.ts";
+import { SNAPSHOT_COMMANDS } from "./snapshot_commands.ts";
 import { SortedQueue, type SortedQueueOptions } from "./sorted_queue.ts";
 import type { Task } from "./task.ts";
 
@@ -47,7 +49,16 @@ export interface ChildRuntimeOptions {
   publish(node: string, payload: JsonObject): void;
   /** Called after every change of the queue. */
   onChange?(state: RuntimeState): void;
+  /** Restores snapshot classes (`loadQueue`). @default {built-in classes only} */
+  registry?: ClassRegistry;
+  /** Receives the outcome of a command that came with a reply token. */
+  reply?(token: string, result: CommandReply): void;
+  /** Alert ids remembered as applied. @default {10000} */
+  appliedLimit?: number;
 }
+
+/** What a command sent through `ctl` answers. */
+export type CommandReply = { ok: true; output: string } | { ok: false; error: string };
 
 /** What the listener needs to know about a child's queue. */
 export interface RuntimeState {
@@ -61,6 +72,10 @@ export interface AlertMeta {
   node?: string;
   id?: string | null;
   seq?: number;
+  /** Re-applied from the journal after a restart. */
+  recovered?: boolean;
+  /** For a command: where its outcome goes (`ctl`). */
+  token?: string;
 }
 
 /** Outcome of delivering an alert. */
@@ -98,6 +113,9 @@ export class ChildRuntime {
   #stopped = false;
   #watch: QueueWatch | undefined;
   #commands: Map<string, CommandSpec>;
+  /** node + id of applied alerts, oldest first */
+  #applied = new Map<string, [string, string]>();
+  #tokens = new WeakMap<Task, string>();
 
   constructor(options: ChildRuntimeOptions) {
     this.#o = options;
@@ -105,7 +123,7 @@ export class ChildRuntime {
     this.queue = new SortedQueue(options.queue);
     this.#watch = options.watch && new QueueWatch(options.watch);
     this.#commands = new Map(
-      [...BUILTIN_COMMANDS, ...options.handler.commands ?? []].map((
+      [...BUILTIN_COMMANDS, ...SNAPSHOT_COMMANDS, ...options.handler.commands ?? []].map((
         c,
       ) => [c.name, c]),
     );
@@ -119,6 +137,7 @@ export class ChildRuntime {
       recipients,
       logDirectory: options.logDirectory,
       commands: this.#commands,
+      registry: options.registry ?? new ClassRegistry(),
       now: () => clock.now(),
       notify: (subject, body, to = recipients) => {
         if (to.length > 0) options.notify(subject, body, to);
@@ -153,6 +172,32 @@ export class ChildRuntime {
     });
   }
 
+  /** Runs `work` alone: no alert or task runs meanwhile (snapshots). */
+  exclusive<T>(work: () => Promise<T> | T): Promise<T> {
+    return this.#enqueue(async () => await work());
+  }
+
+  /** Puts restored items and applied ids back (from a snapshot). */
+  restore(items: readonly QueueItem[], applied: readonly [string, string][]): void {
+    for (const [node, id] of applied) this.#remember(node, id);
+    for (const item of items) this.queue.insert(item);
+    this.#afterChange();
+  }
+
+  /** The remembered ids of applied alerts, oldest first. */
+  appliedIds(): [string, string][] {
+    return [...this.#applied.values()];
+  }
+
+  #remember(node: string, id: string): void {
+    const key = `${node}\u0000${id}`;
+    this.#applied.delete(key);
+    this.#applied.set(key, [node, id]);
+    if (this.#applied.size > (this.#o.appliedLimit ?? 10_000)) {
+      this.#applied.delete(this.#applied.keys().next().value!);
+    }
+  }
+
   /** Resolves when nothing is running or waiting to run. */
   async settled(): Promise<void> {
     let seen: Promise<unknown>;
@@ -183,16 +228,31 @@ export class ChildRuntime {
   ): Promise<DeliverResult> {
     const log = this.#o.log;
     const schema = alertSchema(alert);
+    const { node, id } = meta;
+    if (node !== undefined && id != null) {
+      if (this.#applied.has(`${node}\u0000${id}`)) {
+        log.event("info", "alert_duplicate", {
+          node,
+          id,
+          uid: alert.uid,
+          reason: "already applied",
+        });
+        return { ok: false, reason: `item ${id} on ${node} was already applied` };
+      }
+      this.#remember(node, id);
+    }
     log.event("info", "alert", {
-      node: meta.node ?? null,
+      node: node ?? null,
       uid: alert.uid,
       alert_type: alert.alert_type,
-      id: meta.id ?? null,
+      id: id ?? null,
       schema,
       t0,
       ...(meta.seq === undefined ? {} : { seq: meta.seq }),
+      ...(meta.recovered ? { recovered: true } : {}),
     });
-    if (schema === "heartbeat") return this.#heartbeat(alert, meta);
+    // A heartbeat replayed after a restart was answered long ago.
+    if (schema === "heartbeat") return meta.recovered ? { ok: true } : this.#heartbeat(alert, meta);
     if (schema === "command") {
       const check = checkCommand(
         this.#commands,
@@ -205,10 +265,12 @@ export class ChildRuntime {
           alert_type: alert.alert_type,
           reason: check.reason,
         }, check.reason);
+        if (meta.token) this.#o.reply?.(meta.token, { ok: false, error: check.reason });
         return { ok: false, reason: check.reason };
       }
       const graceid = check.kwargs.graceid;
       const task = new CommandTask(check.spec.name, check.kwargs, check.sleep);
+      if (meta.token) this.#tokens.set(task, meta.token);
       const item = new CommandItem(
         t0,
         task,
@@ -289,40 +351,24 @@ export class ChildRuntime {
     const clock = this.#clock;
     const due = task.expiration;
     const start = clock.now();
-    const limit = this.#o.taskTimeout ?? 60;
     const fields: JsonObject = {
       graceid: item.graceid ?? null,
       item: item.name,
       task: task.name,
       due,
+      lateness_ms: ms(start - due),
     };
-    let cancel: (() => void) | undefined;
+    const token = this.#tokens.get(task);
+    let output: unknown;
     try {
-      const result = task.execute(this.context, item);
-      if (result instanceof Promise) {
-        await Promise.race([
-          result,
-          new Promise<never>((_, reject) => {
-            cancel = clock.setTimer(
-              () =>
-                reject(
-                  new Error(`Task ${task.name} timed out after ${limit} s`),
-                ),
-              limit * 1000,
-            );
-          }),
-        ]);
-      }
+      output = await this.#limited(task, task.execute(this.context, item));
     } catch (error) {
+      const message = (error as Error)?.message ?? String(error);
       this.#o.log.event(
         "error",
         "task_failed",
-        {
-          ...fields,
-          lateness_ms: (start - due) * 1000,
-          ...errorFields(error),
-        },
-        `task ${task.name} of ${item.name} failed: ${(error as Error)?.message ?? error}`,
+        { ...fields, ...errorFields(error) },
+        `task ${task.name} of ${item.name} failed: ${message}`,
       );
       this.context.notify(
         `lvalertMP: task ${task.name} failed in ${this.#o.child}`,
@@ -330,15 +376,33 @@ export class ChildRuntime {
           `graceid  : ${item.graceid ?? "-"}\ntask     : ${task.name}\n\n` +
           `${error instanceof Error ? error.stack : String(error)}\n`,
       );
+      if (token) this.#o.reply?.(token, { ok: false, error: message });
       throw error;
+    }
+    this.#o.log.event("info", "task_executed", { ...fields, duration_ms: ms(clock.now() - start) });
+    if (token) {
+      this.#o.reply?.(token, { ok: true, output: output === undefined ? "" : String(output) });
+    }
+  }
+
+  /** Awaits a task's result under the child's time limit. */
+  async #limited(task: Task, result: unknown): Promise<unknown> {
+    if (!(result instanceof Promise)) return result;
+    const limit = this.#o.taskTimeout ?? 60;
+    let cancel: (() => void) | undefined;
+    try {
+      return await Promise.race([
+        result,
+        new Promise<never>((_, reject) => {
+          cancel = this.#clock.setTimer(
+            () => reject(new Error(`Task ${task.name} timed out after ${limit} s`)),
+            limit * 1000,
+          );
+        }),
+      ]);
     } finally {
       cancel?.();
     }
-    this.#o.log.event("info", "task_executed", {
-      ...fields,
-      lateness_ms: ms(start - due),
-      duration_ms: ms(clock.now() - start),
-    });
   }
 
   #afterChange(): void {

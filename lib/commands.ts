@@ -21,12 +21,11 @@ export interface CommandSpec {
   required?: readonly string[];
   /** Keyword arguments that must not be present. */
   forbidden?: readonly string[];
-  /** Does the work when the command's item comes due. */
-  run(
-    ctx: ChildContext,
-    kwargs: JsonObject,
-    item: QueueItem,
-  ): void | Promise<void>;
+  /**
+   * Does the work when the command's item comes due; what it returns (a
+   * text) is the reply a `ctl` user sees.
+   */
+  run(ctx: ChildContext, kwargs: JsonObject, item: QueueItem): unknown;
 }
 
 /** Result of checking a command alert. */
@@ -51,11 +50,11 @@ export class CommandTask extends Task {
     this.sleep = sleep;
   }
 
-  async execute(ctx: ChildContext, item: QueueItem): Promise<void> {
+  async execute(ctx: ChildContext, item: QueueItem): Promise<unknown> {
     const spec = ctx.commands.get(this.command);
     if (!spec) throw new Error(`Unknown command "${this.command}"`);
     try {
-      await spec.run(ctx, this.kwargs, item);
+      return await spec.run(ctx, this.kwargs, item);
     } finally {
       if (this.sleep !== null) this.expiration += this.sleep;
     }
@@ -122,6 +121,7 @@ export const BUILTIN_COMMANDS: readonly CommandSpec[] = [
         command: "raiseWarning",
         reason: "raiseWarning command received",
       }, "raiseWarning command received");
+      return "raiseWarning command received";
     },
   },
   {
@@ -130,6 +130,7 @@ export const BUILTIN_COMMANDS: readonly CommandSpec[] = [
     run(ctx) {
       const cleared = ctx.queue.clear().length;
       ctx.log.event("info", "command", { command: "clearQueue", cleared });
+      return `cleared ${cleared} item(s)`;
     },
   },
   {
@@ -149,6 +150,7 @@ export const BUILTIN_COMMANDS: readonly CommandSpec[] = [
         graceid,
         cleared,
       });
+      return `cleared ${cleared} item(s) of ${graceid}`;
     },
   },
   {
@@ -163,11 +165,12 @@ export const BUILTIN_COMMANDS: readonly CommandSpec[] = [
           command: "printQueue",
           size: ctx.queue.size,
         }, text);
-        return;
+        return text;
       }
       const path = isAbsolute(filename) ? filename : join(ctx.logDirectory, filename);
       await Deno.writeTextFile(path, text + "\n");
       ctx.log.event("info", "command", { command: "printQueue", path });
+      return `queue written to ${path}`;
     },
   },
   {
@@ -195,6 +198,7 @@ export const BUILTIN_COMMANDS: readonly CommandSpec[] = [
         : `sendEmail command received by ${ctx.child}`;
       ctx.notify(subject, body, recipients);
       ctx.log.event("info", "command", { command: "sendEmail", recipients });
+      return `mail to ${recipients.join(" ")}`;
     },
   },
 ];

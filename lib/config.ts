@@ -53,6 +53,10 @@ export interface ChildSection {
   onChildDeath: OnChildDeath;
   maxRestarts: number;
   restartWindow: number;
+  /** Checkpoint after this many alerts... */
+  checkpointEvery: number;
+  /** ...or this many seconds after a change. */
+  checkpointInterval: number;
   /** Seconds a task may run before it is abandoned. */
   taskTimeout: number;
   /** argv of a `mail`-compatible command. */
@@ -89,6 +93,8 @@ const KNOWN_SECTION_KEYS = new Set([
   "restart_window",
   "task_timeout",
   "mail_command",
+  "checkpoint_every",
+  "checkpoint_interval",
   // Keys of the original example that it never read.
   "timeout",
   "buffer",
@@ -284,7 +290,7 @@ function readSection(
     const v = ini.getInt(name, key, fallback);
     return checkRange(ini, name, key, v, v >= 0, want);
   };
-  const death = ini.get(name, "on_child_death", "exit").trim();
+  const death = ini.get(name, "on_child_death", "restart").trim();
   if (death !== "restart" && death !== "exit") {
     throw new ConfigError(
       ini.file,
@@ -312,6 +318,8 @@ function readSection(
     onChildDeath: death,
     maxRestarts: int("max_restarts", 5, "a whole number >= 0"),
     restartWindow: num("restart_window", 60, (v) => v > 0, "a number > 0"),
+    checkpointEvery: int("checkpoint_every", 100, "a whole number >= 0"),
+    checkpointInterval: num("checkpoint_interval", 1, (v) => v > 0, "a number of seconds > 0"),
     taskTimeout: num(
       "task_timeout",
       60,

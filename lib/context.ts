@@ -8,6 +8,7 @@ import type { JsonObject } from "./alert.ts";
 import type { CommandSpec } from "./commands.ts";
 import type { Ini } from "./ini.ts";
 import type { QueueItem } from "./queue_item.ts";
+import type { ClassRegistry } from "./snapshot.ts";
 import type { SortedQueue } from "./sorted_queue.ts";
 import type { Task } from "./task.ts";
 
@@ -44,6 +45,8 @@ export interface ChildContext {
   readonly logDirectory: string;
   /** Commands this child understands, built-in and the handler's. */
   readonly commands: ReadonlyMap<string, CommandSpec>;
+  /** The item and task classes snapshots of this child may name. */
+  readonly registry: ClassRegistry;
   /** Seconds since the epoch, from the runtime's clock. */
   now(): number;
   /** Sends mail (through the listener; workers cannot run programs). */

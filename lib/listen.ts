@@ -1,18 +1,20 @@
 /**
- * The listener: config -> children -> router -> source (XMPP or replay),
- * and a clean stop.
+ * The listener: config -> state folder -> children -> router -> source
+ * (XMPP or replay), a control socket, and a clean stop.
  *
  * @module
  */
 
+import { join } from "node:path";
 import type { JsonObject } from "./alert.ts";
 import type { ListenArgs } from "./cli.ts";
 import { type ListenerConfig, loadListenerConfig } from "./config.ts";
 import { ConfigError } from "./config_error.ts";
+import { ControlServer } from "./control.ts";
 import { type Credentials, CredentialsError, resolveCredentials } from "./credentials.ts";
 import { Logger, stdoutSink } from "./log.ts";
 import { sendMail } from "./notifier.ts";
-import type { Outcome } from "./outcome.ts";
+import { failed, type Outcome } from "./outcome.ts";
 import { childPermissions, describePermissions } from "./permissions.ts";
 import { replayFile } from "./replay.ts";
 import { Router } from "./router.ts";
@@ -50,10 +52,7 @@ function summary(config: ListenerConfig): string {
   return lines.join("\n");
 }
 
-const XMPP_EXIT: Record<
-  XmppFailure["kind"],
-  "auth" | "unavailable" | "runtime"
-> = {
+const XMPP_EXIT: Record<XmppFailure["kind"], "auth" | "unavailable" | "runtime"> = {
   auth: "auth",
   tls: "unavailable",
   unavailable: "unavailable",
@@ -61,39 +60,41 @@ const XMPP_EXIT: Record<
   conflict: "runtime",
 };
 
-/** What an XMPP run needs besides the config: read before any child starts. */
-interface XmppSetup {
-  credentials: Credentials;
+/** What a run needs besides the config, read before any child starts. */
+interface Setup {
+  credentials: Credentials | undefined;
   ca: string | undefined;
   stateDir: string;
+  /** Removed at exit (a replay without --state-dir). */
+  ephemeral: boolean;
 }
 
-async function xmppSetup(
-  args: ListenArgs,
-  config: ListenerConfig,
-): Promise<XmppSetup> {
-  const credentials = await resolveCredentials({
-    server: args.server,
-    username: args.username,
-    password: args.password,
-    netrc: args.netrc,
-  });
+async function prepare(args: ListenArgs, config: ListenerConfig): Promise<Setup> {
+  const xmpp = !args.replay;
+  const credentials = xmpp
+    ? await resolveCredentials({
+      server: args.server,
+      username: args.username,
+      password: args.password,
+      netrc: args.netrc,
+    })
+    : undefined;
   let ca: string | undefined;
-  if (args.caFile) {
+  if (xmpp && args.caFile) {
     try {
       ca = await Deno.readTextFile(args.caFile);
     } catch (error) {
-      throw new ConfigError(
-        args.caFile,
-        `Cannot read the CA file: ${(error as Error).message}`,
-        { cause: error },
-      );
+      throw new ConfigError(args.caFile, `Cannot read the CA file: ${(error as Error).message}`, {
+        cause: error,
+      });
     }
   }
-  const stateDir = await openStateDir(
-    args.stateDir ?? defaultStateDir(config.path),
-  );
-  return { credentials, ca, stateDir };
+  // A replay keeps no state between runs unless asked to.
+  const ephemeral = !xmpp && args.stateDir === undefined;
+  const stateDir = ephemeral
+    ? await Deno.makeTempDir({ prefix: "lvalertmp-replay-" })
+    : await openStateDir(args.stateDir ?? defaultStateDir(config.path));
+  return { credentials, ca, stateDir, ephemeral };
 }
 
 /**
@@ -108,22 +109,18 @@ export async function listen(args: ListenArgs): Promise<ListenOutcome> {
     sinks: [stdoutSink],
   });
   let config: ListenerConfig;
-  let setup: XmppSetup | undefined;
+  let setup: Setup | undefined;
   try {
     config = await loadListenerConfig(args.configFile!);
-    for (const warning of config.warnings) {
-      log.event("warning", "config_warning", {}, warning);
-    }
-    if (!args.replay && !args.checkConfig) {
-      setup = await xmppSetup(args, config);
-    }
+    for (const warning of config.warnings) log.event("warning", "config_warning", {}, warning);
+    if (!args.checkConfig) setup = await prepare(args, config);
   } catch (error) {
     if (error instanceof ConfigError || error instanceof CredentialsError) {
-      return { ok: false, kind: "config", error };
+      return failed("config", error);
     }
     throw error;
   }
-  if (args.insecureTls && setup) {
+  if (args.insecureTls && setup?.credentials) {
     log.event(
       "warning",
       "insecure_tls",
@@ -131,10 +128,22 @@ export async function listen(args: ListenArgs): Promise<ListenOutcome> {
       "--insecure-tls: the server's certificate is NOT verified; anyone on the path can read and forge alerts",
     );
   }
+  try {
+    return await run(args, config, setup, log);
+  } finally {
+    if (setup?.ephemeral) await Deno.remove(setup.stateDir, { recursive: true }).catch(() => {});
+  }
+}
 
+async function run(
+  args: ListenArgs,
+  config: ListenerConfig,
+  setup: Setup | undefined,
+  log: Logger,
+): Promise<Outcome> {
   const stop = new AbortController();
-  let failure: ListenOutcome | undefined;
-  const fail = (outcome: ListenOutcome) => {
+  let failure: Outcome | undefined;
+  const fail = (outcome: Outcome) => {
     failure ??= outcome;
     stop.abort();
   };
@@ -145,11 +154,13 @@ export async function listen(args: ListenArgs): Promise<ListenOutcome> {
   let applied = 0;
   let refused = 0;
   let source: XmppSource | undefined;
+  const started = Date.now() / 1000;
   const checkIdle = () => {
     if (args.exitWhenIdle && sourceDone && supervisor.isIdle()) idle.resolve();
   };
   const supervisor = new Supervisor({
     config,
+    stateDir: setup?.stateDir ?? "",
     logFormat: args.logFormat,
     log,
     writeLine: stdoutSink,
@@ -176,11 +187,7 @@ export async function listen(args: ListenArgs): Promise<ListenOutcome> {
         return;
       }
       source.publish(node, JSON.stringify(payload)).catch((error) =>
-        log.event("warning", "publish_failed", {
-          child,
-          node,
-          error: (error as Error).message,
-        })
+        log.event("warning", "publish_failed", { child, node, error: (error as Error).message })
       );
     },
     onFatal: (error: ChildDiedError) => fail({ ok: false, kind: "runtime", error }),
@@ -188,41 +195,71 @@ export async function listen(args: ListenArgs): Promise<ListenOutcome> {
     onAck: (ok) => ok ? applied++ : refused++,
   });
 
+  let journalIds: [string, string][];
   try {
-    await supervisor.start();
+    journalIds = await supervisor.start();
   } catch (error) {
-    if (error instanceof ChildStartError) {
-      return { ok: false, kind: "config", error };
-    }
+    if (error instanceof ChildStartError) return failed("config", error);
     throw error;
   }
-  if (args.checkConfig) {
+  if (!setup) {
     await supervisor.shutdown(5);
     stdoutSink(summary(config));
     return { ok: true };
   }
 
-  const onSignal = () => stop.abort();
-  Deno.addSignalListener("SIGINT", onSignal);
-  Deno.addSignalListener("SIGTERM", onSignal);
-  const seen = setup ? await SeenStore.open(setup.stateDir) : undefined;
+  const seen = await SeenStore.open(setup.stateDir);
+  // An alert journaled just before a crash may not have reached the seen file.
+  for (const [node, id] of journalIds) if (!seen.has(node, id)) seen.add(node, id);
   const router = new Router({
     owners: config.owners,
     log,
     deliver: (d) => supervisor.deliver(d),
-    ...(seen ? { seen } : {}),
+    seen,
     ...(args.show
-      ? {
-        show: (child: string, text: string) => stdoutSink(`${child} < ${text}`),
-      }
+      ? { show: (child: string, text: string) => stdoutSink(`${child} < ${text}`) }
       : {}),
   });
+  let control: ControlServer;
+  try {
+    control = await ControlServer.start(join(setup.stateDir, "control.sock"), {
+      status: () => ({
+        pid: Deno.pid,
+        started,
+        uptime: Date.now() / 1000 - started,
+        source: source ? "xmpp" : "replay",
+        xmpp: source
+          ? {
+            online: source.online,
+            offline_since: source.offlineSince,
+            configured: [...config.owners.keys()],
+            subscribed: source.subscribed,
+            extra: source.extra,
+          }
+          : null,
+        children: supervisor.status().map((s) => ({
+          ...s,
+          warnThr: config.sections.find((c) => c.name === s.child)?.warnThr ?? null,
+        })),
+        counts: { ...router.counts, applied, rejected_by_child: refused },
+      }),
+      command: (child, name, kwargs) => supervisor.command(child, name, kwargs),
+    }, log);
+  } catch (error) {
+    await supervisor.shutdown(5);
+    await seen.close();
+    return failed("runtime", error as Error);
+  }
+
+  const onSignal = () => stop.abort();
+  Deno.addSignalListener("SIGINT", onSignal);
+  Deno.addSignalListener("SIGTERM", onSignal);
   const stopped = new Promise<void>((resolve) => {
     if (stop.signal.aborted) resolve();
     stop.signal.addEventListener("abort", () => resolve(), { once: true });
   });
   try {
-    if (setup) {
+    if (setup.credentials) {
       source = new XmppSource({
         client: {
           server: args.server,
@@ -238,7 +275,7 @@ export async function listen(args: ListenArgs): Promise<ListenOutcome> {
         nodes: [...config.owners.keys()],
         catchUp: args.catchUp,
         createMissingNodes: args.createMissingNodes,
-        seen: seen!,
+        seen,
         log,
         debug: args.debug,
         route: (input) => router.route(input),
@@ -247,17 +284,14 @@ export async function listen(args: ListenArgs): Promise<ListenOutcome> {
       log.event("info", "listening", {
         source: `xmpp ${args.server}:${args.port}`,
         children: config.sections.map((s) => s.name),
+        state_dir: setup.stateDir,
       });
       try {
         await source.start();
       } catch (error) {
         const f = error as XmppFailure;
         source = undefined;
-        return {
-          ok: false,
-          kind: XMPP_EXIT[f.kind] ?? "unavailable",
-          error: f,
-        };
+        return failed(XMPP_EXIT[f.kind] ?? "unavailable", f);
       }
       await stopped;
     } else {
@@ -271,9 +305,10 @@ export async function listen(args: ListenArgs): Promise<ListenOutcome> {
     Deno.removeSignalListener("SIGINT", onSignal);
     Deno.removeSignalListener("SIGTERM", onSignal);
     await source?.stop();
+    await control.close();
     await supervisor.shutdown();
     await Promise.all(mail);
-    await seen?.close();
+    await seen.close();
     const c = router.counts;
     log.event("info", "summary", {
       ...c,
@@ -291,12 +326,10 @@ async function replay(
   router: Router,
   log: Logger,
   signal: AbortSignal,
-): Promise<ListenOutcome | undefined> {
+): Promise<Outcome | undefined> {
   log.event("info", "listening", { source: `replay ${args.replay}` });
   try {
-    for await (
-      const line of replayFile(args.replay!, { speed: args.speed, signal })
-    ) {
+    for await (const line of replayFile(args.replay!, { speed: args.speed, signal })) {
       const where = `${args.replay}:${line.line}`;
       if (!line.ok) router.reject(where, line.reason);
       else {
@@ -311,13 +344,10 @@ async function replay(
     }
   } catch (error) {
     if (!(error instanceof Deno.errors.NotFound)) throw error;
-    return {
-      ok: false,
-      kind: "config",
-      error: new ConfigError(args.replay!, "Replay file not found", {
-        cause: error,
-      }),
-    };
+    return failed(
+      "config",
+      new ConfigError(args.replay!, "Replay file not found", { cause: error }),
+    );
   }
   log.event("info", "source_done", { source: `replay ${args.replay}` });
   return undefined;

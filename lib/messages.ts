@@ -32,6 +32,11 @@ export interface ChildSettings {
   identity: { hostname: string; pid: number };
   /** Load and validate only (for `--check-config`), then stop. */
   checkOnly: boolean;
+  /** The child's state folder: journal and snapshots. */
+  stateDir: string;
+  /** Checkpoint after this many alerts, or this many seconds after a change. */
+  checkpointEvery: number;
+  checkpointInterval: number;
 }
 
 /** One alert for a child, numbered in its journal order. */
@@ -41,6 +46,8 @@ export interface AlertDelivery {
   id: string | null;
   alert: Alert;
   t0: number;
+  /** A command from the control socket: where its outcome goes. */
+  token: string | null;
 }
 
 /** The outcome of one alert. */
@@ -60,7 +67,24 @@ export type ToChild =
 
 /** Worker to main. */
 export type FromChild =
-  | { type: "ready"; commands: string[] }
+  /** Started; recovered up to `replayedTo` in the journal. */
+  | {
+    type: "ready";
+    commands: string[];
+    snapshotSeq: number;
+    previousSeq: number;
+    replayedTo: number;
+  }
+  /** A snapshot covering the journal up to `seq` is on disk. */
+  | { type: "checkpointed"; seq: number; previous: number }
+  /** The outcome of a command that came with a token. */
+  | {
+    type: "command_result";
+    token: string;
+    ok: boolean;
+    output: string | null;
+    error: string | null;
+  }
   /** The child could not start: a start-up (configuration) failure. */
   | { type: "init_failed"; message: string }
   /** The child is about to die on its own (it called close()). */
@@ -103,7 +127,14 @@ const TO_CHILD: Shapes<ToChild> = {
   init: { settings: "object" },
   alerts: {
     alerts: {
-      each: { seq: "number", node: "string", id: "string|null", alert: "object", t0: "number" },
+      each: {
+        seq: "number",
+        node: "string",
+        id: "string|null",
+        alert: "object",
+        t0: "number",
+        token: "string|null",
+      },
     },
   },
   ping: { n: "number" },
@@ -111,7 +142,14 @@ const TO_CHILD: Shapes<ToChild> = {
 };
 
 const FROM_CHILD: Shapes<FromChild> = {
-  ready: { commands: "strings" },
+  ready: {
+    commands: "strings",
+    snapshotSeq: "number",
+    previousSeq: "number",
+    replayedTo: "number",
+  },
+  checkpointed: { seq: "number", previous: "number" },
+  command_result: { token: "string", ok: "boolean", output: "string|null", error: "string|null" },
   init_failed: { message: "string" },
   fatal: { message: "string" },
   acks: {

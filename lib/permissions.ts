@@ -15,12 +15,14 @@ export const CODE_DIRS: readonly URL[] = [
 
 /**
  * The permissions of one child's worker: read its code, its handler's
- * folder and its childConfig; write its log directory; nothing else unless
+ * folder and its childConfig; write its log directory and its own state
+ * folder (snapshots; read the journal); nothing else unless
  * the childConfig grants it (`allow_net`, `allow_read`, ...). FFI and
  * imports from the network are never allowed.
  */
 export function childPermissions(
   section: ChildSection,
+  stateDir?: string,
 ): Deno.PermissionOptionsObject {
   const { child } = section;
   const orFalse = (list: string[]) => list.length > 0 ? [...list] : false;
@@ -29,11 +31,12 @@ export function childPermissions(
     dirname(child.handlerPath),
     child.path,
     child.logDirectory,
+    ...(stateDir ? [stateDir] : []),
     ...child.grants.read,
   ];
   return {
     read: [...new Set(read)],
-    write: [child.logDirectory, ...child.grants.write],
+    write: [child.logDirectory, ...(stateDir ? [stateDir] : []), ...child.grants.write],
     net: orFalse(child.grants.net),
     env: orFalse(child.grants.env),
     run: orFalse(child.grants.run),

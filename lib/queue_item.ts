@@ -72,12 +72,12 @@ export class QueueItem {
   }
 
   get complete(): boolean {
-    return this[COMPLETE];
+    return this[COMPLETE] === true;
   }
 
   /** Marking an item complete removes it from its queue and indexes. */
   set complete(value: boolean) {
-    if (value === this[COMPLETE]) return;
+    if (value === this.complete) return;
     this[COMPLETE] = value;
     if (value) this[OWNER]?.completed(this);
   }
@@ -147,4 +147,15 @@ export class QueueItem {
     while (i > 0 && this.tasks[i - 1]!.expiration > task.expiration) i--;
     this.tasks.splice(i, 0, task);
   }
+}
+
+/**
+ * Gives an item made without its constructor (restored from a snapshot)
+ * the engine's internal state of a fresh, unqueued, pending item.
+ */
+export function resetInternals(item: QueueItem): void {
+  item[OWNER] = undefined;
+  item[ENTRY] = undefined;
+  item[KEY] = undefined;
+  item[COMPLETE] = false;
 }

@@ -1,6 +1,8 @@
 /**
  * The supervisor: one Web Worker per listener section, started with its
- * own permissions, fed alerts in order, watched for death and hangs.
+ * own permissions, fed journaled alerts in order, watched for death and
+ * hangs, restarted from its snapshot and journal, given up on after too
+ * many deaths.
  *
  * @module
  */
@@ -8,19 +10,14 @@
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
 import type { JsonObject } from "./alert.ts";
+import { ChildLink, type ChildStatus } from "./child_link.ts";
 import { type ChildSection, type ListenerConfig, logFileName } from "./config.ts";
 import type { ChildLog } from "./context.ts";
 import type { LogFormat } from "./log.ts";
-import {
-  type AlertDelivery,
-  type ChildSettings,
-  type FromChild,
-  readFromChild,
-  type ToChild,
-  unreachable,
-} from "./messages.ts";
-import { childPermissions } from "./permissions.ts";
+import type { ChildSettings } from "./messages.ts";
 import type { Delivery } from "./router.ts";
+
+export type { ChildStatus } from "./child_link.ts";
 
 /** A child could not start: a start-up failure (exit 78). */
 export class ChildStartError extends Error {
@@ -33,7 +30,7 @@ export class ChildStartError extends Error {
   }
 }
 
-/** A child died after it started. */
+/** A child died and its section says the listener must stop. */
 export class ChildDiedError extends Error {
   readonly child: string;
 
@@ -44,20 +41,25 @@ export class ChildDiedError extends Error {
   }
 }
 
+/** What a command sent to children answered, per child. */
+export interface CommandOutcome {
+  child: string;
+  ok: boolean;
+  output: string | null;
+  error: string | null;
+}
+
 /** Options for {@linkcode Supervisor}. */
 export interface SupervisorOptions {
   config: ListenerConfig;
+  /** Where journals and snapshots live (one folder per child below it). */
+  stateDir: string;
   logFormat: LogFormat;
   /** The listener's own log. */
   log: ChildLog;
   /** Where child log lines for stdout go. */
   writeLine(line: string): void;
-  notify(
-    section: ChildSection,
-    subject: string,
-    body: string,
-    recipients: string[],
-  ): void;
+  notify(section: ChildSection, subject: string, body: string, recipients: string[]): void;
   publish(child: string, node: string, payload: JsonObject): void;
   /** A child died and its section says the listener must stop. */
   onFatal(error: ChildDiedError): void;
@@ -80,32 +82,6 @@ export interface SupervisorOptions {
   startTimeout?: number;
 }
 
-/** What the listener knows of a child. */
-export interface ChildStatus {
-  child: string;
-  state: "starting" | "ready" | "stopping" | "stopped" | "dead";
-  queue: number;
-  next: number | null;
-  /** Alerts handed over and not yet applied. */
-  inFlight: number;
-  commands: string[];
-}
-
-interface Handle {
-  section: ChildSection;
-  worker: Worker;
-  status: ChildStatus;
-  pending: Set<number>;
-  outbox: AlertDelivery[];
-  seq: number;
-  lastPong: number;
-  ping: number;
-  ready: PromiseWithResolvers<void>;
-  stopped: PromiseWithResolvers<void>;
-}
-
-const WORKER_URL = new URL("../workers/child.ts", import.meta.url);
-
 /** Builds what a worker needs from its section. */
 export function childSettings(
   section: ChildSection,
@@ -113,6 +89,7 @@ export function childSettings(
   identity: SupervisorOptions["identity"],
   configPath: string,
   checkOnly: boolean,
+  stateDir: string,
 ): ChildSettings {
   const { child } = section;
   return {
@@ -141,286 +118,289 @@ export function childSettings(
     },
     identity: { hostname: identity.hostname, pid: identity.pid },
     checkOnly,
+    stateDir,
+    checkpointEvery: section.checkpointEvery,
+    checkpointInterval: section.checkpointInterval,
   };
 }
 
 /** Runs every child of a listener config. */
 export class Supervisor {
   #o: SupervisorOptions;
-  #children = new Map<string, Handle>();
+  #links = new Map<string, ChildLink>();
+  #deaths = new Map<ChildLink, number[]>();
+  #starting = new Map<ChildLink, PromiseWithResolvers<void>>();
+  /** token -> what to do with the answer of a command sent with it */
+  #replies = new Map<string, (ok: boolean, output: string | null, error: string | null) => void>();
   #pinger: ReturnType<typeof setInterval> | undefined;
+  #stopping = false;
 
   constructor(options: SupervisorOptions) {
     this.#o = options;
   }
 
   /**
-   * Starts every child and waits until each has loaded its handler.
+   * Opens every child's journal and starts every child, waiting until each
+   * has loaded its handler and recovered its queue.
    *
+   * @returns the (node, id) of every alert the journals hold
    * @throws {ChildStartError} for the first child that fails; the others
    * are stopped
    */
-  async start(): Promise<void> {
-    for (const section of this.#o.config.sections) this.#spawn(section);
-    const timeout = (this.#o.startTimeout ?? 30) * 1000;
-    try {
-      await Promise.all(
-        [...this.#children.values()].map((h) =>
-          Promise.race([
-            h.ready.promise,
-            new Promise<never>((_, reject) =>
-              setTimeout(
-                () =>
-                  reject(
-                    new ChildStartError(
-                      h.section.name,
-                      `not ready after ${timeout / 1000} s`,
-                    ),
-                  ),
-                timeout,
-              )
-            ),
-          ])
-        ),
+  async start(): Promise<[string, string][]> {
+    const o = this.#o;
+    const ids: [string, string][] = [];
+    for (const section of o.config.sections) {
+      const link = new ChildLink(
+        section,
+        o.stateDir,
+        (dir) =>
+          childSettings(section, o.logFormat, o.identity, o.config.path, o.checkOnly ?? false, dir),
+        this.#events(),
+        o.log,
       );
-    } catch (error) {
-      this.#terminateAll();
-      throw error;
+      this.#links.set(section.name, link);
+      if (!o.checkOnly) {
+        for (const r of (await link.openJournal()).records) {
+          if (r.id !== null) ids.push([r.node, r.id]);
+        }
+      }
     }
-    const interval = (this.#o.pingInterval ?? 1) * 1000;
-    this.#pinger = setInterval(() => this.#watchdog(), interval);
+    const timeout = (o.startTimeout ?? 30) * 1000;
+    try {
+      await Promise.all([...this.#links.values()].map((link) => {
+        const ready = Promise.withResolvers<void>();
+        this.#starting.set(link, ready);
+        link.spawn(o.checkOnly);
+        return Promise.race([
+          ready.promise,
+          new Promise<never>((_, reject) =>
+            setTimeout(
+              () =>
+                reject(
+                  new ChildStartError(link.section.name, `not ready after ${timeout / 1000} s`),
+                ),
+              timeout,
+            )
+          ),
+        ]);
+      }));
+    } catch (error) {
+      await this.#closeAll();
+      throw error;
+    } finally {
+      this.#starting.clear();
+    }
+    this.#pinger = setInterval(() => this.#watchdog(), (o.pingInterval ?? 1) * 1000);
+    return ids;
   }
 
-  /** Hands an alert to its child. */
-  deliver(delivery: Delivery): void {
-    const h = this.#children.get(delivery.child);
-    if (!h || h.status.state !== "ready") {
+  /** Journals an alert for its child and hands it over. */
+  deliver(delivery: Delivery, token: string | null = null): void {
+    const link = this.#links.get(delivery.child);
+    if (!link) {
       this.#o.log.event("error", "alert_undelivered", {
         child: delivery.child,
-        node: delivery.node,
-        id: delivery.id,
-        reason: `child is ${h?.status.state ?? "unknown"}`,
+        reason: "no such child",
       });
       return;
     }
-    const seq = ++h.seq;
-    h.pending.add(seq);
-    h.status.inFlight = h.pending.size;
     const { node, id, alert, t0 } = delivery;
-    // Alerts routed in the same tick (one burst off the socket) share a message.
-    if (h.outbox.length === 0) queueMicrotask(() => this.#sendOutbox(h));
-    h.outbox.push({ seq, node, id, alert, t0 });
+    link.deliver({ node, id, alert, t0, token });
   }
 
-  #sendOutbox(h: Handle): void {
-    const alerts = h.outbox;
-    h.outbox = [];
-    if (alerts.length > 0 && h.status.state === "ready") this.#post(h, { type: "alerts", alerts });
+  /**
+   * Sends a command to one child or all; resolves with each child's
+   * answer (its output, or why it was refused or failed).
+   */
+  command(
+    child: string | undefined,
+    name: string,
+    kwargs: JsonObject,
+    timeoutSeconds = 30,
+  ): Promise<CommandOutcome[]> {
+    const links = child === undefined
+      ? [...this.#links.values()]
+      : [this.#links.get(child)].filter((l) => l !== undefined);
+    if (links.length === 0) {
+      return Promise.resolve([{
+        child: child ?? "",
+        ok: false,
+        output: null,
+        error: `no child named "${child}"`,
+      }]);
+    }
+    const t0 = (performance.timeOrigin + performance.now()) / 1000;
+    return Promise.all(links.map((link) => {
+      const token = crypto.randomUUID();
+      const { promise, resolve } = Promise.withResolvers<CommandOutcome>();
+      const timer = setTimeout(() => {
+        this.#replies.delete(token);
+        resolve({
+          child: link.section.name,
+          ok: false,
+          output: null,
+          error: `no answer within ${timeoutSeconds} s`,
+        });
+      }, timeoutSeconds * 1000);
+      this.#replies.set(token, (ok, output, error) => {
+        clearTimeout(timer);
+        this.#replies.delete(token);
+        resolve({ child: link.section.name, ok, output, error });
+      });
+      link.deliver({
+        node: "ctl",
+        id: null,
+        alert: { uid: "command", alert_type: name, object: kwargs },
+        t0,
+        token,
+      });
+      return promise;
+    }));
   }
 
   /** True when no alert is in flight and every queue is empty. */
   isIdle(): boolean {
-    for (const h of this.#children.values()) {
-      if (h.pending.size > 0 || h.status.queue > 0) return false;
+    for (const link of this.#links.values()) {
+      const s = link.refresh();
+      if (s.inFlight > 0 || s.queue > 0) return false;
     }
     return true;
   }
 
   status(): ChildStatus[] {
-    return [...this.#children.values()].map((h) => ({ ...h.status }));
+    return [...this.#links.values()].map((link) => ({ ...link.refresh() }));
   }
 
   /**
-   * Asks every child to finish what it holds and stop; terminates those
-   * that have not stopped by the deadline.
+   * Asks every child to finish what it holds, checkpoint and stop; kills
+   * those that have not stopped by the deadline.
    */
   async shutdown(deadlineSeconds = 10): Promise<void> {
+    this.#stopping = true;
     clearInterval(this.#pinger);
-    this.#pinger = undefined;
-    const live = [...this.#children.values()].filter((h) =>
-      h.status.state === "ready" || h.status.state === "starting"
-    );
-    for (const h of live) {
-      h.status.state = "stopping";
-      this.#post(h, { type: "shutdown" });
-    }
     let timer: ReturnType<typeof setTimeout> | undefined;
+    const links = [...this.#links.values()];
+    const stopped = Promise.all(links.map((link) => link.requestStop()));
     await Promise.race([
-      Promise.all(live.map((h) => h.stopped.promise)),
-      new Promise<void>((resolve) => timer = setTimeout(resolve, deadlineSeconds * 1000)),
+      stopped,
+      new Promise<void>((r) => timer = setTimeout(r, deadlineSeconds * 1000)),
     ]);
     clearTimeout(timer);
-    for (const h of live) {
-      if (h.status.state !== "stopped") {
+    for (const link of links) {
+      if (link.status.state === "stopping") {
         this.#o.log.event("warning", "child_killed", {
-          child: h.section.name,
+          child: link.section.name,
           reason: `did not stop within ${deadlineSeconds} s`,
         });
       }
     }
-    this.#terminateAll();
+    await this.#closeAll();
   }
 
-  #spawn(section: ChildSection): void {
-    const worker = new Worker(WORKER_URL, {
-      type: "module",
-      name: section.name,
-      deno: { permissions: childPermissions(section) },
-    });
-    const h: Handle = {
-      section,
-      worker,
-      status: {
-        child: section.name,
-        state: "starting",
-        queue: 0,
-        next: null,
-        inFlight: 0,
-        commands: [],
+  async #closeAll(): Promise<void> {
+    clearInterval(this.#pinger);
+    for (const link of this.#links.values()) await link.close();
+  }
+
+  #events() {
+    const o = this.#o;
+    return {
+      ready: (link: ChildLink) => {
+        this.#starting.get(link)?.resolve();
+        o.onChange?.();
       },
-      pending: new Set(),
-      outbox: [],
-      seq: 0,
-      lastPong: performance.now(),
-      ping: 0,
-      ready: Promise.withResolvers(),
-      stopped: Promise.withResolvers(),
+      startFailed: (link: ChildLink, message: string) => {
+        const starting = this.#starting.get(link);
+        if (starting) starting.reject(new ChildStartError(link.section.name, message));
+        else this.#died(link, `restart failed: ${message}`);
+      },
+      died: (link: ChildLink, reason: string) => this.#died(link, reason),
+      ack: (
+        _link: ChildLink,
+        _seq: number,
+        ok: boolean,
+        reason: string | null,
+        token: string | null,
+      ) => {
+        o.onAck?.(ok);
+        // A command refused before it ran answers here.
+        if (token && !ok) this.#replies.get(token)?.(false, null, reason);
+      },
+      changed: () => o.onChange?.(),
+      line: (text: string) => o.writeLine(text),
+      notify: o.notify,
+      publish: o.publish,
+      commandResult: (token: string, ok: boolean, output: string | null, error: string | null) =>
+        this.#replies.get(token)?.(ok, output, error),
     };
-    // Keep unhandled rejections of these out of the way; callers race them.
-    h.ready.promise.catch(() => {});
-    this.#children.set(section.name, h);
-    worker.onmessage = (event: MessageEvent<unknown>) => {
-      const message = readFromChild(event.data);
-      if (message) this.#receive(h, message);
-      else {
-        this.#o.log.event("error", "bad_message", {
-          child: section.name,
-          data: JSON.stringify(event.data) ?? String(event.data),
-        });
-      }
-    };
-    worker.onerror = (event: ErrorEvent) => {
-      event.preventDefault();
-      this.#died(h, event.message || String(event.error));
-    };
-    worker.onmessageerror = () => this.#died(h, "a message from the worker could not be read");
-    this.#post(h, {
-      type: "init",
-      settings: childSettings(
-        section,
-        this.#o.logFormat,
-        this.#o.identity,
-        this.#o.config.path,
-        this.#o.checkOnly ?? false,
-      ),
-    });
   }
 
-  #receive(h: Handle, message: FromChild): void {
-    const name = h.section.name;
-    switch (message.type) {
-      case "ready":
-        h.status.state = "ready";
-        h.status.commands = message.commands;
-        h.lastPong = performance.now();
-        h.ready.resolve();
-        return;
-      case "init_failed":
-        h.status.state = "dead";
-        h.ready.reject(new ChildStartError(name, message.message));
-        return;
-      case "fatal":
-        this.#died(h, message.message);
-        return;
-      case "acks":
-        for (const ack of message.acks) {
-          h.pending.delete(ack.seq);
-          this.#o.onAck?.(ack.ok);
-        }
-        h.status.inFlight = h.pending.size;
-        h.status.queue = message.queue;
-        h.status.next = message.next;
-        this.#o.onChange?.();
-        return;
-      case "state":
-        h.status.queue = message.queue;
-        h.status.next = message.next;
-        this.#o.onChange?.();
-        return;
-      case "log":
-        this.#o.writeLine(message.line);
-        return;
-      case "notify":
-        this.#o.notify(
-          h.section,
-          message.subject,
-          message.body,
-          message.recipients,
-        );
-        return;
-      case "publish":
-        this.#o.publish(name, message.node, message.payload);
-        return;
-      case "pong":
-        h.lastPong = performance.now();
-        return;
-      case "stopped":
-        h.status.state = "stopped";
-        h.stopped.resolve();
-        return;
-      default:
-        unreachable(message);
+  #died(link: ChildLink, reason: string): void {
+    const o = this.#o;
+    const section = link.section;
+    o.log.event("error", "child_died", {
+      child: section.name,
+      error: reason,
+      in_flight: link.refresh().inFlight,
+      queue: link.status.queue,
+    }, `Child [${section.name}] died: ${reason}`);
+    if (this.#stopping) return;
+    if (section.onChildDeath === "exit") {
+      o.onFatal(new ChildDiedError(section.name, reason));
+      return;
     }
-  }
-
-  #post(h: Handle, message: ToChild): void {
-    h.worker.postMessage(message);
+    const now = performance.now();
+    const recent = (this.#deaths.get(link) ?? []).filter((t) =>
+      now - t < section.restartWindow * 1000
+    );
+    recent.push(now);
+    this.#deaths.set(link, recent);
+    if (recent.length > section.maxRestarts) {
+      link.status.state = "given_up";
+      const message =
+        `Child [${section.name}] died ${recent.length} times within ${section.restartWindow} s; ` +
+        "not restarting it (its alerts are still journaled). Fix the cause and restart the listener.";
+      o.log.event(
+        "error",
+        "child_given_up",
+        { child: section.name, deaths: recent.length },
+        message,
+      );
+      if (section.recipients.length > 0) {
+        o.notify(
+          section,
+          `CRITICAL: lvalertMP child ${section.name} given up on ${o.identity.hostname}`,
+          message + "\n",
+          section.recipients,
+        );
+      }
+      o.onChange?.();
+      return;
+    }
+    o.log.event("warning", "child_restarting", {
+      child: section.name,
+      deaths: recent.length,
+      of: section.maxRestarts,
+    });
+    link.status.state = "restarting";
+    link.spawn();
   }
 
   #watchdog(): void {
     const now = performance.now();
-    for (const h of this.#children.values()) {
-      if (h.status.state !== "ready") continue;
-      const limit = (h.section.taskTimeout + (this.#o.hangGrace ?? 5)) * 1000;
-      if (now - h.lastPong > limit) {
-        this.#died(
-          h,
+    for (const link of this.#links.values()) {
+      if (link.status.state !== "ready") continue;
+      const limit = (link.section.taskTimeout + (this.#o.hangGrace ?? 5)) * 1000;
+      if (now - link.lastPong > limit) {
+        link.die(
           `no answer for ${
-            Math.round((now - h.lastPong) / 1000)
+            Math.round((now - link.lastPong) / 1000)
           } s (a task is hung); worker terminated`,
         );
         continue;
       }
-      this.#post(h, { type: "ping", n: ++h.ping });
-    }
-  }
-
-  #died(h: Handle, reason: string): void {
-    if (h.status.state === "dead" || h.status.state === "stopped") return;
-    const starting = h.status.state === "starting";
-    h.status.state = "dead";
-    h.worker.terminate();
-    if (starting) {
-      h.ready.reject(new ChildStartError(h.section.name, reason));
-      return;
-    }
-    h.stopped.resolve();
-    const error = new ChildDiedError(h.section.name, reason);
-    this.#o.log.event("error", "child_died", {
-      child: h.section.name,
-      error: reason,
-      in_flight: h.pending.size,
-      queue: h.status.queue,
-    }, error.message);
-    this.#o.onFatal(error);
-  }
-
-  #terminateAll(): void {
-    clearInterval(this.#pinger);
-    this.#pinger = undefined;
-    for (const h of this.#children.values()) {
-      if (h.status.state !== "dead") h.worker.terminate();
-      if (h.status.state !== "dead") h.status.state = "stopped";
+      link.sendPing();
     }
   }
 }

@@ -46,6 +46,9 @@ export abstract class Task {
     return now >= this.expiration;
   }
 
-  /** Does the work. May be async; it runs under the child's time limit. */
-  abstract execute(ctx: ChildContext, item: QueueItem): void | Promise<void>;
+  /**
+   * Does the work. May be async; it runs under the child's time limit.
+   * What it returns is reported back when a command came through `ctl`.
+   */
+  abstract execute(ctx: ChildContext, item: QueueItem): unknown;
 }

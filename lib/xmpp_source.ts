@@ -130,6 +130,7 @@ export class XmppSource {
   #timer: ReturnType<typeof setTimeout> | undefined;
   #offlineSince: number | null = null;
   #subscribed = new Set<string>();
+  #extra: string[] = [];
 
   constructor(options: XmppSourceOptions) {
     this.#o = options;
@@ -148,6 +149,11 @@ export class XmppSource {
   /** Nodes this session receives. */
   get subscribed(): string[] {
     return [...this.#subscribed];
+  }
+
+  /** Nodes this JID is subscribed to that no child listens to. */
+  get extra(): string[] {
+    return [...this.#extra];
   }
 
   /**
@@ -325,6 +331,8 @@ export class XmppSource {
       (await pubsub.subscriptions()).filter((s) => s.jid === jid && s.subscription === "subscribed")
         .map((s) => s.node),
     );
+    const configured = new Set(this.#o.nodes);
+    this.#extra = [...mine].filter((node) => !configured.has(node));
     const missing: string[] = [];
     for (const node of this.#o.nodes) {
       if (!mine.has(node)) {

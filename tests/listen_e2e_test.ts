@@ -484,9 +484,9 @@ Deno.test("listener mails through the configured mail command, run by main", asy
   assert.match(mail, /Error: raiseException command received\n\s+at /);
 });
 
-Deno.test("listener stops with exit 1 when a child dies, naming the child", async () => {
+Deno.test("listener with on_child_death = exit stops with exit 1 when a child dies, naming it", async () => {
   await using dir = await tempDir({
-    "l.ini": "[doomed child]\nnodes = n\nchildConfig = c.ini\n",
+    "l.ini": "[doomed child]\nnodes = n\nchildConfig = c.ini\non_child_death = exit\n",
     "c.ini": "[general]\nprocess_type = crash\nhandler = crash.ts\n",
     "crash.ts":
       "export function parseAlert() { setTimeout(() => { throw new Error('handler bug'); }, 0); }\n",

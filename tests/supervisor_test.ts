@@ -23,6 +23,7 @@ async function start(
   const changed = { n: 0 };
   const supervisor = new Supervisor({
     config: await loadListenerConfig(configPath),
+    stateDir: join(configPath, "..", "state"),
     logFormat: "json",
     log: new Logger({
       child: null,
@@ -109,9 +110,10 @@ Deno.test("Supervisor runs each section in its own worker and routes alerts to i
   assert.equal(s.fatal.length, 0);
 });
 
-function probeFiles(extra = "") {
+function probeFiles(extra = "", death = "exit") {
   return {
-    "l.ini": "[probe]\nnodes = n\nchildConfig = c.ini\ntask_timeout = 0.5\n",
+    "l.ini":
+      `[probe]\nnodes = n\nchildConfig = c.ini\ntask_timeout = 0.5\non_child_death = ${death}\n`,
     "c.ini": `[general]\nprocess_type = probe\nhandler = probe.ts\nlog_directory = logs\n${extra}`,
     "probe.ts": `
 import { QueueItem, Task } from "${MOD}";

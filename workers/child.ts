@@ -1,30 +1,35 @@
 /// <reference no-default-lib="true" />
 /// <reference lib="deno.worker" />
 /**
- * Worker entry: one child. Loads its handler, runs its queue, and talks to
- * the listener only through the messages of `lib/messages.ts`.
+ * Worker entry: one child. Loads its handler, recovers its queue from the
+ * snapshot and journal, runs it, checkpoints it, and talks to the listener
+ * only through the messages of `lib/messages.ts`.
  *
  * @module
  */
 
 import { ChildRuntime } from "../lib/child_runtime.ts";
+import { ChildState, type Recovery } from "../lib/child_state.ts";
 import { asHandlerModule } from "../lib/handler.ts";
 import { Ini } from "../lib/ini.ts";
 import { fileSink, Logger } from "../lib/log.ts";
 import {
   type AlertAck,
+  type AlertDelivery,
   type ChildSettings,
   type FromChild,
   readToChild,
   type ToChild,
   unreachable,
 } from "../lib/messages.ts";
+import { ClassRegistry } from "../lib/snapshot.ts";
 
 function post(message: FromChild): void {
   self.postMessage(message);
 }
 
 let runtime: ChildRuntime | undefined;
+let state: ChildState | undefined;
 let logFile: Deno.FsFile | undefined;
 let started: Promise<boolean> | undefined;
 let delivering = 0;
@@ -41,47 +46,41 @@ self.addEventListener("unhandledrejection", (event) => {
   event.preventDefault();
   const reason = event.reason;
   const text = reason instanceof Error ? reason.stack ?? reason.message : String(reason);
-  runtime?.context.log.event(
-    "error",
-    "unhandled_rejection",
-    { error: text },
-    text,
-  );
+  runtime?.context.log.event("error", "unhandled_rejection", { error: text }, text);
 });
+
+async function openLog(settings: ChildSettings): Promise<Logger> {
+  const sinks: ((line: string) => void)[] = [];
+  // A config check loads and validates; it leaves no files behind.
+  if (!settings.checkOnly) {
+    await Deno.mkdir(settings.logDirectory, { recursive: true });
+    logFile = await Deno.open(settings.logFile, { append: true, create: true, mode: 0o640 });
+    sinks.push(fileSink(logFile));
+  }
+  if (settings.print2stdout) sinks.push((line) => post({ type: "log", line }));
+  return new Logger({
+    child: settings.child,
+    format: settings.logFormat,
+    level: settings.logLevel,
+    sinks,
+  });
+}
 
 async function init(settings: ChildSettings): Promise<boolean> {
   try {
-    const sinks: ((line: string) => void)[] = [];
-    // A config check loads and validates; it leaves no files behind.
-    if (!settings.checkOnly) {
-      await Deno.mkdir(settings.logDirectory, { recursive: true });
-      logFile = await Deno.open(settings.logFile, {
-        append: true,
-        create: true,
-        mode: 0o640,
-      });
-      sinks.push(fileSink(logFile));
-    }
-    if (settings.print2stdout) {
-      sinks.push((line) => post({ type: "log", line }));
-    }
-    const log = new Logger({
-      child: settings.child,
-      format: settings.logFormat,
-      level: settings.logLevel,
-      sinks,
-    });
+    const log = await openLog(settings);
     const config = new Ini(settings.childConfig);
-    const handler = asHandlerModule(
-      await import(settings.handlerUrl),
-      settings.handlerUrl,
-    );
+    const module = await import(settings.handlerUrl);
+    const handler = asHandlerModule(module, settings.handlerUrl);
     handler.validateConfig?.(config);
-    runtime = new ChildRuntime({
+    const registry = new ClassRegistry();
+    registry.registerModule(module);
+    const rt = new ChildRuntime({
       child: settings.child,
       handler,
       config,
       log,
+      registry,
       logDirectory: settings.logDirectory,
       recipients: settings.recipients,
       taskTimeout: settings.taskTimeout,
@@ -91,25 +90,75 @@ async function init(settings: ChildSettings): Promise<boolean> {
       notify: (subject, body, recipients) =>
         post({ type: "notify", subject, body, recipients: [...recipients] }),
       publish: (node, payload) => post({ type: "publish", node, payload }),
-      onChange: (state) => {
-        queueState = state;
+      reply: (token, r) =>
+        post({
+          type: "command_result",
+          token,
+          ok: r.ok,
+          output: r.ok ? r.output : null,
+          error: r.ok ? null : r.error,
+        }),
+      onChange: (s) => {
+        queueState = s;
+        state?.changed();
         // While alerts are being applied, their acks carry the state.
-        if (delivering === 0) post({ type: "state", ...state });
+        if (delivering === 0) post({ type: "state", ...s });
       },
     });
+    runtime = rt;
+    let recovery: Recovery = {
+      snapshotSeq: 0,
+      previousSeq: 0,
+      replayedTo: 0,
+      restored: 0,
+      replayed: 0,
+    };
+    if (!settings.checkOnly) {
+      state = new ChildState({
+        dir: settings.stateDir,
+        child: settings.child,
+        runtime: rt,
+        registry,
+        log,
+        every: settings.checkpointEvery,
+        interval: settings.checkpointInterval,
+        onCheckpoint: (seq, previous) => post({ type: "checkpointed", seq, previous }),
+      });
+      recovery = await state.recover();
+    }
     log.event("info", "child_started", {
       process_type: settings.processType,
       handler: settings.handlerUrl,
       check_only: settings.checkOnly,
     });
-    post({ type: "ready", commands: [...runtime.context.commands.keys()] });
+    post({
+      type: "ready",
+      commands: [...rt.context.commands.keys()],
+      snapshotSeq: recovery.snapshotSeq,
+      previousSeq: recovery.previousSeq,
+      replayedTo: recovery.replayedTo,
+    });
     return true;
   } catch (error) {
-    post({
-      type: "init_failed",
-      message: error instanceof Error ? error.message : String(error),
-    });
+    post({ type: "init_failed", message: error instanceof Error ? error.message : String(error) });
     return false;
+  }
+}
+
+async function apply(alerts: AlertDelivery[]): Promise<void> {
+  delivering++;
+  try {
+    const results = alerts.map(({ seq, node, id, alert, t0, token }) =>
+      runtime!.deliver(alert, t0, { node, id, seq, ...(token ? { token } : {}) }).then(
+        (r): AlertAck => {
+          state?.applied(seq);
+          return { seq, ok: r.ok, reason: r.ok ? null : r.reason };
+        },
+      )
+    );
+    post({ type: "acks", acks: await Promise.all(results), ...queueState });
+  } finally {
+    delivering--;
   }
 }
 
@@ -118,28 +167,15 @@ async function handle(message: ToChild): Promise<void> {
     case "init":
       started = init(message.settings);
       return;
-    case "alerts": {
-      if (!(await started)) return;
-      delivering++;
-      try {
-        const results = message.alerts.map(({ seq, node, id, alert, t0 }) =>
-          runtime!.deliver(alert, t0, { node, id, seq }).then((r): AlertAck => ({
-            seq,
-            ok: r.ok,
-            reason: r.ok ? null : r.reason,
-          }))
-        );
-        post({ type: "acks", acks: await Promise.all(results), ...queueState });
-      } finally {
-        delivering--;
-      }
+    case "alerts":
+      if (await started) await apply(message.alerts);
       return;
-    }
     case "ping":
       post({ type: "pong", n: message.n });
       return;
     case "shutdown":
       await runtime?.stop();
+      await state?.close();
       logFile?.close();
       logFile = undefined;
       post({ type: "stopped" });

@@ -1,0 +1,182 @@
+/**
+ * The control socket: a Unix socket in the state folder (mode 0600) on
+ * which `lvalert_listenMP ctl` and `status` talk to a running listener.
+ * One JSON request line, one JSON reply line:
+ * `{"op":"status"}` or `{"op":"command","child":C?,"name":N,"kwargs":{...}}`.
+ *
+ * @module
+ */
+
+import { isJsonObject, type JsonObject } from "./alert.ts";
+import type { ChildLog } from "./context.ts";
+import type { CommandOutcome } from "./supervisor.ts";
+
+/** What the socket serves. */
+export interface ControlHandlers {
+  status(): JsonObject;
+  command(child: string | undefined, name: string, kwargs: JsonObject): Promise<CommandOutcome[]>;
+}
+
+/** A request as the socket takes it. */
+export type ControlRequest =
+  | { op: "status" }
+  | { op: "command"; child?: string; name: string; kwargs: JsonObject };
+
+const MAX_REQUEST = 1 << 20;
+
+async function readLine(conn: Deno.Conn): Promise<string> {
+  const decoder = new TextDecoder();
+  const buffer = new Uint8Array(4096);
+  let text = "";
+  while (!text.includes("\n")) {
+    const n = await conn.read(buffer);
+    if (n === null) break;
+    text += decoder.decode(buffer.subarray(0, n), { stream: true });
+    if (text.length > MAX_REQUEST) throw new Error("request too long");
+  }
+  return text.split("\n")[0] ?? "";
+}
+
+async function writeAll(conn: Deno.Conn, text: string): Promise<void> {
+  const bytes = new TextEncoder().encode(text);
+  let written = 0;
+  while (written < bytes.length) written += await conn.write(bytes.subarray(written));
+}
+
+function parseRequest(line: string): ControlRequest | string {
+  let value: unknown;
+  try {
+    value = JSON.parse(line);
+  } catch {
+    return "request is not JSON";
+  }
+  if (!isJsonObject(value)) return "request must be a JSON object";
+  if (value.op === "status") return { op: "status" };
+  if (value.op === "command" && typeof value.name === "string" && value.name !== "") {
+    const kwargs = value.kwargs ?? {};
+    if (!isJsonObject(kwargs)) return '"kwargs" must be an object';
+    if (value.child !== undefined && typeof value.child !== "string") {
+      return '"child" must be a string';
+    }
+    return {
+      op: "command",
+      name: value.name,
+      kwargs,
+      ...(typeof value.child === "string" ? { child: value.child } : {}),
+    };
+  }
+  return 'unknown request: "op" must be "status" or "command" (with "name")';
+}
+
+/** A listening control socket. */
+export class ControlServer {
+  readonly path: string;
+  #listener: Deno.Listener;
+  #serving: Promise<void>;
+
+  private constructor(
+    path: string,
+    listener: Deno.Listener,
+    handlers: ControlHandlers,
+    log: ChildLog,
+  ) {
+    this.path = path;
+    this.#listener = listener;
+    this.#serving = this.#serve(handlers, log);
+  }
+
+  /**
+   * Listens on `path`. A stale socket file is replaced; one that answers
+   * belongs to a running listener, and this one refuses to share it.
+   *
+   * @throws {Error} when another listener uses the socket
+   */
+  static async start(
+    path: string,
+    handlers: ControlHandlers,
+    log: ChildLog,
+  ): Promise<ControlServer> {
+    try {
+      const conn = await Deno.connect({ transport: "unix", path });
+      conn.close();
+      throw new Error(
+        `Another listener is running with this state folder (its control socket ${path} answers)`,
+      );
+    } catch (error) {
+      if (error instanceof Error && error.message.startsWith("Another listener")) throw error;
+      await Deno.remove(path).catch(() => {});
+    }
+    const listener = Deno.listen({ transport: "unix", path });
+    await Deno.chmod(path, 0o600);
+    return new ControlServer(path, listener, handlers, log);
+  }
+
+  async #serve(handlers: ControlHandlers, log: ChildLog): Promise<void> {
+    for await (const conn of this.#listener) {
+      void (async () => {
+        try {
+          const request = parseRequest(await readLine(conn));
+          let reply: JsonObject;
+          if (typeof request === "string") reply = { ok: false, error: request };
+          else if (request.op === "status") reply = { ok: true, status: handlers.status() };
+          else {
+            log.event("info", "control_command", {
+              name: request.name,
+              child: request.child ?? null,
+            });
+            const results = await handlers.command(request.child, request.name, request.kwargs);
+            reply = { ok: results.every((r) => r.ok), results: results as unknown as JsonObject[] };
+          }
+          await writeAll(conn, JSON.stringify(reply) + "\n");
+        } catch (error) {
+          log.event("warning", "control_error", { error: (error as Error).message });
+        } finally {
+          try {
+            conn.close();
+          } catch {
+            // Already closed by the client.
+          }
+        }
+      })();
+    }
+  }
+
+  async close(): Promise<void> {
+    try {
+      this.#listener.close();
+    } catch {
+      // Already closed.
+    }
+    await this.#serving.catch(() => {});
+    await Deno.remove(this.path).catch(() => {});
+  }
+}
+
+/**
+ * Sends one request to a listener's control socket and returns its reply.
+ *
+ * @throws {Error} when nothing listens there (the listener is not running)
+ */
+export async function controlRequest(
+  path: string,
+  request: ControlRequest,
+  timeoutSeconds = 60,
+): Promise<JsonObject> {
+  const conn = await Deno.connect({ transport: "unix", path });
+  const timer = setTimeout(() => conn.close(), timeoutSeconds * 1000);
+  try {
+    await writeAll(conn, JSON.stringify(request) + "\n");
+    const line = await readLine(conn);
+    if (!line) throw new Error(`No reply on ${path} within ${timeoutSeconds} s`);
+    const reply = JSON.parse(line);
+    if (!isJsonObject(reply)) throw new Error(`Bad reply on ${path}`);
+    return reply;
+  } finally {
+    clearTimeout(timer);
+    try {
+      conn.close();
+    } catch {
+      // Closed by the timer.
+    }
+  }
+}

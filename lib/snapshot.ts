@@ -1,0 +1,194 @@
+/**
+ * Snapshots of a child's queue: JSON (never code), versioned, restored
+ * through a registry of the item and task classes a handler exports.
+ *
+ * Format, version 1:
+ * `{"format":"lvalertMP-snapshot","version":1,"child","seq","taken",
+ *   "applied":[[node,id],...],"items":[{"class","fields","tasks":[{"class","fields"}]}]}`
+ * where `seq` is the last journal record the snapshot includes.
+ *
+ * @module
+ */
+
+import { isJsonObject, type JsonObject } from "./alert.ts";
+import { CommandItem, CommandTask } from "./commands.ts";
+import { QueueItem, resetInternals } from "./queue_item.ts";
+import { Task } from "./task.ts";
+
+export const SNAPSHOT_FORMAT = "lvalertMP-snapshot";
+export const SNAPSHOT_VERSION = 1;
+
+interface ObjectJson {
+  class: string;
+  fields: JsonObject;
+}
+
+interface ItemJson extends ObjectJson {
+  tasks: ObjectJson[];
+}
+
+/** A parsed snapshot file. */
+export interface SnapshotData {
+  format: string;
+  version: number;
+  child: string;
+  seq: number;
+  taken: number;
+  applied: [string, string][];
+  items: ItemJson[];
+}
+
+/** A snapshot that cannot be read or restored; names the file (and class). */
+export class SnapshotError extends Error {
+  readonly file: string;
+  readonly className: string | undefined;
+
+  constructor(file: string, message: string, className?: string) {
+    super(`${file}: ${message}`);
+    this.name = "SnapshotError";
+    this.file = file;
+    this.className = className;
+  }
+}
+
+// deno-lint-ignore ban-types
+type Constructor = Function & { prototype: object };
+
+/** Item and task classes by name, for restoring snapshots. */
+export class ClassRegistry {
+  #classes = new Map<string, Constructor>();
+
+  constructor() {
+    for (const c of [QueueItem, CommandItem, CommandTask]) this.register(c);
+  }
+
+  register(ctor: Constructor): void {
+    this.#classes.set(ctor.name, ctor);
+  }
+
+  /** Registers every exported class of a module that extends QueueItem or Task. */
+  registerModule(mod: Record<string, unknown>): void {
+    for (const value of Object.values(mod)) {
+      if (typeof value !== "function") continue;
+      const proto = (value as Constructor).prototype;
+      if (proto instanceof QueueItem || proto instanceof Task) this.register(value as Constructor);
+    }
+  }
+
+  get(name: string): Constructor | undefined {
+    return this.#classes.get(name);
+  }
+}
+
+function fieldsOf(object: object, skip: ReadonlySet<string>): JsonObject {
+  const fields: JsonObject = {};
+  for (const [key, value] of Object.entries(object)) {
+    if (!skip.has(key) && typeof value !== "function") fields[key] = value;
+  }
+  return fields;
+}
+
+const ITEM_SKIP = new Set(["tasks", "completedTasks"]);
+const NO_SKIP = new Set<string>();
+
+/** A snapshot of the given pending items. */
+export function takeSnapshot(
+  child: string,
+  seq: number,
+  items: readonly QueueItem[],
+  applied: [string, string][],
+  taken: number,
+): SnapshotData {
+  return {
+    format: SNAPSHOT_FORMAT,
+    version: SNAPSHOT_VERSION,
+    child,
+    seq,
+    taken,
+    applied,
+    items: items.map((item) => ({
+      class: item.constructor.name,
+      fields: fieldsOf(item, ITEM_SKIP),
+      tasks: item.tasks.map((task) => ({
+        class: task.constructor.name,
+        fields: fieldsOf(task, NO_SKIP),
+      })),
+    })),
+  };
+}
+
+/**
+ * Parses snapshot text.
+ *
+ * @throws {SnapshotError} for text that is not a version-1 snapshot
+ */
+export function parseSnapshot(text: string, file: string): SnapshotData {
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch (error) {
+    throw new SnapshotError(file, `not JSON (${(error as Error).message})`);
+  }
+  if (!isJsonObject(value) || value.format !== SNAPSHOT_FORMAT) {
+    throw new SnapshotError(file, "not an lvalertMP snapshot");
+  }
+  if (value.version !== SNAPSHOT_VERSION) {
+    throw new SnapshotError(
+      file,
+      `snapshot version ${value.version}; this build reads ${SNAPSHOT_VERSION}`,
+    );
+  }
+  if (
+    typeof value.seq !== "number" || !Array.isArray(value.items) || !Array.isArray(value.applied)
+  ) {
+    throw new SnapshotError(file, "snapshot lacks seq, items or applied");
+  }
+  return value as unknown as SnapshotData;
+}
+
+function revive<T extends object>(
+  json: unknown,
+  registry: ClassRegistry,
+  base: abstract new (...args: never[]) => T,
+  file: string,
+): T {
+  if (!isJsonObject(json) || typeof json.class !== "string" || !isJsonObject(json.fields)) {
+    throw new SnapshotError(file, "malformed entry in the snapshot");
+  }
+  const ctor = registry.get(json.class);
+  if (!ctor) {
+    throw new SnapshotError(
+      file,
+      `unknown class "${json.class}": the handler must export it to restore this snapshot`,
+      json.class,
+    );
+  }
+  if (!(ctor.prototype instanceof base) && ctor !== base) {
+    throw new SnapshotError(file, `class "${json.class}" is not a ${base.name}`, json.class);
+  }
+  return Object.assign(Object.create(ctor.prototype), json.fields) as T;
+}
+
+/**
+ * Rebuilds queue items from a snapshot's entries.
+ *
+ * @throws {SnapshotError} naming the class and file when a class is unknown
+ */
+export function restoreItems(
+  data: SnapshotData,
+  registry: ClassRegistry,
+  file: string,
+): QueueItem[] {
+  return data.items.map((entry) => {
+    const item = revive(entry, registry, QueueItem, file);
+    resetInternals(item);
+    item.completedTasks = [];
+    item.tasks = (Array.isArray(entry.tasks) ? entry.tasks : []).map((t) => {
+      const task = revive(t, registry, Task, file);
+      // JSON turns NaN into null.
+      if (task.expiration === null) task.expiration = NaN;
+      return task;
+    });
+    return item;
+  });
+}

@@ -1,0 +1,54 @@
+/**
+ * The commands that save and load a queue: checkpointQueue and loadQueue,
+ * with the original's `filename` keyword argument. Files are JSON
+ * snapshots (never pickle); relative names are under log_directory.
+ *
+ * @module
+ */
+
+import { isAbsolute, join } from "node:path";
+import type { JsonObject } from "./alert.ts";
+import type { CommandSpec } from "./commands.ts";
+import type { ChildContext } from "./context.ts";
+import { parseSnapshot, restoreItems, takeSnapshot } from "./snapshot.ts";
+import { writePrivateFile } from "./state_dir.ts";
+
+function target(ctx: ChildContext, kwargs: JsonObject): string {
+  const name = String(kwargs.filename);
+  return isAbsolute(name) ? name : join(ctx.logDirectory, name);
+}
+
+export const SNAPSHOT_COMMANDS: readonly CommandSpec[] = [
+  {
+    name: "checkpointQueue",
+    description: "writes the queue to 'filename' as a JSON snapshot (under log_directory)",
+    required: ["filename"],
+    async run(ctx, kwargs, self) {
+      const path = target(ctx, kwargs);
+      // The command's own item is running, so it is not in the queue.
+      const items = ctx.queue.items().filter((item) => item !== self);
+      await writePrivateFile(
+        path,
+        JSON.stringify(takeSnapshot(ctx.child, -1, items, [], ctx.now())),
+      );
+      ctx.log.event("info", "command", { command: "checkpointQueue", path, items: items.length });
+      return `${items.length} item(s) written to ${path}`;
+    },
+  },
+  {
+    name: "loadQueue",
+    description: "adds the items of a checkpointQueue file to the queue",
+    required: ["filename"],
+    async run(ctx, kwargs) {
+      const path = target(ctx, kwargs);
+      const items = restoreItems(
+        parseSnapshot(await Deno.readTextFile(path), path),
+        ctx.registry,
+        path,
+      );
+      for (const item of items) ctx.queue.insert(item);
+      ctx.log.event("info", "command", { command: "loadQueue", path, items: items.length });
+      return `${items.length} item(s) loaded from ${path}`;
+    },
+  },
+];
