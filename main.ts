@@ -12,6 +12,8 @@ import type { Outcome } from "./lib/outcome.ts";
 import { admin, ADMIN_USAGE } from "./lib/tools/admin.ts";
 import { command, COMMAND_USAGE } from "./lib/tools/command.ts";
 import { send, SEND_USAGE } from "./lib/tools/send.ts";
+import { ctl, CTL_USAGE } from "./lib/tools/ctl.ts";
+import { status, STATUS_USAGE } from "./lib/tools/status.ts";
 
 /** sysexits-style exit codes. */
 export const EXIT = {
@@ -32,10 +34,12 @@ const TOOLS: Record<
   send: { run: send, usage: SEND_USAGE },
   command: { run: command, usage: COMMAND_USAGE },
   admin: { run: admin, usage: ADMIN_USAGE },
+  ctl: { run: ctl, usage: CTL_USAGE },
+  status: { run: status, usage: STATUS_USAGE },
 };
 
 function exitCode(outcome: Outcome, name: string, usage: string): number {
-  if (outcome.ok) return EXIT.ok;
+  if (outcome.ok) return outcome.code ?? EXIT.ok;
   const message = `${name}: ${outcome.error.message}`;
   switch (outcome.kind) {
     case "usage":

@@ -104,6 +104,7 @@ export const BUILTIN_COMMANDS: readonly CommandSpec[] = [
         { command: "printMessage", message },
         message,
       );
+      return message;
     },
   },
   {

@@ -14,7 +14,8 @@ export type FailureKind =
 
 /** The result of running the listener or a companion tool. */
 export type Outcome =
-  | { ok: true }
+  /** `code` overrides 0 where a tool defines its own codes (`status`). */
+  | { ok: true; code?: number }
   | { ok: false; kind: FailureKind; error: Error };
 
 /** A failed outcome. */

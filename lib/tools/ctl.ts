@@ -1,0 +1,106 @@
+/**
+ * `lvalert_listenMP ctl`: send a command to a running listener through its
+ * control socket and print each child's answer.
+ *
+ * @module
+ */
+
+import { join } from "node:path";
+import { parseArgs } from "node:util";
+import { isJsonObject, type JsonObject } from "../alert.ts";
+import { BUILTIN_COMMANDS, checkCommand } from "../commands.ts";
+import { controlRequest } from "../control.ts";
+import { failed, type Outcome } from "../outcome.ts";
+import { SNAPSHOT_COMMANDS } from "../snapshot_commands.ts";
+import { defaultStateDir } from "../state_dir.ts";
+import { parseCommandWords } from "./command.ts";
+
+export const CTL_USAGE =
+  `Usage: lvalert_listenMP ctl [--state-dir DIR | -c CONFIG] [--child NAME] CMD [key,val ...]
+       lvalert_listenMP ctl [--state-dir DIR | -c CONFIG] --status
+
+Sends CMD (a command, as with \`command\`) to a running listener through its
+control socket (DIR/control.sock, mode 0600) and prints each child's answer.
+
+  --state-dir DIR     the listener's state folder
+  -c, --config-file   or its config (the default state folder is derived from it)
+  --child NAME        only this child (default: every child)
+  --status            print the listener's status as JSON
+  --timeout S         seconds to wait for the answer (default 60)
+  -h, --help          this text`;
+
+/** Where a listener's control socket is, from --state-dir or -c. */
+export function socketPath(
+  stateDir: string | undefined,
+  config: string | undefined,
+): string | undefined {
+  if (stateDir) return join(stateDir, "control.sock");
+  if (config) return join(defaultStateDir(config), "control.sock");
+  return undefined;
+}
+
+/** What `ctl` and `status` share: the socket flags. */
+export const SOCKET_OPTIONS = {
+  "state-dir": { type: "string" },
+  "config-file": { type: "string", short: "c" },
+  timeout: { type: "string" },
+  help: { type: "boolean", short: "h" },
+} as const;
+
+export async function ctl(argv: string[]): Promise<Outcome> {
+  let values;
+  let positionals: string[];
+  try {
+    ({ values, positionals } = parseArgs({
+      args: argv,
+      strict: true,
+      allowPositionals: true,
+      options: { ...SOCKET_OPTIONS, child: { type: "string" }, status: { type: "boolean" } },
+    }));
+  } catch (error) {
+    return failed("usage", (error as Error).message);
+  }
+  if (values.help) {
+    console.log(CTL_USAGE);
+    return { ok: true };
+  }
+  const path = socketPath(values["state-dir"], values["config-file"]);
+  if (!path) return failed("usage", "give --state-dir DIR or -c CONFIG");
+  const timeout = Number(values.timeout ?? 60);
+  let request;
+  if (values.status) request = { op: "status" as const };
+  else {
+    const parsed = parseCommandWords(positionals);
+    if (typeof parsed === "string") return failed("usage", parsed);
+    const known = new Map([...BUILTIN_COMMANDS, ...SNAPSHOT_COMMANDS].map((c) => [c.name, c]));
+    if (known.has(parsed.command)) {
+      const check = checkCommand(known, parsed.command, parsed.kwargs);
+      if (!check.ok) return failed("usage", check.reason);
+    }
+    request = {
+      op: "command" as const,
+      name: parsed.command,
+      kwargs: parsed.kwargs,
+      ...(values.child ? { child: values.child } : {}),
+    };
+  }
+  let reply: JsonObject;
+  try {
+    reply = await controlRequest(path, request, timeout);
+  } catch (error) {
+    return failed("unavailable", `no listener answers on ${path}: ${(error as Error).message}`);
+  }
+  if (values.status) {
+    console.log(JSON.stringify(reply.status ?? reply, null, 2));
+    return reply.ok === true ? { ok: true } : failed("runtime", String(reply.error));
+  }
+  if (!Array.isArray(reply.results)) return failed("runtime", String(reply.error ?? "bad reply"));
+  for (const r of reply.results) {
+    if (!isJsonObject(r)) continue;
+    const text = r.ok ? String(r.output ?? "") : `error: ${r.error}`;
+    console.log(`[${r.child}] ${text.includes("\n") ? "\n" + text : text}`);
+  }
+  return reply.ok === true
+    ? { ok: true }
+    : failed("runtime", "a child refused or failed the command");
+}

@@ -1,0 +1,224 @@
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { ChildRuntime } from "../lib/child_runtime.ts";
+import { ChildState } from "../lib/child_state.ts";
+import { Ini, parseIni } from "../lib/ini.ts";
+import { encodeRecord, type JournalRecord } from "../lib/journal.ts";
+import { Logger, type LogRecord } from "../lib/log.ts";
+import {
+  ClassRegistry,
+  parseSnapshot,
+  restoreItems,
+  SnapshotError,
+  takeSnapshot,
+} from "../lib/snapshot.ts";
+import * as testHandler from "../workers/handlers/test.ts";
+import { tempDir } from "./helpers.ts";
+
+const HEADER = '{"format":"lvalertMP-journal","version":1}\n';
+const now = () => Date.now() / 1000;
+
+function registry(): ClassRegistry {
+  const r = new ClassRegistry();
+  r.registerModule(testHandler);
+  return r;
+}
+
+/** A real runtime and its ChildState over a folder. */
+function child(
+  dir: string,
+  ini = "[general]\nprocess_type = test\n[test]\ndelays = 1 2\nrepeats = 0\n",
+) {
+  const records: LogRecord[] = [];
+  const log = new Logger({ child: "kid", format: "json", sinks: [(_l, r) => records.push(r)] });
+  const runtime = new ChildRuntime({
+    child: "kid",
+    handler: testHandler,
+    config: new Ini(parseIni(ini, "c.ini")),
+    log,
+    registry: registry(),
+    logDirectory: dir,
+    notify: () => {},
+    publish: () => {},
+    onChange: () => state.changed(),
+  });
+  const checkpoints: [number, number][] = [];
+  const state = new ChildState({
+    dir,
+    child: "kid",
+    runtime,
+    registry: registry(),
+    log,
+    every: 1,
+    interval: 0.05,
+    onCheckpoint: (seq, previous) => checkpoints.push([seq, previous]),
+  });
+  return {
+    runtime,
+    state,
+    records,
+    checkpoints,
+    events: (name: string) => records.filter((r) => r.event === name),
+  };
+}
+
+function alertRecord(seq: number, t0: number, uid = `G${seq}`): JournalRecord {
+  return { seq, node: "n", id: `i${seq}`, t0, alert: { uid, alert_type: "new" } };
+}
+
+Deno.test("snapshots round-trip handler items and tasks through JSON", () => {
+  const t0 = 5000;
+  const alert = { uid: "G1", alert_type: "new" };
+  const item = new testHandler.TestItem(t0, [
+    new testHandler.PrintAlertTask(5, alert),
+    new testHandler.RepeatTask(3, 2),
+  ], {
+    graceid: "G1",
+  });
+  const data = parseSnapshot(
+    JSON.stringify(takeSnapshot("kid", 7, [item], [["n", "i1"]], 1)),
+    "s.json",
+  );
+  const [back] = restoreItems(data, registry(), "s.json");
+  assert.ok(back instanceof testHandler.TestItem);
+  assert.equal(back.graceid, "G1");
+  assert.equal(back.complete, false);
+  assert.deepEqual(back.tasks.map((t) => [t.constructor.name, t.name, t.expiration]), [
+    ["RepeatTask", "repeat", 5002],
+    ["PrintAlertTask", "print@5s", 5005],
+  ]);
+  assert.deepEqual((back.tasks[1] as testHandler.PrintAlertTask).alert, alert);
+  assert.deepEqual(data.applied, [["n", "i1"]]);
+});
+
+Deno.test("a snapshot naming a class the handler does not export fails with the class and the file", () => {
+  const data = parseSnapshot(
+    JSON.stringify({
+      format: "lvalertMP-snapshot",
+      version: 1,
+      child: "kid",
+      seq: 1,
+      taken: 1,
+      applied: [],
+      items: [{ class: "GoneItem", fields: { t0: 1 }, tasks: [] }],
+    }),
+    "/state/snapshot.json",
+  );
+  assert.throws(() => restoreItems(data, registry(), "/state/snapshot.json"), (e: unknown) => {
+    assert.ok(e instanceof SnapshotError);
+    assert.equal(e.className, "GoneItem");
+    assert.match(
+      e.message,
+      /^\/state\/snapshot\.json: unknown class "GoneItem": the handler must export it/,
+    );
+    return true;
+  });
+  assert.throws(
+    () => parseSnapshot('{"format":"lvalertMP-snapshot","version":9}', "s"),
+    /snapshot version 9/,
+  );
+  assert.throws(() => parseSnapshot("{oops", "s"), /^Error|s: not JSON/);
+});
+
+Deno.test("ChildState recovers: snapshot, then the journal after it, with overdue tasks run at once", async () => {
+  await using dir = await tempDir();
+  const t0 = now() - 10;
+  // The snapshot covers seq 1; the journal holds 1..3, as after a crash.
+  const snapshotted = new testHandler.TestItem(t0, [
+    new testHandler.PrintAlertTask(30, { uid: "G1", alert_type: "new" }),
+  ], {
+    graceid: "G1",
+  });
+  await Deno.writeTextFile(
+    join(dir.path, "snapshot.json"),
+    JSON.stringify(takeSnapshot("kid", 1, [snapshotted], [["n", "i1"]], now())),
+  );
+  await Deno.writeTextFile(
+    join(dir.path, "journal.log"),
+    HEADER +
+      [alertRecord(1, t0), alertRecord(2, t0), alertRecord(3, now() + 100)].map(encodeRecord).join(
+        "",
+      ),
+  );
+  const c = child(dir.path);
+  const recovery = await c.state.recover();
+  assert.deepEqual(recovery, {
+    snapshotSeq: 1,
+    previousSeq: 0,
+    replayedTo: 3,
+    restored: 1,
+    replayed: 2,
+  });
+  await c.runtime.settled();
+  const ran = c.events("task_executed").map((e) => [e.graceid, e.task]);
+  assert.deepEqual(
+    ran,
+    [["G2", "print@1s"], ["G2", "print@2s"]],
+    "G2's overdue tasks ran at once; G1's are not due yet",
+  );
+  assert.ok(
+    c.events("task_executed").every((e) => (e.lateness_ms as number) > 7000),
+    "with their lateness",
+  );
+  assert.deepEqual(c.runtime.queue.graceIds().sort(), ["G1", "G3"]);
+  assert.equal(c.events("alert").filter((e) => e.recovered === true).length, 2);
+  await c.state.close();
+  await c.runtime.stop();
+  const snapshot = parseSnapshot(await Deno.readTextFile(join(dir.path, "snapshot.json")), "s");
+  assert.equal(snapshot.seq, 3);
+  assert.equal((await Deno.stat(join(dir.path, "snapshot.json"))).mode! & 0o777, 0o600);
+  assert.deepEqual(
+    c.checkpoints.at(-1),
+    [3, 1],
+    "reports the snapshot before, which the journal must keep",
+  );
+});
+
+Deno.test("ChildState falls back to the previous snapshot when the newest is damaged", async () => {
+  await using dir = await tempDir();
+  const t0 = now() + 100;
+  const old = new testHandler.TestItem(t0, [
+    new testHandler.PrintAlertTask(1, { uid: "G1", alert_type: "new" }),
+  ], { graceid: "G1" });
+  await Deno.writeTextFile(
+    join(dir.path, "snapshot.prev.json"),
+    JSON.stringify(takeSnapshot("kid", 1, [old], [], now())),
+  );
+  await Deno.writeTextFile(join(dir.path, "snapshot.json"), '{"format":"lvalertMP-snapshot","vers');
+  await Deno.writeTextFile(
+    join(dir.path, "journal.log"),
+    HEADER + [alertRecord(2, t0)].map(encodeRecord).join(""),
+  );
+  const c = child(dir.path);
+  const recovery = await c.state.recover();
+  assert.deepEqual([recovery.snapshotSeq, recovery.restored, recovery.replayed], [1, 1, 1]);
+  assert.deepEqual(c.runtime.queue.graceIds().sort(), ["G1", "G2"]);
+  const [corrupt] = c.events("snapshot_corrupt");
+  assert.match(String(corrupt?.error), /snapshot\.json: not JSON/);
+  assert.ok((await Deno.readDir(dir.path)[Symbol.asyncIterator]().next()).value, "folder readable");
+  const names = [];
+  for await (const e of Deno.readDir(dir.path)) names.push(e.name);
+  assert.ok(
+    names.some((n) => n.startsWith("snapshot.json.corrupt-")),
+    "the damaged file is kept aside",
+  );
+  await c.state.close();
+  await c.runtime.stop();
+});
+
+Deno.test("ChildState refuses an alert id it already applied", async () => {
+  await using dir = await tempDir();
+  const c = child(dir.path);
+  await c.state.recover();
+  assert.deepEqual(
+    await c.runtime.deliver({ uid: "G1", alert_type: "new" }, now(), { node: "n", id: "x" }),
+    { ok: true },
+  );
+  const again = await c.runtime.deliver({ uid: "G1", alert_type: "new" }, now(), {
+    node: "n",
+    id: "x",
+  });
+  assert.equal(again.ok, false);
+  await c.state.close();
+  await c.runtime.stop();
+});
