@@ -168,7 +168,7 @@ Deno.test("ChildState recovers: snapshot, then the journal after it, with overdu
   assert.equal(snapshot.seq, 3);
   assert.equal((await Deno.stat(join(dir.path, "snapshot.json"))).mode! & 0o777, 0o600);
   assert.deepEqual(
-    c.checkpoints.at(-1),
+    c.checkpoints[0],
     [3, 1],
     "reports the snapshot before, which the journal must keep",
   );
