@@ -60,6 +60,8 @@ export interface LinkEvents {
   died(link: ChildLink, reason: string): void;
   ack(link: ChildLink, seq: number, ok: boolean, reason: string | null, token: string | null): void;
   changed(): void;
+  /** An alert with an item id is durable in the journal. */
+  journaled(node: string, id: string): void;
   line(text: string): void;
   notify(section: ChildSection, subject: string, body: string, recipients: string[]): void;
   publish(child: string, node: string, payload: JsonObject): void;
@@ -244,7 +246,10 @@ export class ChildLink {
           batch.map(({ seq, node, id, t0, alert }) => ({ seq, node, id, t0, alert })),
         );
         const at = performance.now();
-        for (const d of batch) this.#unacked.set(d.seq, { ...d, at });
+        for (const d of batch) {
+          this.#unacked.set(d.seq, { ...d, at });
+          if (d.id !== null) this.#events.journaled(d.node, d.id);
+        }
         this.#journaling = 0;
         if (this.status.state === "ready") this.#post({ type: "alerts", alerts: batch });
       }

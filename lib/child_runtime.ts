@@ -116,6 +116,8 @@ export class ChildRuntime {
   /** node + id of applied alerts, oldest first */
   #applied = new Map<string, [string, string]>();
   #tokens = new WeakMap<Task, string>();
+  /** Errors already logged as task failures. */
+  #reported = new WeakSet<object>();
 
   constructor(options: ChildRuntimeOptions) {
     this.#o = options;
@@ -329,9 +331,17 @@ export class ChildRuntime {
       let failed = false;
       try {
         await item.execute(this.context);
-      } catch {
+      } catch (error) {
         failed = true;
         item.complete = true;
+        // Errors from a task were logged with it; this one came from the item itself.
+        if (!(error instanceof Object && this.#reported.has(error))) {
+          log.event("error", "item_failed", {
+            graceid: item.graceid ?? null,
+            item: item.name,
+            ...errorFields(error),
+          }, `item ${item.name} failed: ${(error as Error)?.message ?? error}`);
+        }
       }
       if (!item.complete) {
         this.queue.insert(item);
@@ -377,6 +387,7 @@ export class ChildRuntime {
           `${error instanceof Error ? error.stack : String(error)}\n`,
       );
       if (token) this.#o.reply?.(token, { ok: false, error: message });
+      if (error instanceof Object) this.#reported.add(error);
       throw error;
     }
     this.#o.log.event("info", "task_executed", { ...fields, duration_ms: ms(clock.now() - start) });

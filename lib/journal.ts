@@ -17,7 +17,13 @@ import { writePrivateFile } from "./state_dir.ts";
 
 export const JOURNAL_FORMAT = "lvalertMP-journal";
 export const JOURNAL_VERSION = 1;
-const HEADER = JSON.stringify({ format: JOURNAL_FORMAT, version: JOURNAL_VERSION });
+/**
+ * The header line; `base` is the highest sequence number trimmed away, so
+ * numbering never restarts (a snapshot still refers to those numbers).
+ */
+function header(base: number): string {
+  return JSON.stringify({ format: JOURNAL_FORMAT, version: JOURNAL_VERSION, base });
+}
 
 /** One journaled alert. */
 export interface JournalRecord {
@@ -30,6 +36,8 @@ export interface JournalRecord {
 
 /** What reading a journal found. */
 export interface JournalRead {
+  /** The highest sequence number trimmed from the file. */
+  base: number;
   records: JournalRecord[];
   /** Where the good part ends, when a bad tail was found. */
   cut: { line: number; reason: string; byteOffset: number } | null;
@@ -86,19 +94,26 @@ function decodeRecord(line: string): JournalRecord | string {
  */
 export function readJournal(text: string, file: string): JournalRead {
   const records: JournalRecord[] = [];
-  if (text === "") return { records, cut: null };
+  if (text === "") return { base: 0, records, cut: null };
   const lines = text.split("\n");
-  const header = lines[0] ?? "";
-  if (header !== HEADER) {
-    if (!text.includes("\n")) {
-      return { records, cut: { line: 1, reason: "torn header", byteOffset: 0 } };
-    }
+  const first = lines[0] ?? "";
+  if (!text.includes("\n")) {
+    return { base: 0, records, cut: { line: 1, reason: "torn header", byteOffset: 0 } };
+  }
+  let head: unknown;
+  try {
+    head = JSON.parse(first);
+  } catch {
+    head = undefined;
+  }
+  if (!isJsonObject(head) || head.format !== JOURNAL_FORMAT || head.version !== JOURNAL_VERSION) {
     throw new Error(
-      `${file}:1: not an lvalertMP journal (version ${JOURNAL_VERSION}): ${header.slice(0, 80)}`,
+      `${file}:1: not an lvalertMP journal (version ${JOURNAL_VERSION}): ${first.slice(0, 80)}`,
     );
   }
-  let offset = new TextEncoder().encode(header + "\n").length;
-  let lastSeq = -Infinity;
+  const base = typeof head.base === "number" ? head.base : 0;
+  let offset = new TextEncoder().encode(first + "\n").length;
+  let lastSeq = base;
   for (let i = 1; i < lines.length; i++) {
     const line = lines[i]!;
     const isLast = i === lines.length - 1;
@@ -110,13 +125,13 @@ export function readJournal(text: string, file: string): JournalRead {
       ? "sequence goes backwards"
       : decoded;
     if (typeof record === "string") {
-      return { records, cut: { line: i + 1, reason: record, byteOffset: offset } };
+      return { base, records, cut: { line: i + 1, reason: record, byteOffset: offset } };
     }
     records.push(record);
     lastSeq = record.seq;
     offset += new TextEncoder().encode(line + "\n").length;
   }
-  return { records, cut: null };
+  return { base, records, cut: null };
 }
 
 /** The writer side, owned by the listener's main thread. */
@@ -145,13 +160,13 @@ export class Journal {
     }
     const read = readJournal(text, path);
     if (text === "" || read.cut?.byteOffset === 0) {
-      await writePrivateFile(path, HEADER + "\n");
+      await writePrivateFile(path, header(0) + "\n");
     } else if (read.cut) {
       await Deno.truncate(path, read.cut.byteOffset);
     }
     const file = await Deno.open(path, { append: true, mode: 0o600 });
     if (read.cut) await file.syncData();
-    const last = read.records.at(-1)?.seq ?? 0;
+    const last = read.records.at(-1)?.seq ?? read.base;
     return { journal: new Journal(path, file, last), read };
   }
 
@@ -178,8 +193,12 @@ export class Journal {
       const read = readJournal(await Deno.readTextFile(this.path), this.path);
       const keep = read.records.filter((r) => r.seq > seq);
       if (keep.length === read.records.length) return 0;
+      const base = Math.max(
+        read.base,
+        ...read.records.filter((r) => r.seq <= seq).map((r) => r.seq),
+      );
       this.#file.close();
-      await writePrivateFile(this.path, HEADER + "\n" + keep.map(encodeRecord).join(""));
+      await writePrivateFile(this.path, header(base) + "\n" + keep.map(encodeRecord).join(""));
       this.#file = await Deno.open(this.path, { append: true, mode: 0o600 });
       return read.records.length - keep.length;
     });

@@ -154,6 +154,7 @@ async function run(
   let applied = 0;
   let refused = 0;
   let source: XmppSource | undefined;
+  let seen: SeenStore | undefined;
   const started = Date.now() / 1000;
   const checkIdle = () => {
     if (args.exitWhenIdle && sourceDone && supervisor.isIdle()) idle.resolve();
@@ -193,6 +194,7 @@ async function run(
     onFatal: (error: ChildDiedError) => fail({ ok: false, kind: "runtime", error }),
     onChange: checkIdle,
     onAck: (ok) => ok ? applied++ : refused++,
+    onJournaled: (node, id) => seen?.record(node, id),
   });
 
   let journalIds: [string, string][];
@@ -208,9 +210,9 @@ async function run(
     return { ok: true };
   }
 
-  const seen = await SeenStore.open(setup.stateDir);
+  seen = await SeenStore.open(setup.stateDir);
   // An alert journaled just before a crash may not have reached the seen file.
-  for (const [node, id] of journalIds) if (!seen.has(node, id)) seen.add(node, id);
+  for (const [node, id] of journalIds) if (!seen.has(node, id)) seen.record(node, id);
   const router = new Router({
     owners: config.owners,
     log,

@@ -34,6 +34,10 @@ export interface QueueItemOptions {
  * `complete` once no task is left, or when a handler says so, and then it
  * leaves the queue and its graceid index by itself.
  *
+ * Snapshots rebuild items and tasks from their own enumerable fields
+ * without calling constructors, so subclasses keep their state in plain
+ * JSON-safe fields, not `#private` ones.
+ *
  * @example
  * ```ts
  * const item = new QueueItem(t0, [new CheckSkymap(60), new Remind(600)], {
@@ -86,7 +90,7 @@ export class QueueItem {
   add(tasks: Task | Task[]): void {
     for (const task of Array.isArray(tasks) ? tasks : [tasks]) {
       if (Number.isNaN(task.expiration)) task.setExpiration(this.t0);
-      this.#place(task);
+      place(this.tasks, task);
     }
     this[OWNER]?.rekey(this);
   }
@@ -136,17 +140,18 @@ export class QueueItem {
       this.tasks.shift();
       const before = task.expiration;
       await ctx.runTask(this, task);
-      if (task.expiration > before) this.#place(task);
+      if (task.expiration > before) place(this.tasks, task);
       else this.completedTasks.push(task);
     }
     if (this.tasks.length === 0) this.complete = true;
   }
+}
 
-  #place(task: Task): void {
-    let i = this.tasks.length;
-    while (i > 0 && this.tasks[i - 1]!.expiration > task.expiration) i--;
-    this.tasks.splice(i, 0, task);
-  }
+/** Inserts a task in expiration order (after equal ones). */
+function place(tasks: Task[], task: Task): void {
+  let i = tasks.length;
+  while (i > 0 && tasks[i - 1]!.expiration > task.expiration) i--;
+  tasks.splice(i, 0, task);
 }
 
 /**

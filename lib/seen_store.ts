@@ -23,7 +23,10 @@ interface Line {
   i?: string;
 }
 
-/** A persistent {@linkcode SeenIds}: an append-only file, compacted on open. */
+/**
+ * A persistent {@linkcode SeenIds}: an append-only file, compacted on
+ * open. Ids are written when their alerts are safe in a journal.
+ */
 export class SeenStore implements SeenIds {
   readonly path: string;
   #nodes = new Map<string, Set<string>>();
@@ -76,7 +79,18 @@ export class SeenStore implements SeenIds {
     return this.#nodes.get(node)?.has(id) ?? false;
   }
 
+  /**
+   * Remembers an id in memory only: the router calls this on receipt,
+   * and the id is written once its alert is in a journal
+   * ({@linkcode SeenStore.record}), so a crash between the two cannot
+   * mark as seen an alert that was never kept.
+   */
   add(node: string, id: string): void {
+    this.#remember(node, id);
+  }
+
+  /** Remembers an id and writes it down. */
+  record(node: string, id: string): void {
     this.#remember(node, id);
     this.#write({ n: node, i: id });
   }

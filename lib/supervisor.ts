@@ -67,6 +67,8 @@ export interface SupervisorOptions {
   onChange?(): void;
   /** A child applied (ok) or refused an alert. */
   onAck?(ok: boolean): void;
+  /** An alert with this node and item id is on disk in a journal. */
+  onJournaled?(node: string, id: string): void;
   identity: { hostname: string; username: string; pid: number };
   /** Load and validate each child, then stop it (`--check-config`). */
   checkOnly?: boolean;
@@ -328,6 +330,7 @@ export class Supervisor {
         if (token && !ok) this.#replies.get(token)?.(false, null, reason);
       },
       changed: () => o.onChange?.(),
+      journaled: (node: string, id: string) => o.onJournaled?.(node, id),
       line: (text: string) => o.writeLine(text),
       notify: o.notify,
       publish: o.publish,

@@ -390,7 +390,7 @@ export class XmppSource {
     for (const item of items) {
       if (seen.has(node, item.id)) continue;
       if (baseline) {
-        seen.add(node, item.id);
+        seen.record(node, item.id);
         continue;
       }
       routed++;

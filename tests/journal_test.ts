@@ -3,7 +3,7 @@ import { join } from "node:path";
 import { encodeRecord, Journal, type JournalRecord, readJournal } from "../lib/journal.ts";
 import { tempDir } from "./helpers.ts";
 
-const HEADER = '{"format":"lvalertMP-journal","version":1}\n';
+const HEADER = '{"format":"lvalertMP-journal","version":1,"base":0}\n';
 
 function record(seq: number): JournalRecord {
   return {
@@ -19,7 +19,7 @@ Deno.test("Journal appends records that read back in order, files private", asyn
   await using dir = await tempDir();
   const path = join(dir.path, "journal.log");
   const { journal, read } = await Journal.open(path);
-  assert.deepEqual(read, { records: [], cut: null });
+  assert.deepEqual(read, { base: 0, records: [], cut: null });
   await journal.append([record(1), record(2)]);
   await journal.append([record(3)]);
   assert.equal(journal.lastSeq, 3);
@@ -80,10 +80,16 @@ Deno.test("Journal.trim drops records a snapshot covers", async () => {
   await journal.append([record(1), record(2), record(3)]);
   assert.equal(await journal.trim(2), 2);
   await journal.append([record(4)]);
-  await journal.close();
   assert.deepEqual(readJournal(await Deno.readTextFile(path), path).records.map((r) => r.seq), [
     3,
     4,
   ]);
+  assert.equal(await journal.trim(4), 2);
+  await journal.close();
   assert.equal((await Deno.stat(path)).mode! & 0o777, 0o600);
+  const read = readJournal(await Deno.readTextFile(path), path);
+  assert.deepEqual([read.base, read.records.length], [4, 0]);
+  const reopened = await Journal.open(path);
+  assert.equal(reopened.journal.lastSeq, 4, "numbering goes on after an empty journal");
+  await reopened.journal.close();
 });

@@ -15,7 +15,7 @@ import {
 import * as testHandler from "../workers/handlers/test.ts";
 import { tempDir } from "./helpers.ts";
 
-const HEADER = '{"format":"lvalertMP-journal","version":1}\n';
+const HEADER = '{"format":"lvalertMP-journal","version":1,"base":0}\n';
 const now = () => Date.now() / 1000;
 
 function registry(): ClassRegistry {
