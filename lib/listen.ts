@@ -154,7 +154,7 @@ async function run(
   let applied = 0;
   let refused = 0;
   let source: XmppSource | undefined;
-  let seen: SeenStore | undefined;
+  const seen = setup ? await SeenStore.open(setup.stateDir) : undefined;
   const started = Date.now() / 1000;
   const checkIdle = () => {
     if (args.exitWhenIdle && sourceDone && supervisor.isIdle()) idle.resolve();
@@ -201,16 +201,16 @@ async function run(
   try {
     journalIds = await supervisor.start();
   } catch (error) {
+    await seen?.close();
     if (error instanceof ChildStartError) return failed("config", error);
     throw error;
   }
-  if (!setup) {
+  if (!setup || !seen) {
     await supervisor.shutdown(5);
     stdoutSink(summary(config));
     return { ok: true };
   }
 
-  seen = await SeenStore.open(setup.stateDir);
   // An alert journaled just before a crash may not have reached the seen file.
   for (const [node, id] of journalIds) if (!seen.has(node, id)) seen.record(node, id);
   const router = new Router({

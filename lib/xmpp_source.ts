@@ -372,7 +372,10 @@ export class XmppSource {
 
   async #catchUp(node: string): Promise<void> {
     const { seen, log, catchUp } = this.#o;
-    if (catchUp === 0) return seen.mark(node);
+    if (catchUp === 0) {
+      seen.mark(node);
+      return await seen.flush();
+    }
     let items;
     try {
       items = await this.#pubsub!.items(node, catchUp);
@@ -403,6 +406,8 @@ export class XmppSource {
       });
     }
     seen.mark(node);
+    // The node's baseline must be on disk before anything new is counted on it.
+    if (baseline) await seen.flush();
     log.event("info", "caught_up", {
       node,
       items: items.length,

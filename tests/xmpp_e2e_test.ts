@@ -342,3 +342,121 @@ xmppTest("heartbeat requests are answered on the same node within a second", asy
   assert.equal(await listener.stop(), 0);
   assert.equal(jsonLines(listener.stdout).filter((e) => e.event === "alert_rejected").length, 0);
 });
+
+xmppTest(
+  "SIGKILL 20 times while alerts are published on the server: each applied once, no task lost",
+  async () => {
+    await using w = await world({ persistent: true, nodes: [] });
+    for (const node of NODES) await w.pubsub.create(node, { "pubsub#max_items": "200" });
+    const dir = w.dir;
+    await Deno.writeTextFile(
+      join(dir, "kill.ini"),
+      "[watch]\nnodes = cbc_gstlal\nchildConfig = kill-child.ini\ncheckpoint_interval = 0.2\n",
+    );
+    await Deno.writeTextFile(
+      join(dir, "kill-child.ini"),
+      "[general]\nprocess_type = test\nlog_level = 20\nprint2stdout = False\n[test]\ndelays = 1 2\nrepeats = 2\ninterval = 0.5\n",
+    );
+    const args = ["-c", join(dir, "kill.ini"), ...w.listenFlags("--catch-up", "200")];
+    const first = new ListenerProcess(args);
+    await first.until(() => first.named("xmpp_ready").length === 1, "the first start");
+    const uids = Array.from({ length: 60 }, (_, i) => `K${i}`);
+    const publishing = (async () => {
+      for (const uid of uids) {
+        await w.pubsub.publish("cbc_gstlal", JSON.stringify({ uid, alert_type: "new" }));
+        await new Promise((r) => setTimeout(r, 200));
+      }
+    })();
+    let seed = 977;
+    const random = () => (seed = (seed * 16807) % 2147483647) / 2147483647;
+    let current = first;
+    for (let round = 0; round < 20; round++) {
+      await new Promise((r) => setTimeout(r, 200 + random() * 600));
+      await current.stop("SIGKILL");
+      current = new ListenerProcess(args);
+    }
+    await publishing;
+    await current.until(() => current.named("xmpp_ready").length === 1, "the last start", 30);
+    const logFile = join(dir, "test_kill-child.log");
+    const logged = () => jsonLines(Deno.readTextFileSync(logFile));
+    const applied = (uid: string) => logged().some((e) => e.event === "alert" && e.uid === uid);
+    await current.until(() => uids.every(applied), "every alert applied", 30);
+    await new Promise((r) => setTimeout(r, 2500));
+    assert.equal(await current.stop(), 0);
+    const events = logged();
+    let reruns = 0;
+    for (const uid of uids) {
+      const alerts = events.filter((e) => e.event === "alert" && e.uid === uid);
+      assert.ok(alerts.filter((e) => e.recovered !== true).length <= 1, `${uid} routed once`);
+      const t0 = alerts[0]!.t0 as number;
+      for (
+        const [task, due] of [["print@1s", t0 + 1], ["print@2s", t0 + 2], ["repeat", t0 + 0.5], [
+          "repeat",
+          t0 + 1,
+        ]] as const
+      ) {
+        const n = events.filter((e) =>
+          e.event === "task_executed" && e.graceid === uid && e.task === task &&
+          Math.abs((e.due as number) - due) < 1e-6
+        ).length;
+        assert.ok(n >= 1, `${uid} ${task} ran`);
+        reruns += n - 1;
+      }
+    }
+    console.log(`tasks run twice across 20 kills: ${reruns}`);
+  },
+);
+
+xmppTest("every command reaches a child through XMPP", async () => {
+  await using w = await world();
+  const listener = await startListener(w);
+  await w.server.netrc("publisher");
+  const send = (...words: string[]) =>
+    runListener([
+      "command",
+      "--node",
+      "command-watcher",
+      ...words,
+      ...w.server.flags("publisher"),
+      "-N",
+      join(w.server.dir, "netrc-publisher"),
+    ]);
+  // A command item that waits 10 minutes keeps one item (graceid G1) queued.
+  assert.equal((await send("message,tick", "sleep,600", "graceid,G1", "printMessage")).code, 0);
+  await listener.until(() => listener.named("alert").length === 1, "the waiting item");
+  const sequence: [string[], (e: Record<string, unknown>) => boolean][] = [
+    [
+      ["message,over xmpp", "printMessage"],
+      (e) => e.event === "command" && e.message === "over xmpp",
+    ],
+    [["raiseWarning"], (e) => e.event === "warning" && e.command === "raiseWarning"],
+    [
+      ["raiseException"],
+      (e) => e.event === "task_failed" && e.error === "raiseException command received",
+    ],
+    [["filename,STDOUT", "printQueue"], (e) => e.event === "queue" && e.size === 1],
+    [
+      ["filename,x.json", "checkpointQueue"],
+      (e) => e.event === "command" && e.command === "checkpointQueue" && e.items === 1,
+    ],
+    [
+      ["graceid,G1", "clearGraceID"],
+      (e) => e.event === "command" && e.command === "clearGraceID" && e.cleared === 1,
+    ],
+    [
+      ["filename,x.json", "loadQueue"],
+      (e) => e.event === "command" && e.command === "loadQueue" && e.items === 1,
+    ],
+    [["clearQueue"], (e) => e.event === "command" && e.command === "clearQueue" && e.cleared === 1],
+    [
+      ["recipients,nobody@example.org", "sendEmail"],
+      (e) => e.event === "command" && e.command === "sendEmail",
+    ],
+  ];
+  for (const [words, seen] of sequence) {
+    const r = await send(...words);
+    assert.equal(r.code, 0, r.stderr);
+    await listener.until(() => listener.events.some(seen), words.join(" "));
+  }
+  assert.equal(await listener.stop(), 0);
+});
