@@ -4,6 +4,7 @@
  * `deno task bench queue memory lateness`.
  */
 
+import { benchJournal, benchSnapshot } from "./durability_bench.ts";
 import { benchLateness } from "./lateness_bench.ts";
 import { benchMemory, benchQueue } from "./queue_bench.ts";
 import { benchXmpp } from "./xmpp_bench.ts";
@@ -72,4 +73,39 @@ if (run("xmpp")) {
       } ms`,
     );
   }
+}
+
+if (run("journal")) {
+  console.log(
+    "\nJournal: 20000 ~1 KB alerts arriving one per event-loop turn (target: >= 2000 alerts/s with group commit)",
+  );
+  const j = await benchJournal();
+  console.log(`  no journal                 ${fmt(j.none).padStart(10)} alerts/s`);
+  console.log(
+    `  journal, group commit      ${
+      fmt(j.groupCommit).padStart(10)
+    } alerts/s   ratio to no journal ${(j.groupCommit / j.none).toFixed(2)}`,
+  );
+  console.log(
+    `  journal, one sync each     ${
+      fmt(j.syncEach).padStart(10)
+    } alerts/s   (what group commit avoids)`,
+  );
+}
+
+if (run("snapshot")) {
+  console.log(
+    "\nSnapshot and recovery at 1e5 pending items, plus 1000 journaled alerts after the snapshot (target: recovery <= 1 s)",
+  );
+  const s = await benchSnapshot();
+  console.log(
+    `  snapshot write ${s.writeMs.toFixed(0)} ms, ${(s.bytes / 1e6).toFixed(1)} MB (${
+      (s.bytes / s.items).toFixed(0)
+    } bytes/item)`,
+  );
+  console.log(
+    `  recovery (load snapshot, restore ${s.items} items, replay ${s.replayed} alerts) ${
+      s.recoverMs.toFixed(0)
+    } ms`,
+  );
 }

@@ -14,6 +14,7 @@ import { join } from "node:path";
 import type { JsonObject } from "./alert.ts";
 import type { ChildSection } from "./config.ts";
 import type { ChildLog } from "./context.ts";
+import { GroupCommit } from "./group_commit.ts";
 import { Journal, type JournalRead } from "./journal.ts";
 import {
   type AlertDelivery,
@@ -90,10 +91,19 @@ export class ChildLink {
   #settings: (dir: string) => ChildSettings;
   #journal: Journal | undefined;
   #worker: Worker | undefined;
-  #outbox: AlertDelivery[] = [];
-  #flushing: Promise<void> | undefined;
-  /** Alerts being written to the journal right now. */
-  #journaling = 0;
+  /** Alerts on their way into the journal (group commit), then to the worker. */
+  #outbox = new GroupCommit<AlertDelivery>({
+    write: (batch) =>
+      this.#journal!.append(
+        batch.map(({ seq, node, id, t0, alert }) => ({ seq, node, id, t0, alert })),
+      ),
+    committed: (batch) => this.#committed(batch),
+    failed: (error) => {
+      const message = (error as Error).message;
+      this.#log.event("error", "journal_failed", { child: this.section.name, error: message });
+      this.die(`journal write failed: ${message}`);
+    },
+  });
   #unacked = new Map<number, AlertDelivery & { at: number }>();
   #stopped: PromiseWithResolvers<void> = Promise.withResolvers();
 
@@ -182,7 +192,6 @@ export class ChildLink {
   deliver(d: Omit<AlertDelivery, "seq">): number {
     const seq = ++this.status.journalSeq;
     this.#outbox.push({ ...d, seq });
-    this.#flushing ??= this.#flush().finally(() => this.#flushing = undefined);
     return seq;
   }
 
@@ -218,7 +227,7 @@ export class ChildLink {
     if (this.status.state !== "dead" && this.status.state !== "given_up") {
       this.status.state = "stopped";
     }
-    await this.#flushing;
+    await this.#outbox.drain();
     await this.#journal?.close();
   }
 
@@ -230,36 +239,18 @@ export class ChildLink {
   /** Refreshes the in-flight figures of the status. */
   refresh(): ChildStatus {
     const oldest = this.#unacked.values().next().value;
-    this.status.inFlight = this.#unacked.size + this.#outbox.length + this.#journaling;
+    this.status.inFlight = this.#unacked.size + this.#outbox.pending;
     this.status.oldestInFlight = oldest ? Math.max(0, (performance.now() - oldest.at) / 1000) : 0;
     return this.status;
   }
 
-  async #flush(): Promise<void> {
-    try {
-      while (this.#outbox.length > 0) {
-        const batch = this.#outbox;
-        this.#outbox = [];
-        this.#journaling = batch.length;
-        // Group commit: one write and one sync for every alert that came meanwhile.
-        await this.#journal!.append(
-          batch.map(({ seq, node, id, t0, alert }) => ({ seq, node, id, t0, alert })),
-        );
-        const at = performance.now();
-        for (const d of batch) {
-          this.#unacked.set(d.seq, { ...d, at });
-          if (d.id !== null) this.#events.journaled(d.node, d.id);
-        }
-        this.#journaling = 0;
-        if (this.status.state === "ready") this.#post({ type: "alerts", alerts: batch });
-      }
-    } catch (error) {
-      this.#log.event("error", "journal_failed", {
-        child: this.section.name,
-        error: (error as Error).message,
-      });
-      this.die(`journal write failed: ${(error as Error).message}`);
+  #committed(batch: AlertDelivery[]): void {
+    const at = performance.now();
+    for (const d of batch) {
+      this.#unacked.set(d.seq, { ...d, at });
+      if (d.id !== null) this.#events.journaled(d.node, d.id);
     }
+    if (this.status.state === "ready") this.#post({ type: "alerts", alerts: batch });
   }
 
   #receive(message: FromChild): void {

@@ -129,8 +129,8 @@ export class ChildState {
     if (snapshot || pending.length > 0) {
       log.event("info", "recovered", { ...recovery, queue: runtime.queue.size });
     }
-    this.#dirty = pending.length > 0;
-    if (this.#dirty) await this.checkpoint();
+    // The next checkpoint follows as after any change, not on this path.
+    if (pending.length > 0) this.changed();
     return recovery;
   }
 

@@ -6,7 +6,7 @@
 
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { jsonLines, ListenerProcess, runListener, tempDir } from "./helpers.ts";
+import { jsonLines, ListenerProcess, readMail, runListener, tempDir } from "./helpers.ts";
 
 type Event = Record<string, unknown>;
 const MOD = new URL("../lib/mod.ts", import.meta.url).href;
@@ -203,7 +203,9 @@ Deno.test("every command through the control socket, with checkpointQueue and lo
       "[a]\nnodes = n\nchildConfig = c.ini\nmail_command = ./mail.sh\nrecipients = ops@example.org\n",
     "c.ini":
       "[general]\nprocess_type = test\nlog_level = 20\n[test]\ndelays = 500 600\nrepeats = 0\n",
-    "mail.sh": '#!/bin/sh\n{ printf "%s|" "$@"; echo; cat; } >> "$(dirname "$0")/mail.out"\n',
+    // One file per mail: mails may be sent at the same time.
+    "mail.sh":
+      '#!/bin/sh\n{ printf "%s|" "$@"; echo; cat; } > "$(mktemp "$(dirname "$0")/mail.XXXXXX")"\n',
     "r.jsonl": [
       { node: "n", id: "1", payload: { uid: "G1", alert_type: "new" } },
       { node: "n", id: "2", payload: { uid: "G2", alert_type: "new" } },
@@ -269,7 +271,7 @@ Deno.test("every command through the control socket, with checkpointQueue and lo
   );
   assert.equal(await listener.stop(), 0);
   assert.match(
-    await Deno.readTextFile(join(dir.path, "mail.out")),
+    await readMail(dir.path),
     /-s\|hi\|ops@example\.org\|\nfrom ctl/,
   );
 });

@@ -166,3 +166,14 @@ export class ListenerProcess {
     await this.stop("SIGKILL");
   }
 }
+
+/** Every mail the test mail command wrote (one `mail.*` file each), joined. */
+export async function readMail(dir: string): Promise<string> {
+  const parts: string[] = [];
+  for await (const entry of Deno.readDir(dir)) {
+    if (entry.name.startsWith("mail.") && entry.name !== "mail.sh") {
+      parts.push(await Deno.readTextFile(join(dir, entry.name)));
+    }
+  }
+  return parts.join("\n");
+}

@@ -10,6 +10,7 @@ import {
   jsonLines,
   LISTEN_FLAGS,
   MAIN,
+  readMail,
   ROOT,
   runListener,
   tempDir,
@@ -452,7 +453,9 @@ Deno.test("the example and demo configs in etc/ pass --check-config and leave no
 
 Deno.test("listener mails through the configured mail command, run by main", async () => {
   await using dir = await tempDir({
-    "mail.sh": '#!/bin/sh\n{ printf "%s|" "$@"; echo; cat; } >> "$(dirname "$0")/mail.out"\n',
+    // One file per mail: mails may be sent at the same time.
+    "mail.sh":
+      '#!/bin/sh\n{ printf "%s|" "$@"; echo; cat; } > "$(mktemp "$(dirname "$0")/mail.XXXXXX")"\n',
     "l.ini":
       "[a]\nnodes = n\nchildConfig = c.ini\nrecipients = x@example.org y@example.org\nmail_command = ./mail.sh\n",
     "c.ini": "[general]\nprocess_type = test\n",
@@ -475,7 +478,7 @@ Deno.test("listener mails through the configured mail command, run by main", asy
   });
   assert.equal(r.code, 0, r.stderr);
   // Mail goes out asynchronously; the listener waits for it before exiting.
-  const mail = await Deno.readTextFile(join(dir.path, "mail.out"));
+  const mail = await readMail(dir.path);
   assert.match(mail, /^-s\|hello\|x@example\.org\|y@example\.org\|\nline one/m);
   assert.match(
     mail,

@@ -62,21 +62,26 @@ export function readSettings(config: Ini): TestSettings {
   return { delays, repeats, interval };
 }
 
-/** Logs the alert it was made for. */
+/** Logs (a summary of) the alert it was made for. */
 export class PrintAlertTask extends Task {
-  alert: Alert;
+  uid: string;
+  alertType: string;
+  summary: string;
 
   constructor(timeout: number, alert: Alert) {
     super(timeout, `print@${timeout}s`);
-    this.alert = alert;
+    // A summary, not the alert: items stay small in memory and snapshots.
+    this.uid = alert.uid;
+    this.alertType = alert.alert_type;
+    this.summary = describeAlert(alert);
   }
 
   execute(ctx: ChildContext, item: QueueItem): void {
     ctx.log.event("info", "alert_printed", {
       graceid: item.graceid ?? null,
-      alert_type: this.alert.alert_type,
+      alert_type: this.alertType,
       delay: this.timeout,
-    }, `${this.alert.uid} : ${describeAlert(this.alert)}`);
+    }, `${this.uid} : ${this.summary}`);
   }
 }
 

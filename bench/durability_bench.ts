@@ -1,0 +1,154 @@
+/**
+ * Durability costs, each beside its baseline: journal throughput with
+ * group commit against no journal (and against one sync per alert);
+ * snapshot time and size; recovery time from snapshot + journal.
+ */
+
+import { join } from "node:path";
+import { ChildRuntime } from "../lib/child_runtime.ts";
+import { ChildState } from "../lib/child_state.ts";
+import { GroupCommit } from "../lib/group_commit.ts";
+import { Ini, parseIni } from "../lib/ini.ts";
+import { Journal, type JournalRecord } from "../lib/journal.ts";
+import { Logger } from "../lib/log.ts";
+import { ClassRegistry, takeSnapshot } from "../lib/snapshot.ts";
+import { writePrivateFile } from "../lib/state_dir.ts";
+import * as testHandler from "../workers/handlers/test.ts";
+
+const PAD = "x".repeat(900);
+
+function record(seq: number): JournalRecord {
+  return {
+    seq,
+    node: "cbc_gstlal",
+    id: `item-${seq}`,
+    t0: Date.now() / 1000,
+    alert: { uid: `G${seq}`, alert_type: "new", object: { pad: PAD } },
+  };
+}
+
+/** Alerts arrive one per event-loop turn, as from a socket; returns alerts/s. */
+async function pipeline(
+  count: number,
+  write: (batch: JournalRecord[]) => Promise<void>,
+): Promise<number> {
+  let committed = 0;
+  const commit = new GroupCommit<JournalRecord>({
+    write,
+    committed: (batch) => committed += batch.length,
+    failed: (error) => {
+      throw error;
+    },
+  });
+  const channel = new MessageChannel();
+  const turn = () =>
+    new Promise<void>((resolve) => {
+      channel.port2.onmessage = () => resolve();
+      channel.port1.postMessage(0);
+    });
+  const start = performance.now();
+  for (let i = 1; i <= count; i++) {
+    commit.push(record(i));
+    await turn();
+  }
+  await commit.drain();
+  const seconds = (performance.now() - start) / 1000;
+  channel.port1.close();
+  channel.port2.close();
+  if (committed !== count) throw new Error("lost records");
+  return count / seconds;
+}
+
+export interface JournalRow {
+  none: number;
+  groupCommit: number;
+  syncEach: number;
+}
+
+export async function benchJournal(count = 20_000): Promise<JournalRow> {
+  const dir = await Deno.makeTempDir({ prefix: "lvalertmp-bench-" });
+  try {
+    const none = await pipeline(count, () => Promise.resolve());
+    const { journal } = await Journal.open(join(dir, "group.log"));
+    const groupCommit = await pipeline(count, (batch) => journal.append(batch));
+    await journal.close();
+    const single = await Journal.open(join(dir, "single.log"));
+    const syncEach = await pipeline(Math.min(count, 2000), async (batch) => {
+      for (const r of batch) await single.journal.append([r]);
+    });
+    await single.journal.close();
+    return { none, groupCommit, syncEach };
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+function runtime(dir: string, registry: ClassRegistry) {
+  return new ChildRuntime({
+    child: "bench",
+    handler: testHandler,
+    config: new Ini(
+      parseIni(
+        "[general]\nprocess_type = test\n[test]\ndelays = 3600 7200\nrepeats = 0\n",
+        "c.ini",
+      ),
+    ),
+    log: new Logger({ child: "bench", format: "json", level: 40, sinks: [] }),
+    registry,
+    logDirectory: dir,
+    notify: () => {},
+    publish: () => {},
+  });
+}
+
+export interface SnapshotRow {
+  items: number;
+  writeMs: number;
+  bytes: number;
+  recoverMs: number;
+  replayed: number;
+}
+
+/** Snapshot write, then recovery of snapshot + journal, at `count` pending items. */
+export async function benchSnapshot(count = 1e5, journaled = 1000): Promise<SnapshotRow> {
+  const dir = await Deno.makeTempDir({ prefix: "lvalertmp-bench-" });
+  try {
+    const registry = new ClassRegistry();
+    registry.registerModule(testHandler);
+    const t0 = Date.now() / 1000;
+    const items = Array.from({ length: count }, (_, i) => {
+      const alert = { uid: `G${i}`, alert_type: "new", object: { graceid: `G${i}`, far: 1e-9 } };
+      return new testHandler.TestItem(t0, [
+        new testHandler.PrintAlertTask(3600, alert),
+        new testHandler.PrintAlertTask(7200, alert),
+      ], {
+        graceid: alert.uid,
+      });
+    });
+    const start = performance.now();
+    const text = JSON.stringify(takeSnapshot("bench", count, items, [], t0));
+    await writePrivateFile(join(dir, "snapshot.json"), text);
+    const writeMs = performance.now() - start;
+    const { journal } = await Journal.open(join(dir, "journal.log"));
+    await journal.append(Array.from({ length: journaled }, (_, i) => record(count + 1 + i)));
+    await journal.close();
+
+    const rt = runtime(dir, registry);
+    const state = new ChildState({
+      dir,
+      child: "bench",
+      runtime: rt,
+      registry,
+      log: new Logger({ child: "bench", format: "json", level: 40, sinks: [] }),
+      onCheckpoint: () => {},
+    });
+    const begin = performance.now();
+    const recovery = await state.recover();
+    const recoverMs = performance.now() - begin;
+    if (rt.queue.size !== count + journaled) throw new Error(`recovered ${rt.queue.size} items`);
+    await rt.stop();
+    return { items: count, writeMs, bytes: text.length, recoverMs, replayed: recovery.replayed };
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+}

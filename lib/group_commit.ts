@@ -1,0 +1,62 @@
+/**
+ * Group commit: items queue up while one batch is being written; the next
+ * write takes all of them at once. One write (and one sync) serves every
+ * item that arrived meanwhile, so throughput grows with load instead of
+ * being capped by the disk's sync rate.
+ *
+ * @module
+ */
+
+/** Options for {@linkcode GroupCommit}. */
+export interface GroupCommitOptions<T> {
+  /** Makes a batch durable (write + sync). */
+  write(batch: T[]): Promise<void>;
+  /** Called with each batch once it is durable, in order. */
+  committed(batch: T[]): void;
+  /** Called when a write fails; the batch is dropped and writing stops. */
+  failed(error: unknown, batch: T[]): void;
+}
+
+/** An ordered queue that writes in batches. */
+export class GroupCommit<T> {
+  #o: GroupCommitOptions<T>;
+  #queue: T[] = [];
+  #writing = 0;
+  #running: Promise<void> | undefined;
+
+  constructor(options: GroupCommitOptions<T>) {
+    this.#o = options;
+  }
+
+  /** Items queued or being written. */
+  get pending(): number {
+    return this.#queue.length + this.#writing;
+  }
+
+  push(item: T): void {
+    this.#queue.push(item);
+    this.#running ??= this.#run().finally(() => this.#running = undefined);
+  }
+
+  /** Resolves when everything pushed so far is committed (or failed). */
+  async drain(): Promise<void> {
+    while (this.#running) await this.#running;
+  }
+
+  async #run(): Promise<void> {
+    while (this.#queue.length > 0) {
+      const batch = this.#queue;
+      this.#queue = [];
+      this.#writing = batch.length;
+      try {
+        await this.#o.write(batch);
+      } catch (error) {
+        this.#writing = 0;
+        this.#o.failed(error, batch);
+        return;
+      }
+      this.#writing = 0;
+      this.#o.committed(batch);
+    }
+  }
+}
