@@ -71,3 +71,17 @@ Deno.test("deno task compile has a valid module graph, includes and flags", asyn
     "the workers and handlers folder is embedded",
   );
 });
+
+Deno.test("the systemd unit's command line is one the listener accepts", async () => {
+  const { parseListenArgs } = await import("../lib/cli.ts");
+  const unit = await Deno.readTextFile(join(ROOT, "etc", "lvalert_listenMP.service"));
+  const exec = /^ExecStart=(\S+) (.*)$/m.exec(unit);
+  assert.ok(exec, "an ExecStart line");
+  assert.match(exec[1]!, /lvalert_listenMP$/);
+  const parsed = parseListenArgs(exec[2]!.split(/\s+/));
+  assert.ok(parsed.ok, parsed.ok ? "" : parsed.message);
+  assert.equal(parsed.value.stateDir, "/var/lib/lvalertMP");
+  assert.match(unit, /^KillSignal=SIGTERM$/m);
+  assert.match(unit, /^Restart=on-failure$/m);
+  assert.match(unit, /^RestartPreventExitStatus=77 78$/m);
+});
