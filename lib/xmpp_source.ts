@@ -7,7 +7,7 @@
  */
 
 import type { ChildLog } from "./context.ts";
-import { condition, eventItems, Pubsub } from "./pubsub.ts";
+import { condition, eventItems, NS_PUBSUB_EVENT, Pubsub } from "./pubsub.ts";
 import type { RouteInput } from "./router.ts";
 import type { SeenStore } from "./seen_store.ts";
 import {
@@ -419,6 +419,17 @@ export class XmppSource {
   #onStanza(stanza: XmlElement): void {
     if (stanza.name !== "message") return;
     const from = stanza.attrs.from;
+    const deleted = stanza.getChild("event", NS_PUBSUB_EVENT)?.getChild("delete")?.attrs.node;
+    if (deleted !== undefined && from === this.#o.service && this.#subscribed.delete(deleted)) {
+      // Nothing more will come from it; `status` reports the gap.
+      this.#o.log.event(
+        "error",
+        "node_deleted",
+        { node: deleted },
+        `node ${deleted} was deleted on ${from}`,
+      );
+      return;
+    }
     const items = eventItems(stanza);
     if (items.length === 0) return;
     if (from !== this.#o.service) {

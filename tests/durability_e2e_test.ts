@@ -108,6 +108,13 @@ function fragileFiles(extra: string) {
 import { QueueItem, Task } from "${MOD}";
 export class Wait extends Task { execute(ctx, item) { ctx.log.event("info", "waited", { graceid: item.graceid }); } }
 export class Held extends QueueItem {}
+export const commands = [{
+  name: "poke",
+  description: "a handler's own command",
+  required: ["who"],
+  forbidden: ["why"],
+  run(ctx, kwargs) { return "poked " + kwargs.who; },
+}];
 export async function parseAlert(ctx, alert, t0) {
   if (alert.uid === "poison") setTimeout(() => { throw new Error("poisoned"); }, 0);
   if (alert.uid === "die-once") {
@@ -297,5 +304,47 @@ Deno.test("status is OK for a healthy listener", async () => {
   const r = await runListener(["status", "--state-dir", state]);
   assert.equal(r.code, 0, r.stdout);
   assert.match(r.stdout, /^LVALERTMP OK - 1 children, replay source \| 'queue_a'=0;1000;;0/);
+  assert.equal(await listener.stop(), 0);
+});
+
+Deno.test("a handler's own commands, with their required and forbidden kwargs, through ctl", async () => {
+  await using dir = await tempDir(fragileFiles(""));
+  const state = join(dir.path, "state");
+  await Deno.writeTextFile(
+    join(dir.path, "r.jsonl"),
+    JSON.stringify({ node: "s", t: 600, payload: { uid: "S", alert_type: "new" } }),
+  );
+  const listener = new ListenerProcess([
+    "-c",
+    join(dir.path, "l.ini"),
+    "--replay",
+    join(dir.path, "r.jsonl"),
+    "--state-dir",
+    state,
+    "--log-format",
+    "json",
+  ]);
+  await listener.until(() => listener.named("listening").length === 1, "start");
+  const ctl = (...args: string[]) =>
+    runListener(["ctl", "--state-dir", state, "--child", "fragile", ...args]);
+  assert.match((await ctl("who,me", "poke")).stdout, /^\[fragile\] poked me$/m);
+  const missing = await ctl("poke");
+  assert.equal(missing.code, 1);
+  assert.match(
+    missing.stdout,
+    /\[fragile\] error: command poke is missing required kwarg\(s\): who/,
+  );
+  const forbidden = await ctl("who,me", "why,not", "poke");
+  assert.match(forbidden.stdout, /command poke got forbidden kwarg\(s\): why/);
+  const elsewhere = await runListener([
+    "ctl",
+    "--state-dir",
+    state,
+    "--child",
+    "steady",
+    "who,me",
+    "poke",
+  ]);
+  assert.match(elsewhere.stdout, /\[steady\] error: unknown command "poke"/);
   assert.equal(await listener.stop(), 0);
 });

@@ -460,3 +460,21 @@ xmppTest("every command reaches a child through XMPP", async () => {
   }
   assert.equal(await listener.stop(), 0);
 });
+
+xmppTest(
+  "status is OK while subscribed and CRITICAL once a configured node is deleted",
+  async () => {
+    await using w = await world();
+    const listener = await startListener(w);
+    const state = join(w.dir, "state");
+    const ok = await runListener(["status", "--state-dir", state]);
+    assert.equal(ok.code, 0, ok.stdout);
+    assert.match(ok.stdout, /^LVALERTMP OK - 2 children, xmpp online, 4\/4 nodes \|/);
+    await w.pubsub.delete("cbc_gstlal_lowmass");
+    await listener.until(() => listener.named("node_deleted").length === 1, "the deletion");
+    const critical = await runListener(["status", "--state-dir", state]);
+    assert.equal(critical.code, 2, critical.stdout);
+    assert.match(critical.stdout, /^LVALERTMP CRITICAL - not subscribed to cbc_gstlal_lowmass/);
+    assert.equal(await listener.stop(), 0);
+  },
+);
