@@ -23,7 +23,7 @@ import {
   SnapshotError,
   takeSnapshot,
 } from "./snapshot.ts";
-import { syncDir, writePrivateFile } from "./state_dir.ts";
+import { readIfExists, syncDir, writePrivateFile } from "./state_dir.ts";
 
 /** Options for {@linkcode ChildState}. */
 export interface ChildStateOptions {
@@ -106,13 +106,7 @@ export class ChildState {
       this.#previous = snapshot === current ? previous?.seq ?? 0 : 0;
     }
     const journalPath = join(this.#o.dir, "journal.log");
-    let text = "";
-    try {
-      text = await Deno.readTextFile(journalPath);
-    } catch (error) {
-      if (!(error instanceof Deno.errors.NotFound)) throw error;
-    }
-    const journal = readJournal(text, journalPath);
+    const journal = readJournal(await readIfExists(journalPath) ?? "", journalPath);
     const pending = journal.records.filter((r) => r.seq > this.#applied);
     const results = pending.map((r) =>
       runtime.deliver(r.alert, r.t0, { node: r.node, id: r.id, seq: r.seq, recovered: true })
@@ -227,13 +221,8 @@ export class ChildState {
 
   /** Reads a snapshot; a damaged one is reported, moved aside, and skipped. */
   async #load(path: string): Promise<SnapshotData | undefined> {
-    let text: string;
-    try {
-      text = await Deno.readTextFile(path);
-    } catch (error) {
-      if (error instanceof Deno.errors.NotFound) return undefined;
-      throw error;
-    }
+    const text = await readIfExists(path);
+    if (text === undefined) return undefined;
     try {
       return parseSnapshot(text, path);
     } catch (error) {

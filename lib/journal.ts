@@ -13,7 +13,7 @@
 
 import type { Alert } from "./alert.ts";
 import { isJsonObject } from "./alert.ts";
-import { writePrivateFile } from "./state_dir.ts";
+import { readIfExists, writePrivateFile } from "./state_dir.ts";
 
 export const JOURNAL_FORMAT = "lvalertMP-journal";
 export const JOURNAL_VERSION = 1;
@@ -152,12 +152,7 @@ export class Journal {
    * tail is cut off the file before anything is appended.
    */
   static async open(path: string): Promise<{ journal: Journal; read: JournalRead }> {
-    let text = "";
-    try {
-      text = await Deno.readTextFile(path);
-    } catch (error) {
-      if (!(error instanceof Deno.errors.NotFound)) throw error;
-    }
+    const text = await readIfExists(path) ?? "";
     const read = readJournal(text, path);
     if (text === "" || read.cut?.byteOffset === 0) {
       await writePrivateFile(path, header(0) + "\n");

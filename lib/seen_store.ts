@@ -7,7 +7,7 @@
 
 import { join } from "node:path";
 import type { SeenIds } from "./router.ts";
-import { writePrivateFile } from "./state_dir.ts";
+import { readIfExists, writePrivateFile } from "./state_dir.ts";
 
 /** Options for {@linkcode SeenStore.open}. */
 export interface SeenStoreOptions {
@@ -46,12 +46,7 @@ export class SeenStore implements SeenIds {
     options: SeenStoreOptions = {},
   ): Promise<SeenStore> {
     const store = new SeenStore(join(dir, "seen.jsonl"), options.limit ?? 1000);
-    let text = "";
-    try {
-      text = await Deno.readTextFile(store.path);
-    } catch (error) {
-      if (!(error instanceof Deno.errors.NotFound)) throw error;
-    }
+    const text = await readIfExists(store.path) ?? "";
     for (const raw of text.split("\n")) {
       if (!raw) continue;
       try {

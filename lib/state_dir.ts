@@ -67,3 +67,13 @@ export async function syncDir(path: string): Promise<void> {
     // Not every platform can sync a directory; the rename itself stands.
   }
 }
+
+/** A file's text, or undefined when it does not exist (other errors throw). */
+export async function readIfExists(path: string): Promise<string | undefined> {
+  try {
+    return await Deno.readTextFile(path);
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) return undefined;
+    throw error;
+  }
+}
