@@ -59,8 +59,9 @@ async function run(
       alert: { uid: "fill", alert_type: "new", object: { pending } },
       t0: now(),
     });
-    // Let the fill land before probes are timed.
-    while (supervisor.status()[0]!.queue < pending) {
+    // Let the fill land, and its checkpoint be written, before probes are
+    // timed (the next checkpoint of so big a queue is ~10 s away).
+    while (supervisor.status()[0]!.queue < pending || supervisor.status()[0]!.checkpointSeq < 1) {
       await new Promise((r) => setTimeout(r, 50));
     }
     const start = 0.5;

@@ -53,7 +53,7 @@ if (run("lateness")) {
 if (run("xmpp")) {
   console.log(
     "\nXMPP through one Prosody, ~1 KB alerts on non-persistent nodes; 3 alternating rounds of a 5000 burst" +
-      " and paced alerts (1000 in all); rate: best round; the child logs at warning level" +
+      " and paced alerts (1000 in all); rate: best round;\nthe test-handler child (delays 0.5 s) journals every alert before it gets it, and logs at warning level" +
       "\n(targets: rate ratio >= 0.9; listener p99 <= bare p99 + 2 ms)",
   );
   console.log("  subscriber           burst msg/s   paced latency p50 ms   p99 ms");

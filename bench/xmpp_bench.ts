@@ -152,7 +152,7 @@ async function startListener(server: Prosody, dir: string, node: string, phases:
   );
   await Deno.writeTextFile(
     join(dir, "c.ini"),
-    `[general]\nprocess_type = test\nhandler = ${handler}\nlog_level = 30\n[test]\ndelays = 3600\nrepeats = 0\n`,
+    `[general]\nprocess_type = test\nhandler = ${handler}\nlog_level = 30\n[test]\ndelays = 0.5\nrepeats = 0\n`,
   );
   let ready = false;
   const child = new Deno.Command(Deno.execPath(), {

@@ -95,7 +95,7 @@ export class ChildLink {
   #outbox = new GroupCommit<AlertDelivery>({
     write: (batch) =>
       this.#journal!.append(
-        batch.map(({ seq, node, id, t0, alert }) => ({ seq, node, id, t0, alert })),
+        batch.map(({ seq, node, id, t0, text }) => ({ seq, node, id, t0, text })),
       ),
     committed: (batch) => this.#committed(batch),
     failed: (error) => {

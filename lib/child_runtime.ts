@@ -118,6 +118,9 @@ export class ChildRuntime {
   #tokens = new WeakMap<Task, string>();
   /** Errors already logged as task failures. */
   #reported = new WeakSet<object>();
+  /** While set, alerts wait for it (a snapshot is being written). */
+  #gate: Promise<void> | undefined;
+  #beforeRun: ((item: QueueItem) => void) | undefined;
 
   constructor(options: ChildRuntimeOptions) {
     this.#o = options;
@@ -158,6 +161,8 @@ export class ChildRuntime {
     t0: number,
     meta: AlertMeta = {},
   ): Promise<DeliverResult> {
+    const gate = this.#gate;
+    if (gate) return gate.then(() => this.deliver(alert, t0, meta));
     return this.#enqueue(async () => {
       const result = await this.#apply(alert, t0, meta);
       this.#afterChange();
@@ -172,6 +177,16 @@ export class ChildRuntime {
       this.#afterChange();
       return Promise.resolve();
     });
+  }
+
+  /**
+   * Lets a snapshot be written while tasks keep their times: alerts wait
+   * until `until` settles, and `beforeRun` sees each item just before it
+   * runs (to save it first). Pass nothing to end it.
+   */
+  snapshotting(until?: Promise<void>, beforeRun?: (item: QueueItem) => void): void {
+    this.#gate = until;
+    this.#beforeRun = beforeRun;
   }
 
   /** Runs `work` alone: no alert or task runs meanwhile (snapshots). */
@@ -329,6 +344,7 @@ export class ChildRuntime {
       if (!item || item.expiration > this.#clock.now()) break;
       this.queue.pop();
       let failed = false;
+      this.#beforeRun?.(item);
       try {
         await item.execute(this.context);
       } catch (error) {

@@ -15,15 +15,17 @@ import { join } from "node:path";
 import type { ChildRuntime } from "./child_runtime.ts";
 import type { ChildLog } from "./context.ts";
 import { readJournal } from "./journal.ts";
+import type { QueueItem } from "./queue_item.ts";
 import {
   type ClassRegistry,
+  itemText,
   parseSnapshot,
   restoreItems,
   type SnapshotData,
   SnapshotError,
-  takeSnapshot,
+  snapshotHead,
 } from "./snapshot.ts";
-import { readIfExists, syncDir, writePrivateFile } from "./state_dir.ts";
+import { readIfExists, writePrivateFile } from "./state_dir.ts";
 
 /** Options for {@linkcode ChildState}. */
 export interface ChildStateOptions {
@@ -36,8 +38,8 @@ export interface ChildStateOptions {
   /** Checkpoint after this many alerts. @default {100} */
   every?: number;
   /**
-   * Seconds a change may wait for its checkpoint at most; checkpoints come
-   * sooner while they are cheap (under a tenth of the time). @default {1}
+   * Seconds after a change before its checkpoint, unless checkpoints are
+   * expensive: they never take more than a tenth of the time. @default {0.5}
    */
   interval?: number;
   /** A checkpoint is on disk: it covers journal records up to `seq`. */
@@ -139,17 +141,14 @@ export class ChildState {
   changed(): void {
     this.#dirty = true;
     if (this.#closed) return;
-    if (this.#alertsSince >= (this.#o.every ?? 100)) {
+    // Checkpoints take at most a tenth of the time: a big queue waits longer.
+    const gap = this.#lastAt + this.#minGap - performance.now();
+    if (this.#alertsSince >= (this.#o.every ?? 100) && gap <= 0) {
       void this.checkpoint();
       return;
     }
     if (this.#timer === undefined) {
-      // As soon as checkpoints stay under a tenth of the time (and changes
-      // have had 10 ms to gather), and never later than `interval`.
-      const wait = Math.min(
-        (this.#o.interval ?? 1) * 1000,
-        Math.max(10, this.#lastAt + this.#minGap - performance.now()),
-      );
+      const wait = Math.max((this.#o.interval ?? 0.5) * 1000, gap);
       this.#timer = setTimeout(() => {
         this.#timer = undefined;
         void this.checkpoint();
@@ -176,28 +175,66 @@ export class ChildState {
     this.#closed = true;
   }
 
+  /**
+   * Writes a snapshot without stopping the clock. The state is fixed at
+   * the start (between alerts and tasks); items are then serialized in
+   * slices of about a millisecond, and tasks keep running in between: an
+   * item about to run is serialized first, as it was. Alerts wait only
+   * until the last item is serialized, so the snapshot holds exactly the
+   * alerts up to its journal position; the disk work comes after.
+   */
   async #write(): Promise<void> {
     const { runtime, log } = this.#o;
     const start = performance.now();
-    // Taken between alerts and tasks, so it is consistent.
-    const data = await runtime.exclusive(() => {
-      this.#dirty = false;
-      this.#alertsSince = 0;
-      return takeSnapshot(
-        this.#o.child,
-        this.#applied,
-        runtime.queue.items(),
-        runtime.appliedIds(),
-        runtime.context.now(),
-      );
-    });
-    const text = JSON.stringify(data);
+    const written = new Set<QueueItem>();
+    const parts: string[] = [];
+    const save = (item: QueueItem) => {
+      if (written.has(item) || item.complete) return;
+      written.add(item);
+      parts.push(itemText(item));
+    };
+    const done = Promise.withResolvers<void>();
+    let head;
+    try {
+      const { items, ...rest } = await runtime.exclusive(() => {
+        this.#dirty = false;
+        this.#alertsSince = 0;
+        runtime.snapshotting(done.promise, save);
+        return {
+          ...snapshotHead(
+            this.#o.child,
+            this.#applied,
+            runtime.appliedIds(),
+            runtime.context.now(),
+          ),
+          items: runtime.queue.live(),
+        };
+      });
+      head = rest;
+      for (let i = 0; i < items.length;) {
+        const slice = performance.now() + 1;
+        while (i < items.length && (i % 32 !== 0 || performance.now() < slice)) save(items[i++]!);
+        // Let timers fire between slices.
+        if (i < items.length) await new Promise((r) => setTimeout(r, 0));
+      }
+      // Items that tasks created meanwhile.
+      await runtime.exclusive(() => runtime.queue.live().forEach(save));
+    } finally {
+      runtime.snapshotting();
+      done.resolve();
+    }
+    // Pieces of about a thousand items each.
+    const pieces = [`${JSON.stringify(head).slice(0, -1)},"items":[`];
+    for (let i = 0; i < parts.length; i += 1000) {
+      pieces.push((i > 0 ? "," : "") + parts.slice(i, i + 1000).join(","));
+    }
+    pieces.push("]}");
+    const bytes = pieces.reduce((n, p) => n + p.length, 0);
     try {
       await Deno.rename(this.#snapshotPath, this.#previousPath).catch((e) => {
         if (!(e instanceof Deno.errors.NotFound)) throw e;
       });
-      await writePrivateFile(this.#snapshotPath, text);
-      await syncDir(this.#o.dir);
+      await writePrivateFile(this.#snapshotPath, pieces);
     } catch (error) {
       this.#dirty = true;
       log.event("error", "checkpoint_failed", { error: (error as Error).message });
@@ -209,14 +246,14 @@ export class ChildState {
     this.#minGap = took * 10;
     const previous = this.#covered;
     this.#previous = previous;
-    this.#covered = data.seq;
+    this.#covered = head.seq;
     log.event("debug", "checkpoint", {
-      seq: data.seq,
-      items: data.items.length,
-      bytes: text.length,
+      seq: head.seq,
+      items: parts.length,
+      bytes,
       ms: Math.round(took * 1000) / 1000,
     });
-    this.#o.onCheckpoint(data.seq, previous);
+    this.#o.onCheckpoint(head.seq, previous);
   }
 
   /** Reads a snapshot; a damaged one is reported, moved aside, and skipped. */

@@ -17,30 +17,73 @@ export interface Clock {
 const EARLY_MS = 1;
 /** A timer that wakes this close to its target waits out the rest. */
 const SPIN_MS = 2;
+/** Timers coming this close together are a busy stream: no waiting out. */
+const BUSY_MS = 2;
+/** The longest the event loop is held at once while waiting out. */
+const SLICE_MS = 0.1;
+let lastFire = -Infinity;
+const cell = new Int32Array(new SharedArrayBuffer(4));
+
+/** Sleeps up to `ms` (a fraction of a millisecond) without using the CPU. */
+function nap(ms: number): void {
+  try {
+    Atomics.wait(cell, 0, 0, ms);
+  } catch {
+    // A main thread may not block: spin instead, it is that short.
+    const end = performance.now() + ms;
+    while (performance.now() < end) {
+      // Sub-millisecond wait: no timer is this precise.
+    }
+  }
+}
 
 /**
  * Wall-clock time from the high-resolution monotonic timer. Its timers
- * are armed a millisecond early and then wait out the remainder, so they
- * fire within a fraction of a millisecond of their target rather than
- * one event-loop tick late.
+ * are armed a millisecond early and then wait out the remainder in naps
+ * of a tenth of a millisecond, letting messages in between, so they fire
+ * within a fraction of a millisecond of their target rather than one
+ * event-loop tick late, without holding up anything else.
  */
 export const systemClock: Clock = {
   now: () => (performance.timeOrigin + performance.now()) / 1000,
   setTimer: (fn, ms) => {
     const target = performance.now() + ms;
-    const fire = () => {
-      const left = target - performance.now();
-      if (left > SPIN_MS) {
-        handle = setTimeout(fire, left - EARLY_MS);
-        return;
-      }
-      while (performance.now() < target) {
-        // Sub-millisecond wait: no timer is this precise.
-      }
+    let cancelled = false;
+    const run = () => {
+      lastFire = performance.now();
       fn();
     };
+    if (target - lastFire < BUSY_MS) {
+      // A dense stream of timers runs at the event loop's precision.
+      const plain = setTimeout(run, ms);
+      return () => clearTimeout(plain);
+    }
+    let port: MessageChannel | undefined;
+    const step = () => {
+      const left = target - performance.now();
+      if (cancelled) return;
+      if (left <= 0) {
+        port?.port1.close();
+        port = undefined;
+        return run();
+      }
+      nap(Math.min(left, SLICE_MS));
+      // A macrotask between naps lets pending messages (alerts) through.
+      port ??= new MessageChannel();
+      port.port2.onmessage = step;
+      port.port1.postMessage(null);
+    };
+    const fire = () => {
+      const left = target - performance.now();
+      if (left > SPIN_MS) handle = setTimeout(fire, left - EARLY_MS);
+      else step();
+    };
     let handle = setTimeout(fire, Math.max(0, ms - EARLY_MS));
-    return () => clearTimeout(handle);
+    return () => {
+      cancelled = true;
+      clearTimeout(handle);
+      port?.port1.close();
+    };
   },
 };
 

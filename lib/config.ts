@@ -319,7 +319,7 @@ function readSection(
     maxRestarts: int("max_restarts", 5, "a whole number >= 0"),
     restartWindow: num("restart_window", 60, (v) => v > 0, "a number > 0"),
     checkpointEvery: int("checkpoint_every", 100, "a whole number >= 0"),
-    checkpointInterval: num("checkpoint_interval", 1, (v) => v > 0, "a number of seconds > 0"),
+    checkpointInterval: num("checkpoint_interval", 0.5, (v) => v > 0, "a number of seconds > 0"),
     taskTimeout: num(
       "task_timeout",
       60,

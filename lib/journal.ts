@@ -5,7 +5,8 @@
  * damaged tail (the process died mid-write) is found and cut, never fatal.
  *
  * Format, version 1: a header line
- * `{"format":"lvalertMP-journal","version":1}`, then one record per line,
+ * `{"format":"lvalertMP-journal","version":1,"base":N}` (N: the highest
+ * sequence number trimmed away), then one record per line,
  * `CRC32HEX JSON`, where JSON is `{"seq","node","id","t0","alert"}`.
  *
  * @module
@@ -17,12 +18,13 @@ import { readIfExists, writePrivateFile } from "./state_dir.ts";
 
 export const JOURNAL_FORMAT = "lvalertMP-journal";
 export const JOURNAL_VERSION = 1;
+
 /**
  * The header line; `base` is the highest sequence number trimmed away, so
  * numbering never restarts (a snapshot still refers to those numbers).
  */
 function header(base: number): string {
-  return JSON.stringify({ format: JOURNAL_FORMAT, version: JOURNAL_VERSION, base });
+  return JSON.stringify({ format: JOURNAL_FORMAT, version: JOURNAL_VERSION, base }) + "\n";
 }
 
 /** One journaled alert. */
@@ -39,6 +41,8 @@ export interface JournalRead {
   /** The highest sequence number trimmed from the file. */
   base: number;
   records: JournalRecord[];
+  /** Byte offset just after each record's line. */
+  ends: number[];
   /** Where the good part ends, when a bad tail was found. */
   cut: { line: number; reason: string; byteOffset: number } | null;
 }
@@ -53,25 +57,45 @@ const TABLE = (() => {
   return table;
 })();
 
-/** CRC-32 (IEEE) of a string's UTF-8 bytes. */
-export function crc32(text: string): number {
-  const bytes = new TextEncoder().encode(text);
+const encoder = new TextEncoder();
+
+/** CRC-32 (IEEE) of bytes. */
+export function crc32(bytes: Uint8Array): number {
   let c = 0xffffffff;
-  for (const b of bytes) c = TABLE[(c ^ b) & 0xff]! ^ (c >>> 8);
+  for (let i = 0; i < bytes.length; i++) c = TABLE[(c ^ bytes[i]!) & 0xff]! ^ (c >>> 8);
   return (c ^ 0xffffffff) >>> 0;
 }
 
-/** One record as a journal line (with its newline). */
-export function encodeRecord(record: JournalRecord): string {
-  const json = JSON.stringify(record);
-  return `${crc32(json).toString(16).padStart(8, "0")} ${json}\n`;
+/** What is written for one record: the alert as JSON text. */
+export interface JournalEntry {
+  seq: number;
+  node: string;
+  id: string | null;
+  t0: number;
+  /** The alert's JSON text, written as it is. */
+  text: string;
+}
+
+/** One record as journal line bytes (with its newline). */
+export function encodeRecord(record: JournalRecord | JournalEntry): Uint8Array {
+  const { seq, node, id, t0 } = record;
+  const alert = "text" in record ? record.text : JSON.stringify(record.alert);
+  const json = encoder.encode(
+    `{"seq":${seq},"node":${JSON.stringify(node)},"id":${
+      JSON.stringify(id)
+    },"t0":${t0},"alert":${alert}}`,
+  );
+  const line = new Uint8Array(json.length + 10);
+  line.set(encoder.encode(crc32(json).toString(16).padStart(8, "0") + " "));
+  line.set(json, 9);
+  line[line.length - 1] = 10;
+  return line;
 }
 
 function decodeRecord(line: string): JournalRecord | string {
-  const space = line.indexOf(" ");
-  if (space !== 8) return "no checksum";
+  if (line.indexOf(" ") !== 8) return "no checksum";
   const json = line.slice(9);
-  if (parseInt(line.slice(0, 8), 16) !== crc32(json)) return "checksum mismatch";
+  if (parseInt(line.slice(0, 8), 16) !== crc32(encoder.encode(json))) return "checksum mismatch";
   let value: unknown;
   try {
     value = JSON.parse(json);
@@ -94,12 +118,13 @@ function decodeRecord(line: string): JournalRecord | string {
  */
 export function readJournal(text: string, file: string): JournalRead {
   const records: JournalRecord[] = [];
-  if (text === "") return { base: 0, records, cut: null };
-  const lines = text.split("\n");
-  const first = lines[0] ?? "";
+  const ends: number[] = [];
+  if (text === "") return { base: 0, records, ends, cut: null };
   if (!text.includes("\n")) {
-    return { base: 0, records, cut: { line: 1, reason: "torn header", byteOffset: 0 } };
+    return { base: 0, records, ends, cut: { line: 1, reason: "torn header", byteOffset: 0 } };
   }
+  const lines = text.split("\n");
+  const first = lines[0]!;
   let head: unknown;
   try {
     head = JSON.parse(first);
@@ -112,7 +137,7 @@ export function readJournal(text: string, file: string): JournalRead {
     );
   }
   const base = typeof head.base === "number" ? head.base : 0;
-  let offset = new TextEncoder().encode(first + "\n").length;
+  let offset = encoder.encode(first + "\n").length;
   let lastSeq = base;
   for (let i = 1; i < lines.length; i++) {
     const line = lines[i]!;
@@ -125,26 +150,35 @@ export function readJournal(text: string, file: string): JournalRead {
       ? "sequence goes backwards"
       : decoded;
     if (typeof record === "string") {
-      return { base, records, cut: { line: i + 1, reason: record, byteOffset: offset } };
+      return { base, records, ends, cut: { line: i + 1, reason: record, byteOffset: offset } };
     }
+    offset += encoder.encode(line + "\n").length;
     records.push(record);
+    ends.push(offset);
     lastSeq = record.seq;
-    offset += new TextEncoder().encode(line + "\n").length;
   }
-  return { base, records, cut: null };
+  return { base, records, ends, cut: null };
 }
 
 /** The writer side, owned by the listener's main thread. */
 export class Journal {
   readonly path: string;
   #file: Deno.FsFile;
-  #last: number;
+  #base: number;
+  /** seq and end offset of each record in the file, oldest first */
+  #seqs: number[];
+  #ends: number[];
+  /** Byte offset where the next record will start. */
+  #next: number;
   #queue: Promise<unknown> = Promise.resolve();
 
-  private constructor(path: string, file: Deno.FsFile, last: number) {
+  private constructor(path: string, file: Deno.FsFile, read: JournalRead, headerBytes: number) {
     this.path = path;
     this.#file = file;
-    this.#last = last;
+    this.#base = read.base;
+    this.#seqs = read.records.map((r) => r.seq);
+    this.#ends = [...read.ends];
+    this.#next = this.#ends.at(-1) ?? headerBytes;
   }
 
   /**
@@ -155,26 +189,36 @@ export class Journal {
     const text = await readIfExists(path) ?? "";
     const read = readJournal(text, path);
     if (text === "" || read.cut?.byteOffset === 0) {
-      await writePrivateFile(path, header(0) + "\n");
+      await writePrivateFile(path, header(0));
     } else if (read.cut) {
       await Deno.truncate(path, read.cut.byteOffset);
     }
+    const fresh = text === "" || read.cut?.byteOffset === 0;
     const file = await Deno.open(path, { append: true, mode: 0o600 });
     if (read.cut) await file.syncData();
-    const last = read.records.at(-1)?.seq ?? read.base;
-    return { journal: new Journal(path, file, last), read };
+    const headerBytes =
+      encoder.encode(fresh ? header(0) : text.slice(0, text.indexOf("\n") + 1)).length;
+    return { journal: new Journal(path, file, read, headerBytes), read };
   }
 
   /** The highest sequence number written. */
   get lastSeq(): number {
-    return this.#last;
+    return this.#seqs.at(-1) ?? this.#base;
   }
 
   /** Appends records and syncs them to disk (one write, one sync). */
-  append(records: JournalRecord[]): Promise<void> {
+  append(records: (JournalRecord | JournalEntry)[]): Promise<void> {
     if (records.length === 0) return Promise.resolve();
-    this.#last = Math.max(this.#last, records.at(-1)!.seq);
-    const bytes = new TextEncoder().encode(records.map(encodeRecord).join(""));
+    const lines = records.map(encodeRecord);
+    const bytes = new Uint8Array(lines.reduce((n, l) => n + l.length, 0));
+    let at = 0;
+    for (const [i, line] of lines.entries()) {
+      bytes.set(line, at);
+      at += line.length;
+      this.#seqs.push(records[i]!.seq);
+      this.#ends.push(this.#next + at);
+    }
+    this.#next += bytes.length;
     return this.#serial(async () => {
       let written = 0;
       while (written < bytes.length) written += await this.#file.write(bytes.subarray(written));
@@ -182,20 +226,44 @@ export class Journal {
     });
   }
 
-  /** Drops records up to `seq` (a snapshot covers them): atomic rewrite. */
+  /**
+   * Drops records up to `seq` (a snapshot covers them) by an atomic
+   * rewrite that copies the rest as it is. Small trims wait until they
+   * are worth a rewrite; returns how many records were dropped.
+   */
   trim(seq: number): Promise<number> {
     return this.#serial(async () => {
-      const read = readJournal(await Deno.readTextFile(this.path), this.path);
-      const keep = read.records.filter((r) => r.seq > seq);
-      if (keep.length === read.records.length) return 0;
-      const base = Math.max(
-        read.base,
-        ...read.records.filter((r) => r.seq <= seq).map((r) => r.seq),
-      );
+      let drop = 0;
+      while (drop < this.#seqs.length && this.#seqs[drop]! <= seq) drop++;
+      // A rewrite (and its syncs) is worth it for many records or half the file.
+      if (drop === 0 || (drop < 1024 && drop < this.#seqs.length / 2)) return 0;
+      const cutAt = this.#ends[drop - 1]!;
+      const tail = new Uint8Array(this.#next - cutAt);
+      const reader = await Deno.open(this.path, { read: true });
+      try {
+        await reader.seek(cutAt, Deno.SeekMode.Start);
+        for (let n = 0; n < tail.length;) {
+          const got = await reader.read(tail.subarray(n));
+          if (got === null) throw new Error(`${this.path}: shorter than expected`);
+          n += got;
+        }
+      } finally {
+        reader.close();
+      }
+      const base = this.#seqs[drop - 1]!;
+      const head = encoder.encode(header(base));
+      const content = new Uint8Array(head.length + tail.length);
+      content.set(head);
+      content.set(tail, head.length);
       this.#file.close();
-      await writePrivateFile(this.path, header(base) + "\n" + keep.map(encodeRecord).join(""));
+      await writePrivateFile(this.path, content);
       this.#file = await Deno.open(this.path, { append: true, mode: 0o600 });
-      return read.records.length - keep.length;
+      const shift = head.length - cutAt;
+      this.#base = base;
+      this.#seqs = this.#seqs.slice(drop);
+      this.#ends = this.#ends.slice(drop).map((end) => end + shift);
+      this.#next += shift;
+      return drop;
     });
   }
 

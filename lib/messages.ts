@@ -44,7 +44,8 @@ export interface AlertDelivery {
   seq: number;
   node: string;
   id: string | null;
-  alert: Alert;
+  /** The alert's JSON text: cheaper to post than the parsed object. */
+  text: string;
   t0: number;
   /** A command from the control socket: where its outcome goes. */
   token: string | null;
@@ -131,7 +132,7 @@ const TO_CHILD: Shapes<ToChild> = {
         seq: "number",
         node: "string",
         id: "string|null",
-        alert: "object",
+        text: "string",
         t0: "number",
         token: "string|null",
       },

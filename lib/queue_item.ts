@@ -20,6 +20,8 @@ export const ENTRY: unique symbol = Symbol("entry");
 /** The expiration the item was queued under (internal). */
 export const KEY: unique symbol = Symbol("key");
 const COMPLETE: unique symbol = Symbol("complete");
+const TASKS: unique symbol = Symbol("tasks");
+const DONE: unique symbol = Symbol("done");
 
 /** Options for {@linkcode QueueItem}. */
 export interface QueueItemOptions {
@@ -53,10 +55,10 @@ export class QueueItem {
   /** Epoch seconds the item's task timeouts count from. */
   t0: number;
   graceid: string | undefined;
-  /** Remaining tasks, earliest first. */
-  tasks: Task[] = [];
-  /** Tasks that ran and are done. */
-  completedTasks: Task[] = [];
+  // Kept under symbols (behind accessors) so that an item's JSON is its
+  // own fields alone: snapshots write tasks separately.
+  [TASKS]: Task[] = [];
+  [DONE]: Task[] = [];
   [OWNER]: ItemOwner | undefined;
   [ENTRY]: number | undefined;
   [KEY]: number | undefined;
@@ -70,9 +72,27 @@ export class QueueItem {
     if (tasks.length === 0) this[COMPLETE] = true;
   }
 
+  /** Remaining tasks, earliest first. */
+  get tasks(): Task[] {
+    return this[TASKS];
+  }
+
+  set tasks(tasks: Task[]) {
+    this[TASKS] = tasks;
+  }
+
+  /** Tasks that ran and are done. */
+  get completedTasks(): Task[] {
+    return this[DONE];
+  }
+
+  set completedTasks(tasks: Task[]) {
+    this[DONE] = tasks;
+  }
+
   /** Earliest remaining task's expiration; `-Infinity` with none left. */
   get expiration(): number {
-    return this.tasks[0]?.expiration ?? -Infinity;
+    return this[TASKS][0]?.expiration ?? -Infinity;
   }
 
   get complete(): boolean {

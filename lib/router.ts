@@ -27,6 +27,8 @@ export interface Delivery {
   node: string;
   id: string | null;
   alert: Alert;
+  /** The alert's JSON text as received (journaled and posted as is). */
+  text?: string;
   t0: number;
 }
 
@@ -205,7 +207,7 @@ export class Router {
     }
     this.counts.routed++;
     this.#o.show?.(child, text);
-    this.#o.deliver({ child, node, id, alert, t0 });
+    this.#o.deliver({ child, node, id, alert, text, t0 });
     return "routed";
   }
 

@@ -16,7 +16,7 @@ export interface SeenStoreOptions {
 }
 
 /** How long ids wait to share one write and sync. */
-const FLUSH_MS = 20;
+const FLUSH_MS = 100;
 
 interface Line {
   n: string;

@@ -80,17 +80,6 @@ export class ClassRegistry {
   }
 }
 
-function fieldsOf(object: object, skip: ReadonlySet<string>): JsonObject {
-  const fields: JsonObject = {};
-  for (const [key, value] of Object.entries(object)) {
-    if (!skip.has(key) && typeof value !== "function") fields[key] = value;
-  }
-  return fields;
-}
-
-const ITEM_SKIP = new Set(["tasks", "completedTasks"]);
-const NO_SKIP = new Set<string>();
-
 /** A snapshot of the given pending items. */
 export function takeSnapshot(
   child: string,
@@ -100,21 +89,33 @@ export function takeSnapshot(
   taken: number,
 ): SnapshotData {
   return {
-    format: SNAPSHOT_FORMAT,
-    version: SNAPSHOT_VERSION,
-    child,
-    seq,
-    taken,
-    applied,
-    items: items.map((item) => ({
-      class: item.constructor.name,
-      fields: fieldsOf(item, ITEM_SKIP),
-      tasks: item.tasks.map((task) => ({
-        class: task.constructor.name,
-        fields: fieldsOf(task, NO_SKIP),
-      })),
-    })),
+    ...snapshotHead(child, seq, applied, taken),
+    items: items.map((item) => JSON.parse(itemText(item))),
   };
+}
+
+/** A snapshot without its items (they can be written one by one after it). */
+export function snapshotHead(
+  child: string,
+  seq: number,
+  applied: [string, string][],
+  taken: number,
+): Omit<SnapshotData, "items"> {
+  return { format: SNAPSHOT_FORMAT, version: SNAPSHOT_VERSION, child, seq, taken, applied };
+}
+
+/**
+ * One item as snapshot JSON text. An item's and a task's own enumerable
+ * fields are exactly what JSON.stringify writes (an item keeps its tasks
+ * behind accessors), so this is one native pass per object.
+ */
+export function itemText(item: QueueItem): string {
+  const tasks = item.tasks.map((t) =>
+    `{"class":${JSON.stringify(t.constructor.name)},"fields":${JSON.stringify(t)}}`
+  );
+  return `{"class":${JSON.stringify(item.constructor.name)},"fields":${
+    JSON.stringify(item)
+  },"tasks":[${tasks.join(",")}]}`;
 }
 
 /**

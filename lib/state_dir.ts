@@ -31,7 +31,7 @@ export async function openStateDir(path: string): Promise<string> {
  */
 export async function writePrivateFile(
   path: string,
-  data: string | Uint8Array,
+  data: string | Uint8Array | string[],
 ): Promise<void> {
   const temp = `${path}.tmp-${Deno.pid}-${crypto.randomUUID().slice(0, 8)}`;
   const file = await Deno.open(temp, {
@@ -41,10 +41,12 @@ export async function writePrivateFile(
     mode: 0o600,
   });
   try {
-    const bytes = typeof data === "string" ? new TextEncoder().encode(data) : data;
-    let written = 0;
-    while (written < bytes.length) {
-      written += await file.write(bytes.subarray(written));
+    // A list is written piece by piece: no one huge buffer, and the event
+    // loop runs between pieces.
+    for (const piece of Array.isArray(data) ? data : [data]) {
+      const bytes = typeof piece === "string" ? new TextEncoder().encode(piece) : piece;
+      let written = 0;
+      while (written < bytes.length) written += await file.write(bytes.subarray(written));
     }
     await file.syncData();
   } finally {

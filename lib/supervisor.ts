@@ -208,7 +208,7 @@ export class Supervisor {
       return;
     }
     const { node, id, alert, t0 } = delivery;
-    link.deliver({ node, id, alert, t0, token });
+    link.deliver({ node, id, text: delivery.text ?? JSON.stringify(alert), t0, token });
   }
 
   /**
@@ -253,7 +253,7 @@ export class Supervisor {
       link.deliver({
         node: "ctl",
         id: null,
-        alert: { uid: "command", alert_type: name, object: kwargs },
+        text: JSON.stringify({ uid: "command", alert_type: name, object: kwargs }),
         t0,
         token,
       });

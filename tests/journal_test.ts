@@ -1,8 +1,15 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { encodeRecord, Journal, type JournalRecord, readJournal } from "../lib/journal.ts";
+import {
+  encodeRecord as encodeBytes,
+  Journal,
+  type JournalRecord,
+  readJournal,
+} from "../lib/journal.ts";
 import { tempDir } from "./helpers.ts";
 
+/** A record as journal text. */
+const encodeRecord = (r: JournalRecord) => new TextDecoder().decode(encodeBytes(r));
 const HEADER = '{"format":"lvalertMP-journal","version":1,"base":0}\n';
 
 function record(seq: number): JournalRecord {
@@ -19,7 +26,7 @@ Deno.test("Journal appends records that read back in order, files private", asyn
   await using dir = await tempDir();
   const path = join(dir.path, "journal.log");
   const { journal, read } = await Journal.open(path);
-  assert.deepEqual(read, { base: 0, records: [], cut: null });
+  assert.deepEqual(read, { base: 0, records: [], ends: [], cut: null });
   await journal.append([record(1), record(2)]);
   await journal.append([record(3)]);
   assert.equal(journal.lastSeq, 3);

@@ -3,7 +3,7 @@ import { join } from "node:path";
 import { ChildRuntime } from "../lib/child_runtime.ts";
 import { ChildState } from "../lib/child_state.ts";
 import { Ini, parseIni } from "../lib/ini.ts";
-import { encodeRecord, type JournalRecord } from "../lib/journal.ts";
+import { encodeRecord as encodeBytes, type JournalRecord } from "../lib/journal.ts";
 import { Logger, type LogRecord } from "../lib/log.ts";
 import {
   ClassRegistry,
@@ -15,6 +15,8 @@ import {
 import * as testHandler from "../workers/handlers/test.ts";
 import { tempDir } from "./helpers.ts";
 
+/** A record as journal text. */
+const encodeRecord = (r: JournalRecord) => new TextDecoder().decode(encodeBytes(r));
 const HEADER = '{"format":"lvalertMP-journal","version":1,"base":0}\n';
 const now = () => Date.now() / 1000;
 

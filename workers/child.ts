@@ -148,8 +148,9 @@ async function init(settings: ChildSettings): Promise<boolean> {
 async function apply(alerts: AlertDelivery[]): Promise<void> {
   delivering++;
   try {
-    const results = alerts.map(({ seq, node, id, alert, t0, token }) =>
-      runtime!.deliver(alert, t0, { node, id, seq, ...(token ? { token } : {}) }).then(
+    // The listener validated each text before journaling it.
+    const results = alerts.map(({ seq, node, id, text, t0, token }) =>
+      runtime!.deliver(JSON.parse(text), t0, { node, id, seq, ...(token ? { token } : {}) }).then(
         (r): AlertAck => {
           state?.applied(seq);
           return { seq, ok: r.ok, reason: r.ok ? null : r.reason };
