@@ -5,7 +5,7 @@
  * @module
  */
 
-import { parseArgs } from "node:util";
+import { parseArgs, type ParseArgsOptionsConfig } from "node:util";
 import type { LogFormat } from "./log.ts";
 
 /** The listener's options, validated. */
@@ -91,44 +91,56 @@ function number(
   return raw.trim() !== "" && ok(value) ? value : `${flag} must be ${want}, got "${raw}"`;
 }
 
+/**
+ * Strict `parseArgs` that answers a usage message instead of throwing
+ * (unknown flags, missing values).
+ */
+export function parseFlags<T extends ParseArgsOptionsConfig>(
+  args: string[],
+  options: T,
+  allowPositionals = false,
+) {
+  try {
+    const parsed = parseArgs({ args, options, strict: true, allowPositionals: true });
+    if (!allowPositionals && parsed.positionals.length > 0) {
+      return { ok: false as const, message: `Unexpected argument '${parsed.positionals[0]}'` };
+    }
+    return { ok: true as const, ...parsed };
+  } catch (error) {
+    return { ok: false as const, message: (error as Error).message };
+  }
+}
+
 /** Parses the listener's flags. */
 export function parseListenArgs(argv: string[]): ParseResult<ListenArgs> {
-  let values;
-  try {
-    ({ values } = parseArgs({
-      args: argv,
-      strict: true,
-      allowPositionals: false,
-      options: {
-        username: { type: "string", short: "a" },
-        password: { type: "string", short: "b" },
-        server: { type: "string", short: "s" },
-        resource: { type: "string", short: "r" },
-        "config-file": { type: "string", short: "c" },
-        netrc: { type: "string", short: "N" },
-        show: { type: "boolean", short: "S" },
-        verbose: { type: "boolean", short: "v" },
-        debug: { type: "boolean", short: "g" },
-        version: { type: "boolean", short: "w" },
-        help: { type: "boolean", short: "h" },
-        port: { type: "string" },
-        "pubsub-service": { type: "string" },
-        "ca-file": { type: "string" },
-        "insecure-tls": { type: "boolean" },
-        "allow-plaintext": { type: "boolean" },
-        "state-dir": { type: "string" },
-        replay: { type: "string" },
-        speed: { type: "string" },
-        "exit-when-idle": { type: "boolean" },
-        "check-config": { type: "boolean" },
-        "log-format": { type: "string" },
-        "catch-up": { type: "string" },
-        "create-missing-nodes": { type: "boolean" },
-      },
-    }));
-  } catch (error) {
-    return { ok: false, message: (error as Error).message };
-  }
+  const parsed = parseFlags(argv, {
+    username: { type: "string", short: "a" },
+    password: { type: "string", short: "b" },
+    server: { type: "string", short: "s" },
+    resource: { type: "string", short: "r" },
+    "config-file": { type: "string", short: "c" },
+    netrc: { type: "string", short: "N" },
+    show: { type: "boolean", short: "S" },
+    verbose: { type: "boolean", short: "v" },
+    debug: { type: "boolean", short: "g" },
+    version: { type: "boolean", short: "w" },
+    help: { type: "boolean", short: "h" },
+    port: { type: "string" },
+    "pubsub-service": { type: "string" },
+    "ca-file": { type: "string" },
+    "insecure-tls": { type: "boolean" },
+    "allow-plaintext": { type: "boolean" },
+    "state-dir": { type: "string" },
+    replay: { type: "string" },
+    speed: { type: "string" },
+    "exit-when-idle": { type: "boolean" },
+    "check-config": { type: "boolean" },
+    "log-format": { type: "string" },
+    "catch-up": { type: "string" },
+    "create-missing-nodes": { type: "boolean" },
+  });
+  if (!parsed.ok) return parsed;
+  const { values } = parsed;
   const port = number(
     values.port,
     5222,

@@ -5,7 +5,7 @@
  * @module
  */
 
-import { parseArgs } from "node:util";
+import { parseFlags } from "../cli.ts";
 import { failed, type Outcome } from "../outcome.ts";
 import { condition } from "../pubsub.ts";
 import {
@@ -47,34 +47,29 @@ function bareJid(who: string, domain: string): string {
 type Action = (s: Session, node: string | undefined) => Promise<void>;
 
 export async function admin(argv: string[]): Promise<Outcome> {
-  let values;
-  try {
-    ({ values } = parseArgs({
-      // lvalert_admin used -c for the server; -s is accepted as well.
-      args: argv.map((a) => a === "-s" ? "--server" : a),
-      strict: true,
-      allowPositionals: false,
-      options: {
-        ...CONNECTION_OPTIONS,
-        server: { type: "string", short: "c" },
-        create: { type: "boolean", short: "d" },
-        delete: { type: "boolean", short: "e" },
-        subscribe: { type: "boolean", short: "f" },
-        unsubscribe: { type: "boolean", short: "g" },
-        "unsubscribe-subid": { type: "string", short: "n" },
-        subscriptions: { type: "boolean", short: "i" },
-        "get-nodes": { type: "boolean", short: "m" },
-        affiliations: { type: "string", short: "o" },
-        "add-publisher": { type: "string", short: "j" },
-        "delete-publisher": { type: "string", short: "p" },
-        node: { type: "string", short: "q" },
-        "node-option": { type: "string", multiple: true },
-        debug: { type: "boolean", short: "l" },
-      },
-    }));
-  } catch (error) {
-    return failed("usage", (error as Error).message);
-  }
+  const parsed = parseFlags(
+    // lvalert_admin used -c for the server; -s is accepted as well.
+    argv.map((a) => a === "-s" ? "--server" : a),
+    {
+      ...CONNECTION_OPTIONS,
+      server: { type: "string", short: "c" },
+      create: { type: "boolean", short: "d" },
+      delete: { type: "boolean", short: "e" },
+      subscribe: { type: "boolean", short: "f" },
+      unsubscribe: { type: "boolean", short: "g" },
+      "unsubscribe-subid": { type: "string", short: "n" },
+      subscriptions: { type: "boolean", short: "i" },
+      "get-nodes": { type: "boolean", short: "m" },
+      affiliations: { type: "string", short: "o" },
+      "add-publisher": { type: "string", short: "j" },
+      "delete-publisher": { type: "string", short: "p" },
+      node: { type: "string", short: "q" },
+      "node-option": { type: "string", multiple: true },
+      debug: { type: "boolean", short: "l" },
+    },
+  );
+  if (!parsed.ok) return failed("usage", parsed.message);
+  const { values } = parsed;
   if (values.help) {
     console.log(ADMIN_USAGE);
     return { ok: true };

@@ -5,9 +5,9 @@
  * @module
  */
 
-import { parseArgs } from "node:util";
 import type { JsonObject } from "../alert.ts";
 import { BUILTIN_COMMANDS, checkCommand } from "../commands.ts";
+import { parseFlags } from "../cli.ts";
 import { failed, type Outcome } from "../outcome.ts";
 import { CONNECTION_OPTIONS, connectionArgs } from "./session.ts";
 import { connectionHelp, publishWithRetries } from "./send.ts";
@@ -51,28 +51,23 @@ export function parseCommandWords(
 }
 
 export async function command(argv: string[]): Promise<Outcome> {
-  let values;
-  let positionals: string[];
-  try {
-    ({ values, positionals } = parseArgs({
-      args: argv,
-      strict: true,
-      allowPositionals: true,
-      options: {
-        ...CONNECTION_OPTIONS,
-        server: { type: "string", short: "s" },
-        node: { type: "string", short: "n" },
-        "max-attempts": { type: "string", short: "m" },
-        max_attempts: { type: "string" },
-        "show-commands": { type: "boolean" },
-        "show-kwargs": { type: "boolean" },
-        library: { type: "string", short: "l" },
-        debug: { type: "boolean", short: "g" },
-      },
-    }));
-  } catch (error) {
-    return failed("usage", (error as Error).message);
-  }
+  const flags = parseFlags(
+    argv,
+    {
+      ...CONNECTION_OPTIONS,
+      server: { type: "string", short: "s" },
+      node: { type: "string", short: "n" },
+      "max-attempts": { type: "string", short: "m" },
+      max_attempts: { type: "string" },
+      "show-commands": { type: "boolean" },
+      "show-kwargs": { type: "boolean" },
+      library: { type: "string", short: "l" },
+      debug: { type: "boolean", short: "g" },
+    },
+    true,
+  );
+  if (!flags.ok) return failed("usage", flags.message);
+  const { values, positionals } = flags;
   if (values.help) {
     console.log(COMMAND_USAGE);
     return { ok: true };

@@ -6,10 +6,10 @@
  */
 
 import { join } from "node:path";
-import { parseArgs } from "node:util";
 import { isJsonObject, type JsonObject } from "../alert.ts";
 import { BUILTIN_COMMANDS, checkCommand } from "../commands.ts";
 import { controlRequest } from "../control.ts";
+import { parseFlags } from "../cli.ts";
 import { failed, type Outcome } from "../outcome.ts";
 import { SNAPSHOT_COMMANDS } from "../snapshot_commands.ts";
 import { defaultStateDir } from "../state_dir.ts";
@@ -48,18 +48,13 @@ export const SOCKET_OPTIONS = {
 } as const;
 
 export async function ctl(argv: string[]): Promise<Outcome> {
-  let values;
-  let positionals: string[];
-  try {
-    ({ values, positionals } = parseArgs({
-      args: argv,
-      strict: true,
-      allowPositionals: true,
-      options: { ...SOCKET_OPTIONS, child: { type: "string" }, status: { type: "boolean" } },
-    }));
-  } catch (error) {
-    return failed("usage", (error as Error).message);
-  }
+  const flags = parseFlags(
+    argv,
+    { ...SOCKET_OPTIONS, child: { type: "string" }, status: { type: "boolean" } },
+    true,
+  );
+  if (!flags.ok) return failed("usage", flags.message);
+  const { values, positionals } = flags;
   if (values.help) {
     console.log(CTL_USAGE);
     return { ok: true };

@@ -4,7 +4,7 @@
  * @module
  */
 
-import { parseArgs } from "node:util";
+import { parseFlags } from "../cli.ts";
 import { failed, type Outcome } from "../outcome.ts";
 import {
   CONNECTION_OPTIONS,
@@ -103,25 +103,20 @@ export async function publishWithRetries(
 }
 
 export async function send(argv: string[]): Promise<Outcome> {
-  let values;
-  try {
-    ({ values } = parseArgs({
-      args: argv,
-      strict: true,
-      allowPositionals: false,
-      options: {
-        ...CONNECTION_OPTIONS,
-        server: { type: "string", short: "s" },
-        node: { type: "string", short: "n" },
-        file: { type: "string", short: "p" },
-        "max-attempts": { type: "string", short: "m" },
-        max_attempts: { type: "string" },
-        debug: { type: "boolean", short: "g" },
-      },
-    }));
-  } catch (error) {
-    return failed("usage", (error as Error).message);
-  }
+  const parsed = parseFlags(
+    argv,
+    {
+      ...CONNECTION_OPTIONS,
+      server: { type: "string", short: "s" },
+      node: { type: "string", short: "n" },
+      file: { type: "string", short: "p" },
+      "max-attempts": { type: "string", short: "m" },
+      max_attempts: { type: "string" },
+      debug: { type: "boolean", short: "g" },
+    },
+  );
+  if (!parsed.ok) return failed("usage", parsed.message);
+  const { values } = parsed;
   if (values.help) {
     console.log(SEND_USAGE);
     return { ok: true };

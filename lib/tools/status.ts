@@ -7,9 +7,9 @@
  * @module
  */
 
-import { parseArgs } from "node:util";
 import { isJsonObject, type JsonObject } from "../alert.ts";
 import { controlRequest } from "../control.ts";
+import { parseFlags } from "../cli.ts";
 import { failed, type Outcome } from "../outcome.ts";
 import { SOCKET_OPTIONS, socketPath } from "./ctl.ts";
 
@@ -94,22 +94,19 @@ export function judge(
 }
 
 export async function status(argv: string[]): Promise<Outcome> {
-  let values;
-  try {
-    ({ values } = parseArgs({
-      args: argv,
-      strict: true,
-      allowPositionals: false,
-      options: {
-        ...SOCKET_OPTIONS,
-        "down-crit": { type: "string" },
-        "lag-warn": { type: "string" },
-      },
-    }));
-  } catch (error) {
-    console.log(`LVALERTMP UNKNOWN - ${(error as Error).message}`);
+  const parsed = parseFlags(
+    argv,
+    {
+      ...SOCKET_OPTIONS,
+      "down-crit": { type: "string" },
+      "lag-warn": { type: "string" },
+    },
+  );
+  if (!parsed.ok) {
+    console.log(`LVALERTMP UNKNOWN - ${parsed.message}`);
     return { ok: true, code: 3 };
   }
+  const { values } = parsed;
   if (values.help) {
     console.log(STATUS_USAGE);
     return { ok: true };
