@@ -25,6 +25,7 @@ import {
   unreachable,
 } from "./messages.ts";
 import { childPermissions } from "./permissions.ts";
+import { openStateDir } from "./state_dir.ts";
 
 /** A child's life, as the listener sees it. */
 export type ChildState =
@@ -98,10 +99,13 @@ export class ChildLink {
         batch.map(({ seq, node, id, t0, text }) => ({ seq, node, id, t0, text })),
       ),
     committed: (batch) => this.#committed(batch),
-    failed: (error) => {
+    failed: (error, batch) => {
       const message = (error as Error).message;
-      this.#log.event("error", "journal_failed", { child: this.section.name, error: message });
-      this.die(`journal write failed: ${message}`);
+      this.#log.event("error", "journal_failed", {
+        child: this.section.name,
+        error: message,
+        waiting: batch.length,
+      }, `journal write failed (${message}); ${batch.length} alert(s) held, retrying`);
     },
   });
   #unacked = new Map<number, AlertDelivery & { at: number }>();
@@ -135,8 +139,9 @@ export class ChildLink {
 
   /** Opens (and checks) the journal; returns what it holds. */
   async openJournal(): Promise<JournalRead> {
-    await Deno.mkdir(this.dir, { recursive: true, mode: 0o700 });
-    await Deno.chmod(this.dir, 0o700);
+    await openStateDir(this.dir);
+    // The worker writes snapshots here, and nowhere else in the state folder.
+    await openStateDir(join(this.dir, "snapshots"));
     const { journal, read } = await Journal.open(join(this.dir, "journal.log"));
     this.#journal = journal;
     this.status.journalSeq = journal.lastSeq;
@@ -227,7 +232,10 @@ export class ChildLink {
     if (this.status.state !== "dead" && this.status.state !== "given_up") {
       this.status.state = "stopped";
     }
-    await this.#outbox.drain();
+    // A disk that keeps failing must not hold up the exit for ever.
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    await Promise.race([this.#outbox.drain(), new Promise((r) => timer = setTimeout(r, 5000))]);
+    clearTimeout(timer);
     await this.#journal?.close();
   }
 
@@ -246,8 +254,11 @@ export class ChildLink {
 
   #committed(batch: AlertDelivery[]): void {
     const at = performance.now();
+    // A child given up on gets no more alerts: they stay in its journal for
+    // the next start, not in memory.
+    const track = this.status.state !== "given_up";
     for (const d of batch) {
-      this.#unacked.set(d.seq, { ...d, at });
+      if (track) this.#unacked.set(d.seq, { ...d, at });
       if (d.id !== null) this.#events.journaled(d.node, d.id);
     }
     if (this.status.state === "ready") this.#post({ type: "alerts", alerts: batch });

@@ -116,6 +116,7 @@ export class ChildRuntime {
   /** node + id of applied alerts, oldest first */
   #applied = new Map<string, [string, string]>();
   #tokens = new WeakMap<Task, string>();
+  #appliedSeq = 0;
   /** Errors already logged as task failures. */
   #reported = new WeakSet<object>();
   /** While set, alerts wait for it (a snapshot is being written). */
@@ -165,6 +166,7 @@ export class ChildRuntime {
     if (gate) return gate.then(() => this.deliver(alert, t0, meta));
     return this.#enqueue(async () => {
       const result = await this.#apply(alert, t0, meta);
+      if (meta.seq !== undefined) this.#appliedSeq = Math.max(this.#appliedSeq, meta.seq);
       this.#afterChange();
       return result;
     });
@@ -194,8 +196,14 @@ export class ChildRuntime {
     return this.#enqueue(async () => await work());
   }
 
-  /** Puts restored items and applied ids back (from a snapshot). */
-  restore(items: readonly QueueItem[], applied: readonly [string, string][]): void {
+  /** The journal position of the last alert applied (read it inside `exclusive`). */
+  get appliedSeq(): number {
+    return this.#appliedSeq;
+  }
+
+  /** Puts a snapshot's items, applied ids and journal position back. */
+  restore(items: readonly QueueItem[], applied: readonly [string, string][], seq: number): void {
+    this.#appliedSeq = seq;
     for (const [node, id] of applied) this.#remember(node, id);
     for (const item of items) this.queue.insert(item);
     this.#afterChange();

@@ -61,7 +61,6 @@ export interface Recovery {
 /** Recovery and checkpoints for one child. */
 export class ChildState {
   #o: ChildStateOptions;
-  #applied = 0;
   #covered = 0;
   #previous = 0;
   #alertsSince = 0;
@@ -71,17 +70,18 @@ export class ChildState {
   #lastAt = 0;
   #writing: Promise<void> | undefined;
   #closed = false;
+  #recovering = false;
 
   constructor(options: ChildStateOptions) {
     this.#o = options;
   }
 
   get #snapshotPath(): string {
-    return join(this.#o.dir, "snapshot.json");
+    return join(this.#o.dir, "snapshots", "snapshot.json");
   }
 
   get #previousPath(): string {
-    return join(this.#o.dir, "snapshot.prev.json");
+    return join(this.#o.dir, "snapshots", "snapshot.prev.json");
   }
 
   /**
@@ -92,6 +92,21 @@ export class ChildState {
    * not export (restoring without it would drop that item's timers)
    */
   async recover(): Promise<Recovery> {
+    this.#recovering = true;
+    let recovery: Recovery;
+    try {
+      recovery = await this.#recover();
+    } finally {
+      this.#recovering = false;
+    }
+    // What the snapshot already holds needs no new one; replayed alerts do.
+    this.#dirty = recovery.replayed > 0;
+    if (this.#dirty) this.changed();
+    return recovery;
+  }
+
+  async #recover(): Promise<Recovery> {
+    await Deno.mkdir(join(this.#o.dir, "snapshots"), { recursive: true, mode: 0o700 });
     const { runtime, log } = this.#o;
     const [current, previous] = [
       await this.#load(this.#snapshotPath),
@@ -102,23 +117,23 @@ export class ChildState {
     if (snapshot) {
       const path = snapshot === current ? this.#snapshotPath : this.#previousPath;
       const items = restoreItems(snapshot, this.#o.registry, path);
-      await runtime.exclusive(() => runtime.restore(items, snapshot.applied));
+      await runtime.exclusive(() => runtime.restore(items, snapshot.applied, snapshot.seq));
       restored = items.length;
-      this.#covered = this.#applied = snapshot.seq;
+      this.#covered = snapshot.seq;
       this.#previous = snapshot === current ? previous?.seq ?? 0 : 0;
     }
     const journalPath = join(this.#o.dir, "journal.log");
     const journal = readJournal(await readIfExists(journalPath) ?? "", journalPath);
-    const pending = journal.records.filter((r) => r.seq > this.#applied);
+    const pending = journal.records.filter((r) => r.seq > this.#covered);
     const results = pending.map((r) =>
       runtime.deliver(r.alert, r.t0, { node: r.node, id: r.id, seq: r.seq, recovered: true })
     );
     await Promise.all(results);
-    if (pending.length > 0) this.#applied = pending.at(-1)!.seq;
+
     const recovery: Recovery = {
       snapshotSeq: this.#covered,
       previousSeq: this.#previous,
-      replayedTo: Math.max(this.#applied, journal.records.at(-1)?.seq ?? 0),
+      replayedTo: Math.max(runtime.appliedSeq, journal.records.at(-1)?.seq ?? 0),
       restored,
       replayed: pending.length,
     };
@@ -126,13 +141,11 @@ export class ChildState {
       log.event("info", "recovered", { ...recovery, queue: runtime.queue.size });
     }
     // The next checkpoint follows as after any change, not on this path.
-    if (pending.length > 0) this.changed();
     return recovery;
   }
 
   /** Notes that the alert with this journal position was applied. */
   applied(seq: number): void {
-    this.#applied = Math.max(this.#applied, seq);
     this.#alertsSince++;
     this.changed();
   }
@@ -140,7 +153,9 @@ export class ChildState {
   /** Notes that the queue changed; a checkpoint follows soon. */
   changed(): void {
     this.#dirty = true;
-    if (this.#closed) return;
+    // Recovery ends with its own call; a snapshot taken halfway through it
+    // would not match its journal position.
+    if (this.#closed || this.#recovering) return;
     // Checkpoints take at most a tenth of the time: a big queue waits longer.
     const gap = this.#lastAt + this.#minGap - performance.now();
     if (this.#alertsSince >= (this.#o.every ?? 100) && gap <= 0) {
@@ -162,7 +177,16 @@ export class ChildState {
     if (!this.#dirty) return Promise.resolve();
     clearTimeout(this.#timer);
     this.#timer = undefined;
-    this.#writing = this.#write().finally(() => this.#writing = undefined);
+    this.#writing = this.#write()
+      .catch((error) => {
+        this.#dirty = true;
+        this.#o.log.event("error", "checkpoint_failed", { error: (error as Error).message });
+      })
+      .finally(() => {
+        this.#writing = undefined;
+        // Changes made while it was written get their own checkpoint.
+        if (this.#dirty && !this.#closed) this.changed();
+      });
     return this.#writing;
   }
 
@@ -203,7 +227,7 @@ export class ChildState {
         return {
           ...snapshotHead(
             this.#o.child,
-            this.#applied,
+            runtime.appliedSeq,
             runtime.appliedIds(),
             runtime.context.now(),
           ),

@@ -7,7 +7,7 @@
  * @module
  */
 
-import { isAbsolute, join } from "node:path";
+import { resolve, sep } from "node:path";
 import { isJsonObject, type JsonObject } from "./alert.ts";
 import type { ChildContext } from "./context.ts";
 import { QueueItem } from "./queue_item.ts";
@@ -71,6 +71,22 @@ export class CommandItem extends QueueItem {
 function kwargString(kwargs: JsonObject, key: string): string {
   const value = kwargs[key];
   return typeof value === "string" ? value : JSON.stringify(value);
+}
+
+/**
+ * The file a command names, which must lie inside the child's
+ * log_directory: commands come from the network, and the state folder
+ * (journal, snapshots) must stay out of their reach.
+ *
+ * @throws {Error} naming the file and the folder when it lies outside
+ */
+export function commandFile(ctx: ChildContext, filename: string): string {
+  const path = resolve(ctx.logDirectory, filename);
+  const dir = resolve(ctx.logDirectory);
+  if (!path.startsWith(dir + sep)) {
+    throw new Error(`${filename}: command files must lie inside log_directory (${dir})`);
+  }
+  return path;
 }
 
 /** Text dump of a queue, as the original printQueue wrote it. */
@@ -168,7 +184,7 @@ export const BUILTIN_COMMANDS: readonly CommandSpec[] = [
         }, text);
         return text;
       }
-      const path = isAbsolute(filename) ? filename : join(ctx.logDirectory, filename);
+      const path = commandFile(ctx, filename);
       await Deno.writeTextFile(path, text + "\n");
       ctx.log.event("info", "command", { command: "printQueue", path });
       return `queue written to ${path}`;

@@ -9,6 +9,7 @@
 
 import { isJsonObject, type JsonObject } from "./alert.ts";
 import type { ChildLog } from "./context.ts";
+import { writeAll } from "./state_dir.ts";
 import type { CommandOutcome } from "./supervisor.ts";
 
 /** What the socket serves. */
@@ -35,12 +36,6 @@ async function readLine(conn: Deno.Conn): Promise<string> {
     if (text.length > MAX_REQUEST) throw new Error("request too long");
   }
   return text.split("\n")[0] ?? "";
-}
-
-async function writeAll(conn: Deno.Conn, text: string): Promise<void> {
-  const bytes = new TextEncoder().encode(text);
-  let written = 0;
-  while (written < bytes.length) written += await conn.write(bytes.subarray(written));
 }
 
 function parseRequest(line: string): ControlRequest | string {
@@ -127,7 +122,7 @@ export class ControlServer {
             const results = await handlers.command(request.child, request.name, request.kwargs);
             reply = { ok: results.every((r) => r.ok), results: results as unknown as JsonObject[] };
           }
-          await writeAll(conn, JSON.stringify(reply) + "\n");
+          await writeAll(conn, new TextEncoder().encode(JSON.stringify(reply) + "\n"));
         } catch (error) {
           log.event("warning", "control_error", { error: (error as Error).message });
         } finally {
@@ -165,7 +160,7 @@ export async function controlRequest(
   const conn = await Deno.connect({ transport: "unix", path });
   const timer = setTimeout(() => conn.close(), timeoutSeconds * 1000);
   try {
-    await writeAll(conn, JSON.stringify(request) + "\n");
+    await writeAll(conn, new TextEncoder().encode(JSON.stringify(request) + "\n"));
     const line = await readLine(conn);
     if (!line) throw new Error(`No reply on ${path} within ${timeoutSeconds} s`);
     const reply = JSON.parse(line);

@@ -9,12 +9,14 @@
 
 /** Options for {@linkcode GroupCommit}. */
 export interface GroupCommitOptions<T> {
-  /** Makes a batch durable (write + sync). */
+  /** Makes a batch durable (write + sync); on failure nothing of it counts. */
   write(batch: T[]): Promise<void>;
   /** Called with each batch once it is durable, in order. */
   committed(batch: T[]): void;
-  /** Called when a write fails; the batch is dropped and writing stops. */
+  /** Called when a write fails; the batch is kept and tried again. */
   failed(error: unknown, batch: T[]): void;
+  /** Seconds before a failed batch is tried again. @default {1} */
+  retryAfter?: number;
 }
 
 /** An ordered queue that writes in batches. */
@@ -38,7 +40,7 @@ export class GroupCommit<T> {
     this.#running ??= this.#run().finally(() => this.#running = undefined);
   }
 
-  /** Resolves when everything pushed so far is committed (or failed). */
+  /** Resolves when everything pushed so far is committed. */
   async drain(): Promise<void> {
     while (this.#running) await this.#running;
   }
@@ -51,9 +53,12 @@ export class GroupCommit<T> {
       try {
         await this.#o.write(batch);
       } catch (error) {
+        // Nothing is lost: the batch goes back in front, in order.
+        this.#queue = [...batch, ...this.#queue];
         this.#writing = 0;
         this.#o.failed(error, batch);
-        return;
+        await new Promise((r) => setTimeout(r, (this.#o.retryAfter ?? 1) * 1000));
+        continue;
       }
       this.#writing = 0;
       this.#o.committed(batch);

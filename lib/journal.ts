@@ -14,7 +14,7 @@
 
 import type { Alert } from "./alert.ts";
 import { isJsonObject } from "./alert.ts";
-import { readIfExists, writePrivateFile } from "./state_dir.ts";
+import { readIfExists, writeAll, writePrivateFile } from "./state_dir.ts";
 
 export const JOURNAL_FORMAT = "lvalertMP-journal";
 export const JOURNAL_VERSION = 1;
@@ -206,23 +206,36 @@ export class Journal {
     return this.#seqs.at(-1) ?? this.#base;
   }
 
-  /** Appends records and syncs them to disk (one write, one sync). */
+  /**
+   * Appends records and syncs them to disk (one write, one sync). On a
+   * failed write the file is cut back to its last good record, so the
+   * batch can be tried again.
+   */
   append(records: (JournalRecord | JournalEntry)[]): Promise<void> {
     if (records.length === 0) return Promise.resolve();
     const lines = records.map(encodeRecord);
     const bytes = new Uint8Array(lines.reduce((n, l) => n + l.length, 0));
     let at = 0;
-    for (const [i, line] of lines.entries()) {
+    for (const line of lines) {
       bytes.set(line, at);
       at += line.length;
-      this.#seqs.push(records[i]!.seq);
-      this.#ends.push(this.#next + at);
     }
-    this.#next += bytes.length;
     return this.#serial(async () => {
-      let written = 0;
-      while (written < bytes.length) written += await this.#file.write(bytes.subarray(written));
-      await this.#file.syncData();
+      try {
+        await writeAll(this.#file, bytes);
+        await this.#file.syncData();
+      } catch (error) {
+        // No torn line may stay in the middle of the journal.
+        await Deno.truncate(this.path, this.#next).catch(() => {});
+        throw error;
+      }
+      let end = this.#next;
+      for (const [i, line] of lines.entries()) {
+        end += line.length;
+        this.#seqs.push(records[i]!.seq);
+        this.#ends.push(end);
+      }
+      this.#next = end;
     });
   }
 
@@ -255,9 +268,11 @@ export class Journal {
       const content = new Uint8Array(head.length + tail.length);
       content.set(head);
       content.set(tail, head.length);
-      this.#file.close();
+      // The old handle stays usable until the new file is in place.
       await writePrivateFile(this.path, content);
+      const old = this.#file;
       this.#file = await Deno.open(this.path, { append: true, mode: 0o600 });
+      old.close();
       const shift = head.length - cutAt;
       this.#base = base;
       this.#seqs = this.#seqs.slice(drop);

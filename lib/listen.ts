@@ -16,6 +16,7 @@ import { Logger, stdoutSink } from "./log.ts";
 import { sendMail } from "./notifier.ts";
 import { failed, type Outcome } from "./outcome.ts";
 import { childPermissions, describePermissions } from "./permissions.ts";
+import { systemClock } from "./clock.ts";
 import { replayFile } from "./replay.ts";
 import { Router } from "./router.ts";
 import { SeenStore } from "./seen_store.ts";
@@ -154,7 +155,11 @@ async function run(
   let applied = 0;
   let refused = 0;
   let source: XmppSource | undefined;
-  const seen = setup ? await SeenStore.open(setup.stateDir) : undefined;
+  const seen = setup
+    ? await SeenStore.open(setup.stateDir, {
+      onError: (error) => log.event("error", "seen_write_failed", { error: error.message }),
+    })
+    : undefined;
   const started = Date.now() / 1000;
   const checkIdle = () => {
     if (args.exitWhenIdle && sourceDone && supervisor.isIdle()) idle.resolve();
@@ -253,7 +258,11 @@ async function run(
     return failed("runtime", error as Error);
   }
 
-  const onSignal = () => stop.abort();
+  const onSignal = () => {
+    stop.abort();
+    // Also ends a start still retrying the server.
+    void source?.stop();
+  };
   Deno.addSignalListener("SIGINT", onSignal);
   Deno.addSignalListener("SIGTERM", onSignal);
   const stopped = new Promise<void>((resolve) => {
@@ -293,6 +302,8 @@ async function run(
       } catch (error) {
         const f = error as XmppFailure;
         source = undefined;
+        // Interrupted while still connecting: a clean stop, not a failure.
+        if (stop.signal.aborted) return failure ?? { ok: true };
         return failed(XMPP_EXIT[f.kind] ?? "unavailable", f);
       }
       await stopped;
@@ -339,7 +350,7 @@ async function replay(
           node: line.node,
           id: line.id,
           payload: line.payload,
-          t0: (performance.timeOrigin + performance.now()) / 1000,
+          t0: systemClock.now(),
           where,
         });
       }

@@ -6,7 +6,7 @@
  * @module
  */
 
-import { type Alert, isJsonObject, type JsonObject } from "./alert.ts";
+import { isJsonObject, type JsonObject } from "./alert.ts";
 import type { IniData } from "./ini.ts";
 import type { LogFormat } from "./log.ts";
 import type { QueueWatchOptions } from "./queue_watch.ts";
@@ -23,7 +23,6 @@ export interface ChildSettings {
   logLevel: number;
   logFormat: LogFormat;
   print2stdout: boolean;
-  verbose: boolean;
   taskTimeout: number;
   maxComplete: number;
   maxFrac: number;
@@ -73,7 +72,6 @@ export type FromChild =
     type: "ready";
     commands: string[];
     snapshotSeq: number;
-    previousSeq: number;
     replayedTo: number;
   }
   /** A snapshot covering the journal up to `seq` is on disk. */
@@ -146,7 +144,6 @@ const FROM_CHILD: Shapes<FromChild> = {
   ready: {
     commands: "strings",
     snapshotSeq: "number",
-    previousSeq: "number",
     replayedTo: "number",
   },
   checkpointed: { seq: "number", previous: "number" },

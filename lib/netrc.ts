@@ -56,7 +56,12 @@ export function parseNetrc(text: string, file: string): NetrcEntry[] {
       current[word] = value.word;
       continue;
     }
-    throw new ConfigError(file, `Unexpected word "${word}"`, { line });
+    // The word is not echoed: it may be part of a password.
+    throw new ConfigError(
+      file,
+      "Unexpected word (not machine, default, login, password, account)",
+      { line },
+    );
   }
   return entries;
 }

@@ -4,7 +4,7 @@
  * @module
  */
 
-import { dirname } from "node:path";
+import { dirname, join } from "node:path";
 import type { ChildSection } from "./config.ts";
 
 /** The project's code folders a worker must read to load its modules. */
@@ -16,7 +16,7 @@ export const CODE_DIRS: readonly URL[] = [
 /**
  * The permissions of one child's worker: read its code, its handler's
  * folder and its childConfig; write its log directory and its own state
- * folder (snapshots; read the journal); nothing else unless
+ * folder's snapshots (and read its journal); nothing else unless
  * the childConfig grants it (`allow_net`, `allow_read`, ...). FFI and
  * imports from the network are never allowed.
  */
@@ -36,7 +36,12 @@ export function childPermissions(
   ];
   return {
     read: [...new Set(read)],
-    write: [child.logDirectory, ...(stateDir ? [stateDir] : []), ...child.grants.write],
+    // Snapshots only: the journal is the listener's to write.
+    write: [
+      child.logDirectory,
+      ...(stateDir ? [join(stateDir, "snapshots")] : []),
+      ...child.grants.write,
+    ],
     net: orFalse(child.grants.net),
     env: orFalse(child.grants.env),
     run: orFalse(child.grants.run),

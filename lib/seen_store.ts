@@ -7,12 +7,14 @@
 
 import { join } from "node:path";
 import type { SeenIds } from "./router.ts";
-import { readIfExists, writePrivateFile } from "./state_dir.ts";
+import { readIfExists, writeAll, writePrivateFile } from "./state_dir.ts";
 
 /** Options for {@linkcode SeenStore.open}. */
 export interface SeenStoreOptions {
   /** Ids remembered per node (the oldest are forgotten). @default {1000} */
   limit?: number;
+  /** Hears about a failed write (it is retried). */
+  onError?(error: Error): void;
 }
 
 /** How long ids wait to share one write and sync. */
@@ -30,32 +32,34 @@ interface Line {
 export class SeenStore implements SeenIds {
   readonly path: string;
   #nodes = new Map<string, Set<string>>();
+  /** Nodes caught up at least once. */
+  #marked = new Set<string>();
+  #onError: ((error: Error) => void) | undefined;
   #limit: number;
   #file: Deno.FsFile | undefined;
   #pending: string[] = [];
   #flushing: Promise<void> | undefined;
   #timer: ReturnType<typeof setTimeout> | undefined;
 
-  private constructor(path: string, limit: number) {
+  private constructor(path: string, limit: number, onError?: (error: Error) => void) {
     this.path = path;
     this.#limit = limit;
+    this.#onError = onError;
   }
 
   static async open(
     dir: string,
     options: SeenStoreOptions = {},
   ): Promise<SeenStore> {
-    const store = new SeenStore(join(dir, "seen.jsonl"), options.limit ?? 1000);
+    const store = new SeenStore(join(dir, "seen.jsonl"), options.limit ?? 1000, options.onError);
     const text = await readIfExists(store.path) ?? "";
     for (const raw of text.split("\n")) {
       if (!raw) continue;
       try {
         const line = JSON.parse(raw) as Line;
         if (typeof line.n !== "string") continue;
-        store.#remember(
-          line.n,
-          typeof line.i === "string" ? line.i : undefined,
-        );
+        if (typeof line.i === "string") store.#remember(line.n, line.i);
+        else store.#marked.add(line.n);
       } catch {
         // A torn last line from a crash: everything before it stands.
       }
@@ -65,9 +69,12 @@ export class SeenStore implements SeenIds {
     return store;
   }
 
-  /** Whether this node was ever watched (ids or a start marker). */
+  /**
+   * Whether this node was caught up before (its marker is on disk). Ids
+   * alone do not count: live alerts may arrive before the first catch-up.
+   */
   knows(node: string): boolean {
-    return this.#nodes.has(node);
+    return this.#marked.has(node);
   }
 
   has(node: string, id: string): boolean {
@@ -93,7 +100,7 @@ export class SeenStore implements SeenIds {
   /** Records that a node is watched from now on, even with no items yet. */
   mark(node: string): void {
     if (this.knows(node)) return;
-    this.#remember(node, undefined);
+    this.#marked.add(node);
     this.#write({ n: node });
   }
 
@@ -112,19 +119,17 @@ export class SeenStore implements SeenIds {
     this.#file = undefined;
   }
 
-  #remember(node: string, id: string | undefined): void {
+  #remember(node: string, id: string): void {
     let ids = this.#nodes.get(node);
     if (!ids) this.#nodes.set(node, ids = new Set());
-    if (id === undefined) return;
     ids.delete(id);
     ids.add(id);
     if (ids.size > this.#limit) ids.delete(ids.values().next().value!);
   }
 
   #dump(): string {
-    const lines: string[] = [];
+    const lines = [...this.#marked].map((n) => JSON.stringify({ n }));
     for (const [node, ids] of this.#nodes) {
-      lines.push(JSON.stringify({ n: node }));
       for (const id of ids) lines.push(JSON.stringify({ n: node, i: id }));
     }
     return lines.length ? lines.join("\n") + "\n" : "";
@@ -149,12 +154,13 @@ export class SeenStore implements SeenIds {
     const file = this.#file;
     this.#flushing = (async () => {
       try {
-        const bytes = new TextEncoder().encode(batch);
-        let written = 0;
-        while (written < bytes.length) {
-          written += await file.write(bytes.subarray(written));
-        }
+        await writeAll(file, new TextEncoder().encode(batch));
         await file.syncData();
+      } catch (error) {
+        // Kept for the next try; the journal still holds these alerts.
+        this.#pending.unshift(batch);
+        this.#onError?.(error as Error);
+        await new Promise((r) => setTimeout(r, 1000));
       } finally {
         this.#flushing = undefined;
         if (this.#pending.length > 0) void this.#startFlush();

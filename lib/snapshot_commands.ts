@@ -6,16 +6,14 @@
  * @module
  */
 
-import { isAbsolute, join } from "node:path";
 import type { JsonObject } from "./alert.ts";
-import type { CommandSpec } from "./commands.ts";
+import { commandFile, type CommandSpec } from "./commands.ts";
 import type { ChildContext } from "./context.ts";
 import { parseSnapshot, restoreItems, takeSnapshot } from "./snapshot.ts";
 import { writePrivateFile } from "./state_dir.ts";
 
 function target(ctx: ChildContext, kwargs: JsonObject): string {
-  const name = String(kwargs.filename);
-  return isAbsolute(name) ? name : join(ctx.logDirectory, name);
+  return commandFile(ctx, String(kwargs.filename));
 }
 
 export const SNAPSHOT_COMMANDS: readonly CommandSpec[] = [

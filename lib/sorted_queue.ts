@@ -1,5 +1,5 @@
 /**
- * The child's queue: a binary heap of {@linkcode QueueItem}s ordered by
+ * The child's queue: a 4-ary heap of {@linkcode QueueItem}s ordered by
  * (expiration, insertion order).
  *
  * @module

@@ -44,9 +44,7 @@ export async function writePrivateFile(
     // A list is written piece by piece: no one huge buffer, and the event
     // loop runs between pieces.
     for (const piece of Array.isArray(data) ? data : [data]) {
-      const bytes = typeof piece === "string" ? new TextEncoder().encode(piece) : piece;
-      let written = 0;
-      while (written < bytes.length) written += await file.write(bytes.subarray(written));
+      await writeAll(file, typeof piece === "string" ? new TextEncoder().encode(piece) : piece);
     }
     await file.syncData();
   } finally {
@@ -78,4 +76,12 @@ export async function readIfExists(path: string): Promise<string | undefined> {
     if (error instanceof Deno.errors.NotFound) return undefined;
     throw error;
   }
+}
+
+/** Writes all of `bytes` (a write may take only part). */
+export async function writeAll(
+  to: { write(p: Uint8Array): Promise<number> },
+  bytes: Uint8Array,
+): Promise<void> {
+  for (let n = 0; n < bytes.length;) n += await to.write(bytes.subarray(n));
 }

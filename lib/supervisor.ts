@@ -11,6 +11,7 @@ import { join } from "node:path";
 import { pathToFileURL } from "node:url";
 import type { JsonObject } from "./alert.ts";
 import { ChildLink, type ChildStatus } from "./child_link.ts";
+import { systemClock } from "./clock.ts";
 import { type ChildSection, type ListenerConfig, logFileName } from "./config.ts";
 import type { ChildLog } from "./context.ts";
 import type { LogFormat } from "./log.ts";
@@ -104,7 +105,6 @@ export function childSettings(
     logLevel: child.logLevel,
     logFormat,
     print2stdout: child.print2stdout,
-    verbose: section.verbose,
     taskTimeout: section.taskTimeout,
     maxComplete: section.maxComplete,
     maxFrac: section.maxFrac,
@@ -135,6 +135,7 @@ export class Supervisor {
   /** token -> what to do with the answer of a command sent with it */
   #replies = new Map<string, (ok: boolean, output: string | null, error: string | null) => void>();
   #pinger: ReturnType<typeof setInterval> | undefined;
+  #restartTimers = new Map<ChildLink, ReturnType<typeof setTimeout>>();
   #stopping = false;
 
   constructor(options: SupervisorOptions) {
@@ -174,18 +175,14 @@ export class Supervisor {
         const ready = Promise.withResolvers<void>();
         this.#starting.set(link, ready);
         link.spawn(o.checkOnly);
-        return Promise.race([
-          ready.promise,
-          new Promise<never>((_, reject) =>
-            setTimeout(
-              () =>
-                reject(
-                  new ChildStartError(link.section.name, `not ready after ${timeout / 1000} s`),
-                ),
-              timeout,
-            )
-          ),
-        ]);
+        const timer = setTimeout(
+          () =>
+            ready.reject(
+              new ChildStartError(link.section.name, `not ready after ${timeout / 1000} s`),
+            ),
+          timeout,
+        );
+        return ready.promise.finally(() => clearTimeout(timer));
       }));
     } catch (error) {
       await this.#closeAll();
@@ -232,7 +229,7 @@ export class Supervisor {
         error: `no child named "${child}"`,
       }]);
     }
-    const t0 = (performance.timeOrigin + performance.now()) / 1000;
+    const t0 = systemClock.now();
     return Promise.all(links.map((link) => {
       const token = crypto.randomUUID();
       const { promise, resolve } = Promise.withResolvers<CommandOutcome>();
@@ -302,6 +299,7 @@ export class Supervisor {
 
   async #closeAll(): Promise<void> {
     clearInterval(this.#pinger);
+    for (const timer of this.#restartTimers.values()) clearTimeout(timer);
     for (const link of this.#links.values()) await link.close();
   }
 
@@ -310,6 +308,7 @@ export class Supervisor {
     return {
       ready: (link: ChildLink) => {
         this.#starting.get(link)?.resolve();
+        clearTimeout(this.#restartTimers.get(link));
         o.onChange?.();
       },
       startFailed: (link: ChildLink, message: string) => {
@@ -388,6 +387,12 @@ export class Supervisor {
     });
     link.status.state = "restarting";
     link.spawn();
+    // A restart that never gets ready (it hangs recovering) counts as a death.
+    const timeout = o.startTimeout ?? 30;
+    const timer = setTimeout(() => {
+      if (link.status.state === "restarting") link.die(`not ready ${timeout} s after a restart`);
+    }, timeout * 1000);
+    this.#restartTimers.set(link, timer);
   }
 
   #watchdog(): void {

@@ -6,6 +6,7 @@
  * @module
  */
 
+import { systemClock } from "./clock.ts";
 import type { ChildLog } from "./context.ts";
 import { condition, eventItems, NS_PUBSUB_EVENT, Pubsub } from "./pubsub.ts";
 import type { RouteInput } from "./router.ts";
@@ -70,9 +71,7 @@ const NETWORK_CODES = new Set([
   "ENOTFOUND",
 ]);
 
-function now(): number {
-  return (performance.timeOrigin + performance.now()) / 1000;
-}
+const now = systemClock.now;
 
 /** Turns whatever a failed start threw into an {@linkcode XmppFailure}. */
 export function classify(error: unknown, o: XmppClientOptions): XmppFailure {

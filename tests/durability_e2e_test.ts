@@ -348,3 +348,48 @@ Deno.test("a handler's own commands, with their required and forbidden kwargs, t
   assert.match(elsewhere.stdout, /\[steady\] error: unknown command "poke"/);
   assert.equal(await listener.stop(), 0);
 });
+
+Deno.test("command files stay inside log_directory; the state folder is out of reach", async () => {
+  await using dir = await tempDir({
+    "l.ini": "[a]\nnodes = n\nchildConfig = c.ini\n",
+    "c.ini": "[general]\nprocess_type = test\nlog_directory = logs\n",
+    "r.jsonl": JSON.stringify({ node: "n", t: 600, payload: { uid: "G1", alert_type: "new" } }),
+  });
+  const state = join(dir.path, "state");
+  const listener = new ListenerProcess([
+    "-c",
+    join(dir.path, "l.ini"),
+    "--replay",
+    join(dir.path, "r.jsonl"),
+    "--state-dir",
+    state,
+    "--log-format",
+    "json",
+  ]);
+  await listener.until(() => listener.named("listening").length === 1, "start");
+  const journal = (await Array.fromAsync(Deno.readDir(join(state, "children"))))[0]!.name;
+  for (
+    const target of [
+      join(state, "children", journal, "journal.log"),
+      "../state/x.json",
+      "/etc/x.json",
+    ]
+  ) {
+    const r = await runListener(["ctl", "--state-dir", state, `filename,${target}`, "printQueue"]);
+    assert.equal(r.code, 1, r.stdout);
+    assert.match(r.stdout, /command files must lie inside log_directory/);
+  }
+  const ok = await runListener([
+    "ctl",
+    "--state-dir",
+    state,
+    "filename,sub/../q.txt",
+    "printQueue",
+  ]);
+  assert.equal(ok.code, 0, ok.stdout);
+  const mail = await runListener(["ctl", "--state-dir", state, "recipients,-oFoo", "sendEmail"]);
+  assert.equal(mail.code, 0, "the command runs; main refuses the recipient");
+  await listener.until(() => listener.named("notify_failed").length === 1, "the refusal");
+  assert.match(String(listener.named("notify_failed")[0]?.reason), /refusing recipient "-oFoo"/);
+  assert.equal(await listener.stop(), 0);
+});

@@ -123,7 +123,7 @@ Deno.test("a snapshot naming a class the handler does not export fails with the 
 });
 
 Deno.test("ChildState recovers: snapshot, then the journal after it, with overdue tasks run at once", async () => {
-  await using dir = await tempDir();
+  await using dir = await tempDir({ "snapshots/.keep": "" });
   const t0 = now() - 10;
   // The snapshot covers seq 1; the journal holds 1..3, as after a crash.
   const snapshotted = new testHandler.TestItem(t0, [
@@ -132,7 +132,7 @@ Deno.test("ChildState recovers: snapshot, then the journal after it, with overdu
     graceid: "G1",
   });
   await Deno.writeTextFile(
-    join(dir.path, "snapshot.json"),
+    join(dir.path, "snapshots", "snapshot.json"),
     JSON.stringify(takeSnapshot("kid", 1, [snapshotted], [["n", "i1"]], now())),
   );
   await Deno.writeTextFile(
@@ -168,9 +168,15 @@ Deno.test("ChildState recovers: snapshot, then the journal after it, with overdu
   assert.equal(c.events("alert").filter((e) => e.recovered === true).length, 2);
   await c.state.close();
   await c.runtime.stop();
-  const snapshot = parseSnapshot(await Deno.readTextFile(join(dir.path, "snapshot.json")), "s");
+  const snapshot = parseSnapshot(
+    await Deno.readTextFile(join(dir.path, "snapshots", "snapshot.json")),
+    "s",
+  );
   assert.equal(snapshot.seq, 3);
-  assert.equal((await Deno.stat(join(dir.path, "snapshot.json"))).mode! & 0o777, 0o600);
+  assert.equal(
+    (await Deno.stat(join(dir.path, "snapshots", "snapshot.json"))).mode! & 0o777,
+    0o600,
+  );
   assert.deepEqual(
     c.checkpoints[0],
     [3, 1],
@@ -179,16 +185,19 @@ Deno.test("ChildState recovers: snapshot, then the journal after it, with overdu
 });
 
 Deno.test("ChildState falls back to the previous snapshot when the newest is damaged", async () => {
-  await using dir = await tempDir();
+  await using dir = await tempDir({ "snapshots/.keep": "" });
   const t0 = now() + 100;
   const old = new testHandler.TestItem(t0, [
     new testHandler.PrintAlertTask(1, { uid: "G1", alert_type: "new" }),
   ], { graceid: "G1" });
   await Deno.writeTextFile(
-    join(dir.path, "snapshot.prev.json"),
+    join(dir.path, "snapshots", "snapshot.prev.json"),
     JSON.stringify(takeSnapshot("kid", 1, [old], [], now())),
   );
-  await Deno.writeTextFile(join(dir.path, "snapshot.json"), '{"format":"lvalertMP-snapshot","vers');
+  await Deno.writeTextFile(
+    join(dir.path, "snapshots", "snapshot.json"),
+    '{"format":"lvalertMP-snapshot","vers',
+  );
   await Deno.writeTextFile(
     join(dir.path, "journal.log"),
     HEADER + [alertRecord(2, t0)].map(encodeRecord).join(""),
@@ -199,9 +208,8 @@ Deno.test("ChildState falls back to the previous snapshot when the newest is dam
   assert.deepEqual(c.runtime.queue.graceIds().sort(), ["G1", "G2"]);
   const [corrupt] = c.events("snapshot_corrupt");
   assert.match(String(corrupt?.error), /snapshot\.json: not JSON/);
-  assert.ok((await Deno.readDir(dir.path)[Symbol.asyncIterator]().next()).value, "folder readable");
   const names = [];
-  for await (const e of Deno.readDir(dir.path)) names.push(e.name);
+  for await (const e of Deno.readDir(join(dir.path, "snapshots"))) names.push(e.name);
   assert.ok(
     names.some((n) => n.startsWith("snapshot.json.corrupt-")),
     "the damaged file is kept aside",

@@ -135,7 +135,6 @@ async function init(settings: ChildSettings): Promise<boolean> {
       type: "ready",
       commands: [...rt.context.commands.keys()],
       snapshotSeq: recovery.snapshotSeq,
-      previousSeq: recovery.previousSeq,
       replayedTo: recovery.replayedTo,
     });
     return true;
@@ -175,6 +174,8 @@ async function handle(message: ToChild): Promise<void> {
       post({ type: "pong", n: message.n });
       return;
     case "shutdown":
+      // A child still starting finishes that first.
+      await started;
       await runtime?.stop();
       await state?.close();
       logFile?.close();
