@@ -127,7 +127,8 @@ export async function benchSnapshot(count = 1e5, journaled = 1000): Promise<Snap
     });
     const start = performance.now();
     const text = JSON.stringify(takeSnapshot("bench", count, items, [], t0));
-    await writePrivateFile(join(dir, "snapshot.json"), text);
+    await Deno.mkdir(join(dir, "snapshots"));
+    await writePrivateFile(join(dir, "snapshots", "snapshot.json"), text);
     const writeMs = performance.now() - start;
     const { journal } = await Journal.open(join(dir, "journal.log"));
     await journal.append(Array.from({ length: journaled }, (_, i) => record(count + 1 + i)));
