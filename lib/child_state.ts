@@ -144,8 +144,8 @@ export class ChildState {
     return recovery;
   }
 
-  /** Notes that the alert with this journal position was applied. */
-  applied(seq: number): void {
+  /** Notes that an alert was applied (the runtime keeps its position). */
+  applied(): void {
     this.#alertsSince++;
     this.changed();
   }

@@ -32,7 +32,7 @@ export async function sendMail(
   const [program, ...rest] = command;
   if (!program) return { ok: false, reason: "mail command is empty" };
   // Recipients can come from the network (sendEmail): none may pass as an option.
-  const bad = recipients.find((r) => !/^[^\s-][^\s\x00-\x1f]*$/.test(r));
+  const bad = recipients.find((r) => r === "" || r.startsWith("-") || /[\s\p{Cc}]/u.test(r));
   if (bad !== undefined) return { ok: false, reason: `refusing recipient ${JSON.stringify(bad)}` };
   const signal = AbortSignal.timeout((options.timeout ?? 60) * 1000);
   try {

@@ -151,7 +151,7 @@ async function apply(alerts: AlertDelivery[]): Promise<void> {
     const results = alerts.map(({ seq, node, id, text, t0, token }) =>
       runtime!.deliver(JSON.parse(text), t0, { node, id, seq, ...(token ? { token } : {}) }).then(
         (r): AlertAck => {
-          state?.applied(seq);
+          state?.applied();
           return { seq, ok: r.ok, reason: r.ok ? null : r.reason };
         },
       )
