@@ -40,8 +40,8 @@ export class QueueWatch {
   /** Call after the queue changed; warns or recovers as needed. */
   check(length: number, now: number, out: QueueWatchOutlets): void {
     const o = this.#options;
-    const where = `    username : ${o.username}\n    hostname : ${o.hostname}\n` +
-      `    config   : ${o.config}\n`;
+    // Called on every change: only build texts when something is sent.
+    if (length <= o.warnThr && !this.#warned) return;
     if (length > o.warnThr) {
       if (now < this.#nextAt) return;
       this.#warned = true;
@@ -52,7 +52,7 @@ export class QueueWatch {
         const final = this.#sent === o.maxWarn;
         const subject = `${final ? "FINAL " : ""}WARNING: queue is too long on ${o.hostname}`;
         const body = `WARNING:\nthe queue holds more than ${o.warnThr} items ` +
-          `(len(queue)=${length})\n${where}This is warning number : ${this.#sent}\n` +
+          `(len(queue)=${length})\n${this.#where()}This is warning number : ${this.#sent}\n` +
           (final ? "This is the final warning!\n" : "");
         out.notify(subject, body, o.recipients);
         mailed = true;
@@ -73,7 +73,7 @@ export class QueueWatch {
     this.#nextAt = -Infinity;
     if (o.recipients.length > 0) {
       const body = `RECOVERY:\nthe queue holds no more than ${o.warnThr} items ` +
-        `(len(queue)=${length})\n${where}` +
+        `(len(queue)=${length})\n${this.#where()}` +
         (silenced ? "Recovery has un-silenced warnings.\n" : "");
       out.notify(
         `RECOVERY: queue has shortened on ${o.hostname}`,
@@ -86,5 +86,11 @@ export class QueueWatch {
       queue: length,
       warnThr: o.warnThr,
     }, `len(queue)=${length} <= ${o.warnThr}=warnThr`);
+  }
+
+  #where(): string {
+    const o = this.#options;
+    return `    username : ${o.username}\n    hostname : ${o.hostname}\n` +
+      `    config   : ${o.config}\n`;
   }
 }
