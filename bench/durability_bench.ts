@@ -27,10 +27,20 @@ function record(seq: number): JournalRecord {
   };
 }
 
-/** Alerts arrive one per event-loop turn, as from a socket; returns alerts/s. */
+/** How alerts reach the listener's thread in a journal benchmark. */
+export type Arrival = "stream" | "task";
+
+/**
+ * Feeds `count` alerts through a group commit; returns alerts/s.
+ * "stream": lines read from a pipe written by another process as fast as
+ * it can, the way stanzas come off the XMPP socket (what arrived while the
+ * thread was busy is read at once). "task": each alert alone in its own
+ * event-loop task (the worst case for batching).
+ */
 async function pipeline(
   count: number,
   write: (batch: JournalRecord[]) => Promise<void>,
+  arrival: Arrival,
 ): Promise<number> {
   let committed = 0;
   const commit = new GroupCommit<JournalRecord>({
@@ -40,44 +50,75 @@ async function pipeline(
       throw error;
     },
   });
-  const channel = new MessageChannel();
-  const turn = () =>
-    new Promise<void>((resolve) => {
-      channel.port2.onmessage = () => resolve();
-      channel.port1.postMessage(0);
-    });
   const start = performance.now();
-  for (let i = 1; i <= count; i++) {
-    commit.push(record(i));
-    await turn();
+  if (arrival === "stream") {
+    const writer = new Deno.Command(Deno.execPath(), {
+      args: [
+        "eval",
+        `const line = new TextEncoder().encode(${JSON.stringify(JSON.stringify(PAD))} + "\\n");
+         for (let i = 0; i < ${count}; i++) await Deno.stdout.write(line);`,
+      ],
+      stdout: "piped",
+    }).spawn();
+    let seq = 0;
+    for await (const chunk of writer.stdout) {
+      for (const byte of chunk) if (byte === 10) commit.push(record(++seq));
+    }
+    await writer.status;
+  } else {
+    const channel = new MessageChannel();
+    const turn = () =>
+      new Promise<void>((resolve) => {
+        channel.port2.onmessage = () => resolve();
+        channel.port1.postMessage(0);
+      });
+    for (let i = 1; i <= count; i++) {
+      commit.push(record(i));
+      await turn();
+    }
+    channel.port1.close();
+    channel.port2.close();
   }
   await commit.drain();
   const seconds = (performance.now() - start) / 1000;
-  channel.port1.close();
-  channel.port2.close();
-  if (committed !== count) throw new Error("lost records");
+  if (committed !== count) throw new Error(`lost records: ${committed} of ${count}`);
   return count / seconds;
 }
 
 export interface JournalRow {
+  arrival: Arrival;
   none: number;
   groupCommit: number;
-  syncEach: number;
 }
 
-export async function benchJournal(count = 20_000): Promise<JournalRow> {
+/** Group commit against no journal, for each way alerts arrive. */
+export async function benchJournal(count = 20_000): Promise<JournalRow[]> {
   const dir = await Deno.makeTempDir({ prefix: "lvalertmp-bench-" });
   try {
-    const none = await pipeline(count, () => Promise.resolve());
-    const { journal } = await Journal.open(join(dir, "group.log"));
-    const groupCommit = await pipeline(count, (batch) => journal.append(batch));
+    const rows: JournalRow[] = [];
+    for (const arrival of ["stream", "task"] as const) {
+      const none = await pipeline(count, () => Promise.resolve(), arrival);
+      const { journal } = await Journal.open(join(dir, `${arrival}.log`));
+      const groupCommit = await pipeline(count, (batch) => journal.append(batch), arrival);
+      await journal.close();
+      rows.push({ arrival, none, groupCommit });
+    }
+    return rows;
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+/** One write and one sync per alert: what group commit avoids. */
+export async function benchSyncEach(count = 2000): Promise<number> {
+  const dir = await Deno.makeTempDir({ prefix: "lvalertmp-bench-" });
+  try {
+    const { journal } = await Journal.open(join(dir, "single.log"));
+    const start = performance.now();
+    for (let i = 1; i <= count; i++) await journal.append([record(i)]);
+    const seconds = (performance.now() - start) / 1000;
     await journal.close();
-    const single = await Journal.open(join(dir, "single.log"));
-    const syncEach = await pipeline(Math.min(count, 2000), async (batch) => {
-      for (const r of batch) await single.journal.append([r]);
-    });
-    await single.journal.close();
-    return { none, groupCommit, syncEach };
+    return count / seconds;
   } finally {
     await Deno.remove(dir, { recursive: true });
   }

@@ -4,7 +4,7 @@
  * `deno task bench queue memory lateness`.
  */
 
-import { benchJournal, benchSnapshot } from "./durability_bench.ts";
+import { benchJournal, benchSnapshot, benchSyncEach } from "./durability_bench.ts";
 import { benchLateness } from "./lateness_bench.ts";
 import { benchMemory, benchQueue } from "./queue_bench.ts";
 import { benchXmpp } from "./xmpp_bench.ts";
@@ -56,13 +56,15 @@ if (run("xmpp")) {
       " and paced alerts (1000 in all); rate: best round;\nthe test-handler child (delays 0.5 s) journals every alert before it gets it, and logs at warning level" +
       "\n(targets: rate ratio >= 0.9; listener p99 <= bare p99 + 2 ms)",
   );
-  console.log("  subscriber           burst msg/s   paced latency p50 ms   p99 ms");
+  console.log(
+    "  subscriber           burst msg/s   paced latency p50 ms   p99 ms   CPU µs/alert",
+  );
   const rows = await benchXmpp();
   for (const r of rows) {
     console.log(
       `  ${r.name.padEnd(20)} ${fmt(r.burstRate).padStart(11)}   ${
         r.p50.toFixed(3).padStart(20)
-      }   ${r.p99.toFixed(3).padStart(6)}`,
+      }   ${r.p99.toFixed(3).padStart(6)}   ${fmt(r.cpuPerAlert).padStart(12)}`,
     );
   }
   const [bare, ours] = rows;
@@ -70,26 +72,31 @@ if (run("xmpp")) {
     console.log(
       `  ratio ${(ours.burstRate / bare.burstRate).toFixed(2)}; routing overhead p99 ${
         (ours.p99 - bare.p99).toFixed(3)
-      } ms`,
+      } ms; CPU ${(ours.cpuPerAlert / bare.cpuPerAlert).toFixed(1)}x the bare subscriber's`,
     );
   }
 }
 
 if (run("journal")) {
   console.log(
-    "\nJournal: 20000 ~1 KB alerts arriving one per event-loop turn (target: >= 2000 alerts/s with group commit)",
+    "\nJournal: 20000 ~1 KB alerts through one child's journal (target: >= 2000 alerts/s with group commit)",
   );
-  const j = await benchJournal();
-  console.log(`  no journal                 ${fmt(j.none).padStart(10)} alerts/s`);
+  console.log("  alerts arrive                  no journal   group commit   ratio");
+  const label = {
+    stream: "from a pipe, as from a socket",
+    task: "each in its own task (worst)",
+  };
+  for (const j of await benchJournal()) {
+    console.log(
+      `  ${label[j.arrival].padEnd(29)} ${fmt(j.none).padStart(11)} ${
+        fmt(j.groupCommit).padStart(14)
+      }   ${(j.groupCommit / j.none).toFixed(2).padStart(5)}   alerts/s`,
+    );
+  }
   console.log(
-    `  journal, group commit      ${
-      fmt(j.groupCommit).padStart(10)
-    } alerts/s   ratio to no journal ${(j.groupCommit / j.none).toFixed(2)}`,
-  );
-  console.log(
-    `  journal, one sync each     ${
-      fmt(j.syncEach).padStart(10)
-    } alerts/s   (what group commit avoids)`,
+    `  one write + sync per alert    ${
+      fmt(await benchSyncEach()).padStart(11)
+    } alerts/s (what group commit avoids)`,
   );
 }
 

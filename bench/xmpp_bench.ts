@@ -16,6 +16,8 @@ export interface XmppRow {
   burstRate: number;
   p50: number;
   p99: number;
+  /** CPU time of the whole process (all threads) per alert received, µs. */
+  cpuPerAlert: number;
 }
 
 interface Phase {
@@ -112,6 +114,14 @@ async function runPhases(
   );
   const p = await until(() => phases.find((x) => x.phase === `paced-${round}`));
   return [b, p];
+}
+
+/** CPU seconds (user + system, all threads) a process has used so far. */
+async function cpuSeconds(pid: number): Promise<number> {
+  const stat = await Deno.readTextFile(`/proc/${pid}/stat`);
+  // Fields after the command name (which may hold spaces): utime is the 12th, stime the 13th.
+  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  return (Number(fields[11]) + Number(fields[12])) / 100;
 }
 
 function rate(p: Phase): number {
@@ -223,9 +233,12 @@ export async function benchXmpp(burst = 5000, paced = 1000, rounds = 3): Promise
       results: [] as [Phase, Phase][],
     },
   ];
+  const alerts = rounds * (burst + Math.ceil(paced / rounds) + 2);
   const bare = await startBare(server, "bench_bare", subscribers[0]!.phases);
   const listener = await startListener(server, dir, "bench_listener", subscribers[1]!.phases);
+  const cpu = [0, 0];
   try {
+    const before = [await cpuSeconds(bare.child.pid), await cpuSeconds(listener.child.pid)];
     for (let round = 1; round <= rounds; round++) {
       const order = round % 2 === 1 ? subscribers : [...subscribers].reverse();
       for (const s of order) {
@@ -234,6 +247,8 @@ export async function benchXmpp(burst = 5000, paced = 1000, rounds = 3): Promise
         );
       }
     }
+    cpu[0] = await cpuSeconds(bare.child.pid) - before[0]!;
+    cpu[1] = await cpuSeconds(listener.child.pid) - before[1]!;
   } finally {
     for (const p of [bare, listener]) {
       p.child.kill("SIGTERM");
@@ -243,13 +258,14 @@ export async function benchXmpp(burst = 5000, paced = 1000, rounds = 3): Promise
     await publisher.stop();
     await Deno.remove(dir, { recursive: true });
   }
-  return subscribers.map((s) => {
+  return subscribers.map((s, i) => {
     const latencies = s.results.flatMap(([, p]) => p.latencies);
     return {
       name: s.name,
       burstRate: Math.max(...s.results.map(([b]) => rate(b))),
       p50: quantile(latencies, 0.5),
       p99: quantile(latencies, 0.99),
+      cpuPerAlert: cpu[i]! / alerts * 1e6,
     };
   });
 }

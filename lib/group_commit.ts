@@ -35,9 +35,15 @@ export class GroupCommit<T> {
     return this.#queue.length + this.#writing;
   }
 
+  /**
+   * Queues an item. The first write starts once the current task is done,
+   * so everything routed from one read of the socket shares one write.
+   */
   push(item: T): void {
     this.#queue.push(item);
-    this.#running ??= this.#run().finally(() => this.#running = undefined);
+    this.#running ??= Promise.resolve().then(() => this.#run()).finally(() =>
+      this.#running = undefined
+    );
   }
 
   /** Resolves when everything pushed so far is committed. */
