@@ -6,9 +6,9 @@
  */
 
 import denoJson from "./deno.json" with { type: "json" };
-import { LISTEN_USAGE, parseListenArgs } from "./lib/cli.ts";
-import { listen } from "./lib/listen.ts";
-import type { Outcome } from "./lib/outcome.ts";
+import { LISTEN_USAGE, parseListenArgs } from "./lib/config/cli.ts";
+import { listen } from "./lib/listener/listen.ts";
+import type { Outcome } from "./lib/core/outcome.ts";
 import { admin, ADMIN_USAGE } from "./lib/tools/admin.ts";
 import { command, COMMAND_USAGE } from "./lib/tools/command.ts";
 import { send, SEND_USAGE } from "./lib/tools/send.ts";

@@ -5,14 +5,14 @@
  */
 
 import { join } from "node:path";
-import { ChildRuntime } from "../lib/child_runtime.ts";
-import { ChildState } from "../lib/child_state.ts";
-import { GroupCommit } from "../lib/group_commit.ts";
-import { Ini, parseIni } from "../lib/ini.ts";
-import { Journal, type JournalRecord } from "../lib/journal.ts";
-import { Logger } from "../lib/log.ts";
-import { ClassRegistry, takeSnapshot } from "../lib/snapshot.ts";
-import { writePrivateFile } from "../lib/state_dir.ts";
+import { ChildRuntime } from "../lib/child/runtime.ts";
+import { ChildState } from "../lib/child/state.ts";
+import { GroupCommit } from "../lib/durability/group_commit.ts";
+import { Ini, parseIni } from "../lib/config/ini.ts";
+import { Journal, type JournalRecord } from "../lib/durability/journal.ts";
+import { Logger } from "../lib/core/log.ts";
+import { ClassRegistry, takeSnapshot } from "../lib/durability/snapshot.ts";
+import { writePrivateFile } from "../lib/durability/state_dir.ts";
 import * as testHandler from "../workers/handlers/test.ts";
 
 const PAD = "x".repeat(900);

@@ -4,9 +4,9 @@
  */
 
 import { join } from "node:path";
-import { loadListenerConfig } from "../lib/config.ts";
-import { Logger } from "../lib/log.ts";
-import { Supervisor } from "../lib/supervisor.ts";
+import { loadListenerConfig } from "../lib/config/config.ts";
+import { Logger } from "../lib/core/log.ts";
+import { Supervisor } from "../lib/listener/supervisor.ts";
 
 export interface Lateness {
   pending: number;

@@ -6,8 +6,8 @@
  */
 
 import { join } from "node:path";
-import { Pubsub } from "../lib/pubsub.ts";
-import { createXmppClient } from "../lib/xmpp_client.ts";
+import { Pubsub } from "../lib/xmpp/pubsub.ts";
+import { createXmppClient } from "../lib/xmpp/client.ts";
 import { LISTEN_FLAGS, MAIN, ROOT } from "../tests/helpers.ts";
 import { DOMAIN, Prosody, PUBSUB, USERS } from "../tests/prosody.ts";
 

@@ -26,12 +26,12 @@
  * @module
  */
 
-export * from "./alert.ts";
-export * from "./commands.ts";
-export * from "./config_error.ts";
-export * from "./context.ts";
-export * from "./handler.ts";
-export * from "./ini.ts";
-export * from "./sorted_queue.ts";
-export * from "./task.ts";
-export { QueueItem, type QueueItemOptions } from "./queue_item.ts";
+export * from "./core/alert.ts";
+export * from "./child/commands.ts";
+export * from "./config/config_error.ts";
+export * from "./queue/context.ts";
+export * from "./child/handler.ts";
+export * from "./config/ini.ts";
+export * from "./queue/sorted_queue.ts";
+export * from "./queue/task.ts";
+export { QueueItem, type QueueItemOptions } from "./queue/queue_item.ts";

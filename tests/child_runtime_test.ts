@@ -1,13 +1,13 @@
 import assert from "node:assert/strict";
-import type { Alert, JsonObject } from "../lib/alert.ts";
-import { ChildRuntime, type ChildRuntimeOptions } from "../lib/child_runtime.ts";
-import { FakeClock } from "../lib/clock.ts";
-import type { ChildContext } from "../lib/context.ts";
-import type { HandlerModule } from "../lib/handler.ts";
-import { Ini, parseIni } from "../lib/ini.ts";
-import { Logger, type LogRecord } from "../lib/log.ts";
-import { QueueItem } from "../lib/queue_item.ts";
-import { Task } from "../lib/task.ts";
+import type { Alert, JsonObject } from "../lib/core/alert.ts";
+import { ChildRuntime, type ChildRuntimeOptions } from "../lib/child/runtime.ts";
+import { FakeClock } from "../lib/queue/clock.ts";
+import type { ChildContext } from "../lib/queue/context.ts";
+import type { HandlerModule } from "../lib/child/handler.ts";
+import { Ini, parseIni } from "../lib/config/ini.ts";
+import { Logger, type LogRecord } from "../lib/core/log.ts";
+import { QueueItem } from "../lib/queue/queue_item.ts";
+import { Task } from "../lib/queue/task.ts";
 import * as testHandler from "../workers/handlers/test.ts";
 
 interface Harness {

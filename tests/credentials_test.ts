@@ -1,8 +1,8 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { ConfigError } from "../lib/config_error.ts";
-import { CredentialsError, resolveCredentials } from "../lib/credentials.ts";
-import { parseNetrc, readNetrc } from "../lib/netrc.ts";
+import { ConfigError } from "../lib/config/config_error.ts";
+import { CredentialsError, resolveCredentials } from "../lib/xmpp/credentials.ts";
+import { parseNetrc, readNetrc } from "../lib/xmpp/netrc.ts";
 import { parseCommandWords } from "../lib/tools/command.ts";
 import { tempDir } from "./helpers.ts";
 

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
-import { ConfigError } from "../lib/config_error.ts";
-import { Ini, parseIni } from "../lib/ini.ts";
+import { ConfigError } from "../lib/config/config_error.ts";
+import { Ini, parseIni } from "../lib/config/ini.ts";
 
 function ini(text: string): Ini {
   return new Ini(parseIni(text, "x.ini"));

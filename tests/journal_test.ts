@@ -5,7 +5,7 @@ import {
   Journal,
   type JournalRecord,
   readJournal,
-} from "../lib/journal.ts";
+} from "../lib/durability/journal.ts";
 import { tempDir } from "./helpers.ts";
 
 /** A record as journal text. */

@@ -73,7 +73,7 @@ Deno.test("deno task compile has a valid module graph, includes and flags", asyn
 });
 
 Deno.test("the systemd unit's command line is one the listener accepts", async () => {
-  const { parseListenArgs } = await import("../lib/cli.ts");
+  const { parseListenArgs } = await import("../lib/config/cli.ts");
   const unit = await Deno.readTextFile(join(ROOT, "etc", "lvalert_listenMP.service"));
   const exec = /^ExecStart=(\S+) (.*)$/m.exec(unit);
   assert.ok(exec, "an ExecStart line");

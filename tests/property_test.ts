@@ -3,10 +3,10 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import fc from "fast-check";
-import { loadListenerConfig } from "../lib/config.ts";
-import { ConfigError } from "../lib/config_error.ts";
-import { Logger, type LogRecord } from "../lib/log.ts";
-import { Router } from "../lib/router.ts";
+import { loadListenerConfig } from "../lib/config/config.ts";
+import { ConfigError } from "../lib/config/config_error.ts";
+import { Logger, type LogRecord } from "../lib/core/log.ts";
+import { Router } from "../lib/listener/router.ts";
 import { tempDir } from "./helpers.ts";
 
 const alertish = fc.oneof(

@@ -1,17 +1,17 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { ChildRuntime } from "../lib/child_runtime.ts";
-import { ChildState } from "../lib/child_state.ts";
-import { Ini, parseIni } from "../lib/ini.ts";
-import { encodeRecord as encodeBytes, type JournalRecord } from "../lib/journal.ts";
-import { Logger, type LogRecord } from "../lib/log.ts";
+import { ChildRuntime } from "../lib/child/runtime.ts";
+import { ChildState } from "../lib/child/state.ts";
+import { Ini, parseIni } from "../lib/config/ini.ts";
+import { encodeRecord as encodeBytes, type JournalRecord } from "../lib/durability/journal.ts";
+import { Logger, type LogRecord } from "../lib/core/log.ts";
 import {
   ClassRegistry,
   parseSnapshot,
   restoreItems,
   SnapshotError,
   takeSnapshot,
-} from "../lib/snapshot.ts";
+} from "../lib/durability/snapshot.ts";
 import * as testHandler from "../workers/handlers/test.ts";
 import { tempDir } from "./helpers.ts";
 

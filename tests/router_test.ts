@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
-import { Logger, type LogRecord } from "../lib/log.ts";
-import { type Delivery, MemorySeenIds, payloadKey, Router } from "../lib/router.ts";
+import { Logger, type LogRecord } from "../lib/core/log.ts";
+import { type Delivery, MemorySeenIds, payloadKey, Router } from "../lib/listener/router.ts";
 
 function router(window = 60) {
   const delivered: Delivery[] = [];

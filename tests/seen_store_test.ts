@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { GroupCommit } from "../lib/group_commit.ts";
-import { SeenStore } from "../lib/seen_store.ts";
+import { GroupCommit } from "../lib/durability/group_commit.ts";
+import { SeenStore } from "../lib/durability/seen_store.ts";
 import { tempDir } from "./helpers.ts";
 
 Deno.test("SeenStore: only a catch-up marks a node as watched; marks and recorded ids persist", async () => {

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import type { JsonObject } from "../lib/alert.ts";
+import type { JsonObject } from "../lib/core/alert.ts";
 import { judge } from "../lib/tools/status.ts";
 
 function doc(children: JsonObject[], xmpp: JsonObject | null = null): JsonObject {

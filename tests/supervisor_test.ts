@@ -1,13 +1,13 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { loadListenerConfig } from "../lib/config.ts";
-import { Logger, type LogRecord } from "../lib/log.ts";
+import { loadListenerConfig } from "../lib/config/config.ts";
+import { Logger, type LogRecord } from "../lib/core/log.ts";
 import {
   ChildDiedError,
   ChildStartError,
   Supervisor,
   type SupervisorOptions,
-} from "../lib/supervisor.ts";
+} from "../lib/listener/supervisor.ts";
 import { copyFixtures, jsonLines, ROOT, tempDir } from "./helpers.ts";
 
 const MOD = new URL("../lib/mod.ts", import.meta.url).href;

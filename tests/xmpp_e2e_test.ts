@@ -6,8 +6,8 @@
 
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { Pubsub } from "../lib/pubsub.ts";
-import { createXmppClient } from "../lib/xmpp_client.ts";
+import { Pubsub } from "../lib/xmpp/pubsub.ts";
+import { createXmppClient } from "../lib/xmpp/client.ts";
 import { copyFixtures, jsonLines, ListenerProcess, runListener, tempDir } from "./helpers.ts";
 import { DOMAIN, Prosody, PUBSUB, SKIP_XMPP, USERS } from "./prosody.ts";
 

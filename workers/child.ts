@@ -8,11 +8,11 @@
  * @module
  */
 
-import { ChildRuntime } from "../lib/child_runtime.ts";
-import { ChildState, type Recovery } from "../lib/child_state.ts";
-import { asHandlerModule } from "../lib/handler.ts";
-import { Ini } from "../lib/ini.ts";
-import { fileSink, Logger } from "../lib/log.ts";
+import { ChildRuntime } from "../lib/child/runtime.ts";
+import { ChildState, type Recovery } from "../lib/child/state.ts";
+import { asHandlerModule } from "../lib/child/handler.ts";
+import { Ini } from "../lib/config/ini.ts";
+import { fileSink, Logger } from "../lib/core/log.ts";
 import {
   type AlertAck,
   type AlertDelivery,
@@ -21,8 +21,8 @@ import {
   readToChild,
   type ToChild,
   unreachable,
-} from "../lib/messages.ts";
-import { ClassRegistry } from "../lib/snapshot.ts";
+} from "../lib/child/messages.ts";
+import { ClassRegistry } from "../lib/durability/snapshot.ts";
 
 function post(message: FromChild): void {
   self.postMessage(message);

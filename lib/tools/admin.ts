@@ -5,9 +5,9 @@
  * @module
  */
 
-import { parseFlags } from "../cli.ts";
-import { failed, type Outcome } from "../outcome.ts";
-import { condition } from "../pubsub.ts";
+import { parseFlags } from "../config/cli.ts";
+import { failed, type Outcome } from "../core/outcome.ts";
+import { condition } from "../xmpp/pubsub.ts";
 import {
   CONNECTION_OPTIONS,
   connectionArgs,

@@ -5,10 +5,10 @@
  * @module
  */
 
-import type { JsonObject } from "../alert.ts";
-import { BUILTIN_COMMANDS, checkCommand } from "../commands.ts";
-import { parseFlags } from "../cli.ts";
-import { failed, type Outcome } from "../outcome.ts";
+import type { JsonObject } from "../core/alert.ts";
+import { BUILTIN_COMMANDS, checkCommand } from "../child/commands.ts";
+import { parseFlags } from "../config/cli.ts";
+import { failed, type Outcome } from "../core/outcome.ts";
 import { CONNECTION_OPTIONS, connectionArgs } from "./session.ts";
 import { connectionHelp, publishWithRetries } from "./send.ts";
 

@@ -6,13 +6,13 @@
  */
 
 import { join } from "node:path";
-import { isJsonObject, type JsonObject } from "../alert.ts";
-import { BUILTIN_COMMANDS, checkCommand } from "../commands.ts";
-import { controlRequest } from "../control.ts";
-import { parseFlags } from "../cli.ts";
-import { failed, type Outcome } from "../outcome.ts";
-import { SNAPSHOT_COMMANDS } from "../snapshot_commands.ts";
-import { defaultStateDir } from "../state_dir.ts";
+import { isJsonObject, type JsonObject } from "../core/alert.ts";
+import { BUILTIN_COMMANDS, checkCommand } from "../child/commands.ts";
+import { controlRequest } from "../listener/control.ts";
+import { parseFlags } from "../config/cli.ts";
+import { failed, type Outcome } from "../core/outcome.ts";
+import { SNAPSHOT_COMMANDS } from "../child/snapshot_commands.ts";
+import { defaultStateDir } from "../durability/state_dir.ts";
 import { parseCommandWords } from "./command.ts";
 
 export const CTL_USAGE =

@@ -4,8 +4,8 @@
  * @module
  */
 
-import { parseFlags } from "../cli.ts";
-import { failed, type Outcome } from "../outcome.ts";
+import { parseFlags } from "../config/cli.ts";
+import { failed, type Outcome } from "../core/outcome.ts";
 import {
   CONNECTION_OPTIONS,
   type ConnectionArgs,

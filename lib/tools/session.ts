@@ -5,12 +5,12 @@
  * @module
  */
 
-import { ConfigError } from "../config_error.ts";
-import { CredentialsError, resolveCredentials } from "../credentials.ts";
-import { failed, type FailureKind, type Outcome } from "../outcome.ts";
-import { Pubsub } from "../pubsub.ts";
-import { createXmppClient, type XmppClient } from "../xmpp_client.ts";
-import { classify, type XmppFailure } from "../xmpp_source.ts";
+import { ConfigError } from "../config/config_error.ts";
+import { CredentialsError, resolveCredentials } from "../xmpp/credentials.ts";
+import { failed, type FailureKind, type Outcome } from "../core/outcome.ts";
+import { Pubsub } from "../xmpp/pubsub.ts";
+import { createXmppClient, type XmppClient } from "../xmpp/client.ts";
+import { classify, type XmppFailure } from "../xmpp/source.ts";
 
 /** `parseArgs` options every tool accepts (short letters per tool). */
 export const CONNECTION_OPTIONS = {

@@ -7,10 +7,10 @@
  * @module
  */
 
-import { isJsonObject, type JsonObject } from "../alert.ts";
-import { controlRequest } from "../control.ts";
-import { parseFlags } from "../cli.ts";
-import { failed, type Outcome } from "../outcome.ts";
+import { isJsonObject, type JsonObject } from "../core/alert.ts";
+import { controlRequest } from "../listener/control.ts";
+import { parseFlags } from "../config/cli.ts";
+import { failed, type Outcome } from "../core/outcome.ts";
 import { SOCKET_OPTIONS, socketPath } from "./ctl.ts";
 
 export const STATUS_USAGE =

@@ -5,7 +5,7 @@
  * @module
  */
 
-import { isJsonObject } from "./alert.ts";
+import { isJsonObject } from "../core/alert.ts";
 
 /** One line of a replay file, read or refused. */
 export type ReplayLine =

@@ -8,10 +8,10 @@
  */
 
 import { resolve, sep } from "node:path";
-import { isJsonObject, type JsonObject } from "./alert.ts";
-import type { ChildContext } from "./context.ts";
-import { QueueItem } from "./queue_item.ts";
-import { Task } from "./task.ts";
+import { isJsonObject, type JsonObject } from "../core/alert.ts";
+import type { ChildContext } from "../queue/context.ts";
+import { QueueItem } from "../queue/queue_item.ts";
+import { Task } from "../queue/task.ts";
 
 /** A command a child understands. Handlers may export more. */
 export interface CommandSpec {

@@ -9,13 +9,13 @@
 
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
-import type { JsonObject } from "./alert.ts";
+import type { JsonObject } from "../core/alert.ts";
 import { ChildLink, type ChildStatus } from "./child_link.ts";
-import { systemClock } from "./clock.ts";
-import { type ChildSection, type ListenerConfig, logFileName } from "./config.ts";
-import type { ChildLog } from "./context.ts";
-import type { LogFormat } from "./log.ts";
-import type { ChildSettings } from "./messages.ts";
+import { systemClock } from "../queue/clock.ts";
+import { type ChildSection, type ListenerConfig, logFileName } from "../config/config.ts";
+import type { ChildLog } from "../queue/context.ts";
+import type { LogFormat } from "../core/log.ts";
+import type { ChildSettings } from "../child/messages.ts";
 import type { Delivery } from "./router.ts";
 
 export type { ChildStatus } from "./child_link.ts";

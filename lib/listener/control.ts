@@ -7,9 +7,9 @@
  * @module
  */
 
-import { isJsonObject, type JsonObject } from "./alert.ts";
-import type { ChildLog } from "./context.ts";
-import { writeAll } from "./state_dir.ts";
+import { isJsonObject, type JsonObject } from "../core/alert.ts";
+import type { ChildLog } from "../queue/context.ts";
+import { writeAll } from "../durability/state_dir.ts";
 import type { CommandOutcome } from "./supervisor.ts";
 
 /** What the socket serves. */

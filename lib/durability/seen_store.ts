@@ -6,7 +6,7 @@
  */
 
 import { join } from "node:path";
-import type { SeenIds } from "./router.ts";
+import type { SeenIds } from "../listener/router.ts";
 import { readIfExists, writeAll, writePrivateFile } from "./state_dir.ts";
 
 /** Options for {@linkcode SeenStore.open}. */

@@ -6,7 +6,7 @@
  */
 
 import { parseArgs, type ParseArgsOptionsConfig } from "node:util";
-import type { LogFormat } from "./log.ts";
+import type { LogFormat } from "../core/log.ts";
 
 /** The listener's options, validated. */
 export interface ListenArgs {

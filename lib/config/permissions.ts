@@ -9,8 +9,8 @@ import type { ChildSection } from "./config.ts";
 
 /** The project's code folders a worker must read to load its modules. */
 export const CODE_DIRS: readonly URL[] = [
-  new URL("../lib/", import.meta.url),
-  new URL("../workers/", import.meta.url),
+  new URL("../", import.meta.url),
+  new URL("../../workers/", import.meta.url),
 ];
 
 /**

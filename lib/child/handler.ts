@@ -4,11 +4,11 @@
  * @module
  */
 
-import type { Alert } from "./alert.ts";
-import { ConfigError } from "./config_error.ts";
+import type { Alert } from "../core/alert.ts";
+import { ConfigError } from "../config/config_error.ts";
 import type { CommandSpec } from "./commands.ts";
-import type { ChildContext } from "./context.ts";
-import type { Ini } from "./ini.ts";
+import type { ChildContext } from "../queue/context.ts";
+import type { Ini } from "../config/ini.ts";
 
 /** What a handler module exports. */
 export interface HandlerModule {

@@ -6,9 +6,9 @@
  * @module
  */
 
-import { isJsonObject, type JsonObject } from "./alert.ts";
-import type { IniData } from "./ini.ts";
-import type { LogFormat } from "./log.ts";
+import { isJsonObject, type JsonObject } from "../core/alert.ts";
+import type { IniData } from "../config/ini.ts";
+import type { LogFormat } from "../core/log.ts";
 import type { QueueWatchOptions } from "./queue_watch.ts";
 
 /** Everything a worker needs to run its child; built by main. */

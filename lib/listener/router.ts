@@ -5,8 +5,8 @@
  * @module
  */
 
-import { type Alert, type JsonObject, readAlert } from "./alert.ts";
-import type { ChildLog } from "./context.ts";
+import { type Alert, type JsonObject, readAlert } from "../core/alert.ts";
+import type { ChildLog } from "../queue/context.ts";
 
 /** An alert as a source hands it over. */
 export interface RouteInput {

@@ -10,10 +10,10 @@
  * @module
  */
 
-import { isJsonObject, type JsonObject } from "./alert.ts";
-import { CommandItem, CommandTask } from "./commands.ts";
-import { QueueItem, resetInternals } from "./queue_item.ts";
-import { Task } from "./task.ts";
+import { isJsonObject, type JsonObject } from "../core/alert.ts";
+import { CommandItem, CommandTask } from "../child/commands.ts";
+import { QueueItem, resetInternals } from "../queue/queue_item.ts";
+import { Task } from "../queue/task.ts";
 
 export const SNAPSHOT_FORMAT = "lvalertMP-snapshot";
 export const SNAPSHOT_VERSION = 1;

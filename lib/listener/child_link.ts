@@ -11,11 +11,11 @@
  */
 
 import { join } from "node:path";
-import type { JsonObject } from "./alert.ts";
-import type { ChildSection } from "./config.ts";
-import type { ChildLog } from "./context.ts";
-import { GroupCommit } from "./group_commit.ts";
-import { Journal, type JournalRead } from "./journal.ts";
+import type { JsonObject } from "../core/alert.ts";
+import type { ChildSection } from "../config/config.ts";
+import type { ChildLog } from "../queue/context.ts";
+import { GroupCommit } from "../durability/group_commit.ts";
+import { Journal, type JournalRead } from "../durability/journal.ts";
 import {
   type AlertDelivery,
   type ChildSettings,
@@ -23,9 +23,9 @@ import {
   readFromChild,
   type ToChild,
   unreachable,
-} from "./messages.ts";
-import { childPermissions } from "./permissions.ts";
-import { openStateDir } from "./state_dir.ts";
+} from "../child/messages.ts";
+import { childPermissions } from "../config/permissions.ts";
+import { openStateDir } from "../durability/state_dir.ts";
 
 /** A child's life, as the listener sees it. */
 export type ChildState =
@@ -70,7 +70,7 @@ export interface LinkEvents {
   commandResult(token: string, ok: boolean, output: string | null, error: string | null): void;
 }
 
-const WORKER_URL = new URL("../workers/child.ts", import.meta.url);
+const WORKER_URL = new URL("../../workers/child.ts", import.meta.url);
 
 /** A file-system-safe folder name for a child (names may hold spaces). */
 export function childDirName(name: string): string {

@@ -6,9 +6,9 @@
  * @module
  */
 
-import { type Alert, alertSchema, type JsonObject } from "./alert.ts";
-import { systemClock } from "./clock.ts";
-import type { Clock } from "./clock.ts";
+import { type Alert, alertSchema, type JsonObject } from "../core/alert.ts";
+import { systemClock } from "../queue/clock.ts";
+import type { Clock } from "../queue/clock.ts";
 import {
   BUILTIN_COMMANDS,
   checkCommand,
@@ -16,15 +16,15 @@ import {
   type CommandSpec,
   CommandTask,
 } from "./commands.ts";
-import type { ChildContext, ChildLog } from "./context.ts";
+import type { ChildContext, ChildLog } from "../queue/context.ts";
 import type { HandlerModule } from "./handler.ts";
-import type { Ini } from "./ini.ts";
-import type { QueueItem } from "./queue_item.ts";
+import type { Ini } from "../config/ini.ts";
+import type { QueueItem } from "../queue/queue_item.ts";
 import { QueueWatch, type QueueWatchOptions } from "./queue_watch.ts";
-import { ClassRegistry } from "./snapshot.ts";
+import { ClassRegistry } from "../durability/snapshot.ts";
 import { SNAPSHOT_COMMANDS } from "./snapshot_commands.ts";
-import { SortedQueue, type SortedQueueOptions } from "./sorted_queue.ts";
-import type { Task } from "./task.ts";
+import { SortedQueue, type SortedQueueOptions } from "../queue/sorted_queue.ts";
+import type { Task } from "../queue/task.ts";
 
 /** Options for {@linkcode ChildRuntime}. */
 export interface ChildRuntimeOptions {

@@ -6,23 +6,23 @@
  */
 
 import { join } from "node:path";
-import type { JsonObject } from "./alert.ts";
-import type { ListenArgs } from "./cli.ts";
-import { type ListenerConfig, loadListenerConfig } from "./config.ts";
-import { ConfigError } from "./config_error.ts";
+import type { JsonObject } from "../core/alert.ts";
+import type { ListenArgs } from "../config/cli.ts";
+import { type ListenerConfig, loadListenerConfig } from "../config/config.ts";
+import { ConfigError } from "../config/config_error.ts";
 import { ControlServer } from "./control.ts";
-import { type Credentials, CredentialsError, resolveCredentials } from "./credentials.ts";
-import { Logger, stdoutSink } from "./log.ts";
+import { type Credentials, CredentialsError, resolveCredentials } from "../xmpp/credentials.ts";
+import { Logger, stdoutSink } from "../core/log.ts";
 import { sendMail } from "./notifier.ts";
-import { failed, type Outcome } from "./outcome.ts";
-import { childPermissions, describePermissions } from "./permissions.ts";
-import { systemClock } from "./clock.ts";
+import { failed, type Outcome } from "../core/outcome.ts";
+import { childPermissions, describePermissions } from "../config/permissions.ts";
+import { systemClock } from "../queue/clock.ts";
 import { replayFile } from "./replay.ts";
 import { Router } from "./router.ts";
-import { SeenStore } from "./seen_store.ts";
-import { defaultStateDir, openStateDir } from "./state_dir.ts";
+import { SeenStore } from "../durability/seen_store.ts";
+import { defaultStateDir, openStateDir } from "../durability/state_dir.ts";
 import { type ChildDiedError, ChildStartError, Supervisor } from "./supervisor.ts";
-import { type XmppFailure, XmppSource } from "./xmpp_source.ts";
+import { type XmppFailure, XmppSource } from "../xmpp/source.ts";
 
 /** How a listener run ended; main turns it into an exit code. */
 export type ListenOutcome = Outcome;

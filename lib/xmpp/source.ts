@@ -6,18 +6,18 @@
  * @module
  */
 
-import { systemClock } from "./clock.ts";
-import type { ChildLog } from "./context.ts";
+import { systemClock } from "../queue/clock.ts";
+import type { ChildLog } from "../queue/context.ts";
 import { condition, eventItems, NS_PUBSUB_EVENT, Pubsub } from "./pubsub.ts";
-import type { RouteInput } from "./router.ts";
-import type { SeenStore } from "./seen_store.ts";
+import type { RouteInput } from "../listener/router.ts";
+import type { SeenStore } from "../durability/seen_store.ts";
 import {
   createXmppClient,
   TlsError,
   type XmlElement,
   type XmppClient,
   type XmppClientOptions,
-} from "./xmpp_client.ts";
+} from "./client.ts";
 
 /** Why the XMPP session could not start or had to end. */
 export type XmppFailureKind =

@@ -75,7 +75,7 @@ export interface ListenerConfig {
 }
 
 /** Where the built-in handlers live. */
-export const HANDLERS_DIR = new URL("../workers/handlers/", import.meta.url);
+export const HANDLERS_DIR = new URL("../../workers/handlers/", import.meta.url);
 
 const KNOWN_SECTION_KEYS = new Set([
   "nodes",

@@ -5,7 +5,7 @@
  */
 
 import type { JsonObject } from "./alert.ts";
-import type { ChildLog, Level } from "./context.ts";
+import type { ChildLog, Level } from "../queue/context.ts";
 
 /** Output format of log records. */
 export type LogFormat = "text" | "json";

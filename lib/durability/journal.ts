@@ -12,8 +12,8 @@
  * @module
  */
 
-import type { Alert } from "./alert.ts";
-import { isJsonObject } from "./alert.ts";
+import type { Alert } from "../core/alert.ts";
+import { isJsonObject } from "../core/alert.ts";
 import { readIfExists, writePrivateFile } from "./state_dir.ts";
 
 export const JOURNAL_FORMAT = "lvalertMP-journal";

@@ -12,10 +12,10 @@
  */
 
 import { join } from "node:path";
-import type { ChildRuntime } from "./child_runtime.ts";
-import type { ChildLog } from "./context.ts";
-import { readJournal } from "./journal.ts";
-import type { QueueItem } from "./queue_item.ts";
+import type { ChildRuntime } from "./runtime.ts";
+import type { ChildLog } from "../queue/context.ts";
+import { readJournal } from "../durability/journal.ts";
+import type { QueueItem } from "../queue/queue_item.ts";
 import {
   type ClassRegistry,
   itemText,
@@ -24,8 +24,8 @@ import {
   type SnapshotData,
   SnapshotError,
   snapshotHead,
-} from "./snapshot.ts";
-import { readIfExists, writePrivateFile } from "./state_dir.ts";
+} from "../durability/snapshot.ts";
+import { readIfExists, writePrivateFile } from "../durability/state_dir.ts";
 
 /** Options for {@linkcode ChildState}. */
 export interface ChildStateOptions {

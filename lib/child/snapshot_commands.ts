@@ -6,11 +6,11 @@
  * @module
  */
 
-import type { JsonObject } from "./alert.ts";
+import type { JsonObject } from "../core/alert.ts";
 import { commandFile, type CommandSpec } from "./commands.ts";
-import type { ChildContext } from "./context.ts";
-import { parseSnapshot, restoreItems, takeSnapshot } from "./snapshot.ts";
-import { writePrivateFile } from "./state_dir.ts";
+import type { ChildContext } from "../queue/context.ts";
+import { parseSnapshot, restoreItems, takeSnapshot } from "../durability/snapshot.ts";
+import { writePrivateFile } from "../durability/state_dir.ts";
 
 function target(ctx: ChildContext, kwargs: JsonObject): string {
   return commandFile(ctx, String(kwargs.filename));

@@ -5,7 +5,7 @@
  * @module
  */
 
-import { x, type XmlElement, type XmppClient } from "./xmpp_client.ts";
+import { x, type XmlElement, type XmppClient } from "./client.ts";
 
 export const NS_PUBSUB = "http://jabber.org/protocol/pubsub";
 export const NS_PUBSUB_EVENT = "http://jabber.org/protocol/pubsub#event";

@@ -4,11 +4,11 @@
  * @module
  */
 
-import type { JsonObject } from "./alert.ts";
-import type { CommandSpec } from "./commands.ts";
-import type { Ini } from "./ini.ts";
+import type { JsonObject } from "../core/alert.ts";
+import type { CommandSpec } from "../child/commands.ts";
+import type { Ini } from "../config/ini.ts";
 import type { QueueItem } from "./queue_item.ts";
-import type { ClassRegistry } from "./snapshot.ts";
+import type { ClassRegistry } from "../durability/snapshot.ts";
 import type { SortedQueue } from "./sorted_queue.ts";
 import type { Task } from "./task.ts";
 
