@@ -7,7 +7,7 @@
  */
 
 import { join } from "node:path";
-import { readNetrc } from "./netrc.ts";
+import { readNetrc } from "../core/netrc.ts";
 
 /** A login; `toString` and JSON hide the password. */
 export class Credentials {
