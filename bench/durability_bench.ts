@@ -11,7 +11,7 @@ import { GroupCommit } from "../lib/durability/group_commit.ts";
 import { Ini, parseIni } from "../lib/config/ini.ts";
 import { Journal, type JournalRecord } from "../lib/durability/journal.ts";
 import { Logger } from "../lib/core/log.ts";
-import { ClassRegistry, takeSnapshot } from "../lib/durability/snapshot.ts";
+import { takeSnapshot } from "../lib/durability/snapshot.ts";
 import { writePrivateFile } from "../lib/durability/state_dir.ts";
 import * as testHandler from "../workers/handlers/test.ts";
 
@@ -124,7 +124,7 @@ export async function benchSyncEach(count = 2000): Promise<number> {
   }
 }
 
-function runtime(dir: string, registry: ClassRegistry) {
+function runtime(dir: string) {
   return new ChildRuntime({
     child: "bench",
     handler: testHandler,
@@ -135,7 +135,7 @@ function runtime(dir: string, registry: ClassRegistry) {
       ),
     ),
     log: new Logger({ child: "bench", format: "json", level: 40, sinks: [] }),
-    registry,
+    handlerExports: testHandler,
     logDirectory: dir,
     notify: () => {},
     publish: () => {},
@@ -154,8 +154,6 @@ export interface SnapshotRow {
 export async function benchSnapshot(count = 1e5, journaled = 1000): Promise<SnapshotRow> {
   const dir = await Deno.makeTempDir({ prefix: "lvalertmp-bench-" });
   try {
-    const registry = new ClassRegistry();
-    registry.registerModule(testHandler);
     const t0 = Date.now() / 1000;
     const items = Array.from({ length: count }, (_, i) => {
       const alert = { uid: `G${i}`, alert_type: "new", object: { graceid: `G${i}`, far: 1e-9 } };
@@ -175,12 +173,11 @@ export async function benchSnapshot(count = 1e5, journaled = 1000): Promise<Snap
     await journal.append(Array.from({ length: journaled }, (_, i) => record(count + 1 + i)));
     await journal.close();
 
-    const rt = runtime(dir, registry);
+    const rt = runtime(dir);
     const state = new ChildState({
       dir,
       child: "bench",
       runtime: rt,
-      registry,
       log: new Logger({ child: "bench", format: "json", level: 40, sinks: [] }),
       onCheckpoint: () => {},
     });

@@ -3,7 +3,8 @@
  * linear insertion, popped from the front), side by side in one run.
  */
 
-import { QueueItem, SortedQueue, Task } from "../lib/mod.ts";
+import { QueueItem, Task } from "../lib/mod.ts";
+import { SortedQueue } from "../lib/queue/sorted_queue.ts";
 import { PrintAlertTask, TestItem } from "../workers/handlers/test.ts";
 
 class Noop extends Task {

@@ -1,14 +1,14 @@
 /**
- * The public API for handler authors: the queue engine's classes, the
- * context a handler runs in, alerts of both GraceDB schemas, and config
- * access.
+ * Handler API v1: everything a handler module imports, and nothing of the
+ * engine behind it.
  *
- * A handler is a module in `workers/handlers/<process_type>.ts` that
- * exports `parseAlert(ctx, alert, t0, config)` and the item and task
- * classes it creates:
+ * A handler is a module in `workers/handlers/<process_type>.ts` (or one a
+ * childConfig names with `handler =`) that exports
+ * `parseAlert(ctx, alert, t0, config)` and the item and task classes it
+ * creates, so snapshots can restore them:
  *
  * ```ts
- * import { type Alert, type ChildContext, QueueItem, Task } from "../../lib/mod.ts";
+ * import { type Alert, type ChildContext, QueueItem, Task } from "./mod.ts";
  *
  * export class CheckSkymap extends Task {
  *   execute(ctx: ChildContext, item: QueueItem) {
@@ -23,15 +23,35 @@
  * }
  * ```
  *
+ * What each part is for:
+ * - {@linkcode Task} and {@linkcode QueueItem}: the follow-up work, by
+ *   inheritance; the child runs an item's due tasks itself.
+ * - {@linkcode ChildContext}: the queue ({@linkcode ChildQueue}: insert, find
+ *   by graceid, complete), the childConfig ({@linkcode Ini}), the log
+ *   ({@linkcode ChildLog}), `now()`, `notify` (mail), `publish` (XMPP), and
+ *   where the child runs ({@linkcode ChildIdentity}).
+ * - {@linkcode Alert}, {@linkcode describeAlert}, {@linkcode alertSchema}:
+ *   alerts of both GraceDB schemas.
+ * - {@linkcode HandlerModule}, {@linkcode CommandSpec},
+ *   {@linkcode ConfigError}: the module's own shape, its extra commands and
+ *   its config checks (exit 78 at start).
+ *
  * @module
  */
 
-export * from "./core/alert.ts";
-export * from "./child/commands.ts";
-export * from "./config/config_error.ts";
-export * from "./queue/context.ts";
-export * from "./child/handler.ts";
-export * from "./config/ini.ts";
-export * from "./queue/sorted_queue.ts";
-export * from "./queue/task.ts";
+export {
+  type Alert,
+  type AlertSchema,
+  alertSchema,
+  describeAlert,
+  isJsonObject,
+  type JsonObject,
+} from "./core/alert.ts";
+export type { ChildLog, Level } from "./core/log.ts";
+export { ConfigError, type ConfigErrorOptions } from "./config/config_error.ts";
+export { Ini, type IniData, type IniEntry, type IniSectionData } from "./config/ini.ts";
+export type { ChildContext, ChildIdentity, ChildQueue } from "./queue/context.ts";
 export { QueueItem, type QueueItemOptions } from "./queue/queue_item.ts";
+export { Task } from "./queue/task.ts";
+export type { CommandSpec } from "./child/commands.ts";
+export type { HandlerModule } from "./child/handler.ts";

@@ -42,7 +42,7 @@ function harness(
     logDirectory: "/nonexistent",
     recipients: ["ops@example.org"],
     clock,
-    identity: { hostname: "h", pid: 42 },
+    identity: { hostname: "h", username: "u", pid: 42, config: "listener.ini" },
     notify: (subject, body, recipients) => mails.push({ subject, body, recipients }),
     publish: (node, payload) => published.push({ node, payload }),
     ...options,

@@ -22,7 +22,6 @@ import {
   type ToChild,
   unreachable,
 } from "../lib/child/messages.ts";
-import { ClassRegistry } from "../lib/durability/snapshot.ts";
 
 function post(message: FromChild): void {
   self.postMessage(message);
@@ -73,14 +72,12 @@ async function init(settings: ChildSettings): Promise<boolean> {
     const module = await import(settings.handlerUrl);
     const handler = asHandlerModule(module, settings.handlerUrl);
     handler.validateConfig?.(config);
-    const registry = new ClassRegistry();
-    registry.registerModule(module);
     const rt = new ChildRuntime({
       child: settings.child,
       handler,
+      handlerExports: module,
       config,
       log,
-      registry,
       logDirectory: settings.logDirectory,
       recipients: settings.recipients,
       taskTimeout: settings.taskTimeout,
@@ -118,7 +115,6 @@ async function init(settings: ChildSettings): Promise<boolean> {
         dir: settings.stateDir,
         child: settings.child,
         runtime: rt,
-        registry,
         log,
         every: settings.checkpointEvery,
         interval: settings.checkpointInterval,
@@ -133,7 +129,7 @@ async function init(settings: ChildSettings): Promise<boolean> {
     });
     post({
       type: "ready",
-      commands: [...rt.context.commands.keys()],
+      commands: rt.commands.names,
       snapshotSeq: recovery.snapshotSeq,
       replayedTo: recovery.replayedTo,
     });

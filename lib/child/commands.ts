@@ -2,41 +2,68 @@
  * Commands to a running child, sent as alerts with `uid: "command"` (the
  * wire format of lvalert_commandMP) or through the control socket. Each
  * command becomes a queue item like any other follow-up, so it is timed,
- * logged and checkpointed the same way.
+ * logged and checkpointed the same way; the child's command table runs it.
  *
  * @module
  */
 
 import { resolve, sep } from "node:path";
 import { isJsonObject, type JsonObject } from "../core/alert.ts";
+import type { ClassRegistry } from "../durability/snapshot.ts";
 import type { ChildContext } from "../queue/context.ts";
 import { QueueItem } from "../queue/queue_item.ts";
 import { Task } from "../queue/task.ts";
 
-/** A command a child understands. Handlers may export more. */
-export interface CommandSpec {
+/**
+ * A command a child understands. Handlers may export more (as
+ * approval_processor's `resetThrottle`).
+ *
+ * @example
+ * ```ts
+ * const hello: CommandSpec = {
+ *   name: "hello",
+ *   description: "logs a greeting for 'who'",
+ *   required: ["who"],
+ *   run(ctx, kwargs) {
+ *     ctx.log.info(`hello ${kwargs.who}`);
+ *     return "greeted";
+ *   },
+ * };
+ * ```
+ */
+export interface CommandSpec<C extends ChildContext = ChildContext> {
+  /** The command's name (the alert's `alert_type`). */
   name: string;
+  /** One line for `command --show-commands`. */
   description: string;
   /** Keyword arguments that must be present. */
   required?: readonly string[];
+  /** Keyword arguments that may be present (shown by `--show-kwargs`). */
+  optional?: readonly string[];
   /** Keyword arguments that must not be present. */
   forbidden?: readonly string[];
   /**
    * Does the work when the command's item comes due; what it returns (a
-   * text) is the reply a `ctl` user sees.
+   * text) is the reply a `ctl` user sees. Throwing fails the command.
    */
-  run(ctx: ChildContext, kwargs: JsonObject, item: QueueItem): unknown;
+  run(ctx: C, kwargs: JsonObject, item: QueueItem): unknown;
+}
+
+/** What built-in commands see beyond a handler's context: the engine's class registry. */
+export interface EngineContext extends ChildContext {
+  /** Item and task classes snapshots may name (loadQueue). */
+  readonly registry: ClassRegistry;
 }
 
 /** Result of checking a command alert. */
-export type CommandCheck =
-  | { ok: true; spec: CommandSpec; kwargs: JsonObject; sleep: number | null }
+export type CommandCheck<C extends ChildContext = ChildContext> =
+  | { ok: true; spec: CommandSpec<C>; kwargs: JsonObject; sleep: number | null }
   | { ok: false; reason: string };
 
 /**
- * Runs one command. With a `sleep` keyword argument it first comes due
- * `sleep` seconds after `t0` and then repeats every `sleep` seconds, as in
- * the original; without one it runs at once.
+ * One command, run by its child's command table. With a `sleep` keyword
+ * argument it first comes due `sleep` seconds after `t0` and then repeats
+ * every `sleep` seconds, as in the original; without one it runs at once.
  */
 export class CommandTask extends Task {
   command: string;
@@ -50,14 +77,9 @@ export class CommandTask extends Task {
     this.sleep = sleep;
   }
 
-  async execute(ctx: ChildContext, item: QueueItem): Promise<unknown> {
-    const spec = ctx.commands.get(this.command);
-    if (!spec) throw new Error(`Unknown command "${this.command}"`);
-    try {
-      return await spec.run(ctx, this.kwargs, item);
-    } finally {
-      if (this.sleep !== null) this.expiration += this.sleep;
-    }
+  /** Commands are run by the child's {@linkcode CommandTable}, never on their own. */
+  execute(): never {
+    throw new Error(`Command ${this.command} must be run by its child's command table`);
   }
 }
 
@@ -65,6 +87,36 @@ export class CommandTask extends Task {
 export class CommandItem extends QueueItem {
   constructor(t0: number, task: CommandTask, graceid?: string) {
     super(t0, [task], { graceid, name: task.command });
+  }
+}
+
+/** The commands a child knows, by name: checks command alerts and runs command tasks. */
+export class CommandTable {
+  #specs: Map<string, CommandSpec<EngineContext>>;
+
+  constructor(specs: Iterable<CommandSpec<EngineContext>>) {
+    this.#specs = new Map([...specs].map((spec) => [spec.name, spec]));
+  }
+
+  /** Command names, sorted. */
+  get names(): string[] {
+    return [...this.#specs.keys()].sort();
+  }
+
+  /** Checks a command alert's name and keyword arguments. */
+  check(name: string, object: unknown): CommandCheck<EngineContext> {
+    return checkCommand(this.#specs, name, object);
+  }
+
+  /** Runs a command task; repeats it `sleep` seconds later when it has one. */
+  async run(ctx: EngineContext, task: CommandTask, item: QueueItem): Promise<unknown> {
+    const spec = this.#specs.get(task.command);
+    if (!spec) throw new Error(`Unknown command "${task.command}"`);
+    try {
+      return await spec.run(ctx, task.kwargs, item);
+    } finally {
+      if (task.sleep !== null) task.expiration += task.sleep;
+    }
   }
 }
 
@@ -92,7 +144,7 @@ export function commandFile(ctx: ChildContext, filename: string): string {
 /** Text dump of a queue, as the original printQueue wrote it. */
 export function describeQueue(ctx: ChildContext): string {
   const lines = [`queue: ${ctx.queue.size} pending item(s)`];
-  for (const item of ctx.queue) {
+  for (const item of ctx.queue.items()) {
     const tasks = item.tasks.map((t) => `${t.name}@${new Date(t.expiration * 1000).toISOString()}`);
     lines.push(
       `  ${item.name} graceid=${item.graceid ?? "-"} expiration=${
@@ -106,7 +158,7 @@ export function describeQueue(ctx: ChildContext): string {
   return lines.join("\n");
 }
 
-/** The commands every child knows. */
+/** The commands every child knows (besides checkpointQueue and loadQueue). */
 export const BUILTIN_COMMANDS: readonly CommandSpec[] = [
   {
     name: "printMessage",
@@ -114,12 +166,7 @@ export const BUILTIN_COMMANDS: readonly CommandSpec[] = [
     required: ["message"],
     run(ctx, kwargs) {
       const message = kwargString(kwargs, "message");
-      ctx.log.event(
-        "info",
-        "command",
-        { command: "printMessage", message },
-        message,
-      );
+      ctx.log.event("info", "command", { command: "printMessage", message }, message);
       return message;
     },
   },
@@ -145,7 +192,9 @@ export const BUILTIN_COMMANDS: readonly CommandSpec[] = [
     name: "clearQueue",
     description: "marks every pending item complete",
     run(ctx) {
-      const cleared = ctx.queue.clear().length;
+      const items = ctx.queue.items();
+      for (const item of items) item.complete = true;
+      const cleared = items.length;
       ctx.log.event("info", "command", { command: "clearQueue", cleared });
       return `cleared ${cleared} item(s)`;
     },
@@ -162,11 +211,7 @@ export const BUILTIN_COMMANDS: readonly CommandSpec[] = [
         item.complete = true;
         cleared++;
       }
-      ctx.log.event("info", "command", {
-        command: "clearGraceID",
-        graceid,
-        cleared,
-      });
+      ctx.log.event("info", "command", { command: "clearGraceID", graceid, cleared });
       return `cleared ${cleared} item(s) of ${graceid}`;
     },
   },
@@ -178,10 +223,7 @@ export const BUILTIN_COMMANDS: readonly CommandSpec[] = [
       const filename = kwargString(kwargs, "filename");
       const text = describeQueue(ctx);
       if (filename === "STDOUT" || filename === "STDERR") {
-        ctx.log.event("info", "queue", {
-          command: "printQueue",
-          size: ctx.queue.size,
-        }, text);
+        ctx.log.event("info", "queue", { command: "printQueue", size: ctx.queue.size }, text);
         return text;
       }
       const path = commandFile(ctx, filename);
@@ -193,6 +235,7 @@ export const BUILTIN_COMMANDS: readonly CommandSpec[] = [
   {
     name: "sendEmail",
     description: "sends mail: 'recipients' (default: the section's), 'subject', 'body'",
+    optional: ["recipients", "subject", "body"],
     run(ctx, kwargs) {
       const raw = kwargs.recipients;
       const recipients = typeof raw === "string"
@@ -201,9 +244,7 @@ export const BUILTIN_COMMANDS: readonly CommandSpec[] = [
         ? raw.map(String)
         : [...ctx.recipients];
       if (recipients.length === 0) {
-        throw new Error(
-          "sendEmail: no 'recipients' given and the section has none",
-        );
+        throw new Error("sendEmail: no 'recipients' given and the section has none");
       }
       const subject = typeof kwargs.subject === "string"
         ? kwargs.subject
@@ -224,11 +265,11 @@ export const BUILTIN_COMMANDS: readonly CommandSpec[] = [
  * Checks a command alert's name and keyword arguments against the known
  * commands.
  */
-export function checkCommand(
-  commands: ReadonlyMap<string, CommandSpec>,
+export function checkCommand<C extends ChildContext>(
+  commands: ReadonlyMap<string, CommandSpec<C>>,
   name: string,
   object: unknown,
-): CommandCheck {
+): CommandCheck<C> {
   const spec = commands.get(name);
   if (!spec) {
     return {
@@ -238,10 +279,7 @@ export function checkCommand(
   }
   const kwargs = object === undefined ? {} : object;
   if (!isJsonObject(kwargs)) {
-    return {
-      ok: false,
-      reason: `command ${name}: "object" must be a JSON object`,
-    };
+    return { ok: false, reason: `command ${name}: "object" must be a JSON object` };
   }
   const missing = (spec.required ?? []).filter((k) => !(k in kwargs));
   if (missing.length) {

@@ -28,7 +28,7 @@ export interface ChildSettings {
   maxFrac: number;
   recipients: string[];
   watch: QueueWatchOptions;
-  identity: { hostname: string; pid: number };
+  identity: { hostname: string; username: string; pid: number; config: string };
   /** Load and validate only (for `--check-config`), then stop. */
   checkOnly: boolean;
   /** The child's state folder: journal and snapshots. */

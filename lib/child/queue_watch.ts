@@ -6,7 +6,7 @@
  * @module
  */
 
-import type { ChildLog } from "../queue/context.ts";
+import type { ChildLog } from "../core/log.ts";
 
 /** Settings of {@linkcode QueueWatch}, from the listener section. */
 export interface QueueWatchOptions {

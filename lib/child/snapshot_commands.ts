@@ -7,7 +7,7 @@
  */
 
 import type { JsonObject } from "../core/alert.ts";
-import { commandFile, type CommandSpec } from "./commands.ts";
+import { commandFile, type CommandSpec, type EngineContext } from "./commands.ts";
 import type { ChildContext } from "../queue/context.ts";
 import { parseSnapshot, restoreItems, takeSnapshot } from "../durability/snapshot.ts";
 import { writePrivateFile } from "../durability/state_dir.ts";
@@ -16,7 +16,8 @@ function target(ctx: ChildContext, kwargs: JsonObject): string {
   return commandFile(ctx, String(kwargs.filename));
 }
 
-export const SNAPSHOT_COMMANDS: readonly CommandSpec[] = [
+/** checkpointQueue and loadQueue. */
+export const SNAPSHOT_COMMANDS: readonly CommandSpec<EngineContext>[] = [
   {
     name: "checkpointQueue",
     description: "writes the queue to 'filename' as a JSON snapshot (under log_directory)",

@@ -13,11 +13,10 @@
 
 import { join } from "node:path";
 import type { ChildRuntime } from "./runtime.ts";
-import type { ChildLog } from "../queue/context.ts";
+import type { ChildLog } from "../core/log.ts";
 import { readJournal } from "../durability/journal.ts";
 import type { QueueItem } from "../queue/queue_item.ts";
 import {
-  type ClassRegistry,
   itemText,
   parseSnapshot,
   restoreItems,
@@ -33,7 +32,6 @@ export interface ChildStateOptions {
   dir: string;
   child: string;
   runtime: ChildRuntime;
-  registry: ClassRegistry;
   log: ChildLog;
   /** Checkpoint after this many alerts. @default {100} */
   every?: number;
@@ -116,7 +114,7 @@ export class ChildState {
     let restored = 0;
     if (snapshot) {
       const path = snapshot === current ? this.#snapshotPath : this.#previousPath;
-      const items = restoreItems(snapshot, this.#o.registry, path);
+      const items = restoreItems(snapshot, runtime.registry, path);
       await runtime.exclusive(() => runtime.restore(items, snapshot.applied, snapshot.seq));
       restored = items.length;
       this.#covered = snapshot.seq;

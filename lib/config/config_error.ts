@@ -19,6 +19,7 @@ export class ConfigError extends Error {
   /** The 1-based line, when the problem is on one line. */
   readonly line: number | undefined;
 
+  /** A problem in `file` (at `options.line`), with `message` after the place. */
   constructor(file: string, message: string, options: ConfigErrorOptions = {}) {
     const where = options.line === undefined ? file : `${file}:${options.line}`;
     super(`${where}: ${message}`, options);

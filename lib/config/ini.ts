@@ -21,13 +21,17 @@ import { ConfigError } from "./config_error.ts";
 
 /** One option's raw value and the line it started on. */
 export interface IniEntry {
+  /** The value as written (continuation lines joined), before interpolation. */
   readonly value: string;
+  /** The 1-based line the option starts on. */
   readonly line: number;
 }
 
 /** One `[section]`: where it first appeared and its options (lower-case names). */
 export interface IniSectionData {
+  /** The 1-based line of the section header. */
   readonly line: number;
+  /** Options by lower-case name. */
   readonly entries: Map<string, IniEntry>;
 }
 
@@ -36,8 +40,11 @@ export interface IniSectionData {
  * {@linkcode Ini} to read values.
  */
 export interface IniData {
+  /** The file the data was read from. */
   readonly file: string;
+  /** The `[DEFAULT]` options, which show through in every section. */
   readonly defaults: Map<string, IniEntry>;
+  /** Sections by name (case-sensitive), in file order. */
   readonly sections: Map<string, IniSectionData>;
 }
 
@@ -149,8 +156,10 @@ export function parseIni(text: string, file: string): IniData {
 
 /** Reads values out of {@linkcode IniData} with `ConfigParser`'s getters. */
 export class Ini {
+  /** The parsed file, as plain data (it crosses `postMessage`). */
   readonly data: IniData;
 
+  /** Wraps parsed data; read a file with {@linkcode readIni}. */
   constructor(data: IniData) {
     this.data = data;
   }
@@ -165,6 +174,7 @@ export class Ini {
     return [...this.data.sections.keys()];
   }
 
+  /** Whether the file has `[section]`. */
   hasSection(section: string): boolean {
     return this.data.sections.has(section);
   }
@@ -175,6 +185,7 @@ export class Ini {
     return [...new Set([...own, ...this.data.defaults.keys()])];
   }
 
+  /** Whether `option` is set in `section` (or in `[DEFAULT]`). */
   has(section: string, option: string): boolean {
     return this.#entry(section, option.toLowerCase()) !== undefined;
   }

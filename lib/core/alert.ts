@@ -15,6 +15,7 @@ export type JsonObject = { [key: string]: unknown };
 export interface Alert extends JsonObject {
   /** A graceid or superevent id, or `command` / `heartbeat`. */
   uid: string;
+  /** What happened: `new`, `update`, `label_added`, ... or a command's name. */
   alert_type: string;
   /** Legacy: the event, log entry or signoff; current: the event or superevent. */
   object?: unknown;
@@ -61,6 +62,15 @@ export type AlertResult =
   | { ok: true; alert: Alert; schema: AlertSchema }
   | { ok: false; reason: string };
 
+/**
+ * Whether a value is a JSON object (not null, not an array).
+ *
+ * @example
+ * ```ts
+ * isJsonObject({ a: 1 }); // true
+ * isJsonObject([1]); // false
+ * ```
+ */
 export function isJsonObject(value: unknown): value is JsonObject {
   return typeof value === "object" && value !== null && !Array.isArray(value);
 }

@@ -5,7 +5,33 @@
  */
 
 import type { JsonObject } from "./alert.ts";
-import type { ChildLog, Level } from "../queue/context.ts";
+
+/** Log levels, lowest first. */
+export type Level = "debug" | "info" | "warning" | "error";
+
+/**
+ * A child's logger: records go to its log file and, if asked, to the
+ * listener's standard output.
+ *
+ * @example
+ * ```ts
+ * function report(log: ChildLog, graceid: string) {
+ *   log.event("warning", "skymap_missing", { graceid }, `no sky map for ${graceid}`);
+ * }
+ * ```
+ */
+export interface ChildLog {
+  /** A debug-level message (event name `message`). */
+  debug(message: string, fields?: JsonObject): void;
+  /** An info-level message (event name `message`). */
+  info(message: string, fields?: JsonObject): void;
+  /** A warning (event name `message`). */
+  warning(message: string, fields?: JsonObject): void;
+  /** An error (event name `message`). */
+  error(message: string, fields?: JsonObject): void;
+  /** A structured event with a stable name (`task_executed`, ...) and fields. */
+  event(level: Level, event: string, fields?: JsonObject, message?: string): void;
+}
 
 /** Output format of log records. */
 export type LogFormat = "text" | "json";

@@ -11,7 +11,6 @@
  */
 
 import { isJsonObject, type JsonObject } from "../core/alert.ts";
-import { CommandItem, CommandTask } from "../child/commands.ts";
 import { QueueItem, resetInternals } from "../queue/queue_item.ts";
 import { Task } from "../queue/task.ts";
 
@@ -58,8 +57,8 @@ type Constructor = Function & { prototype: object };
 export class ClassRegistry {
   #classes = new Map<string, Constructor>();
 
-  constructor() {
-    for (const c of [QueueItem, CommandItem, CommandTask]) this.register(c);
+  constructor(classes: Iterable<Constructor> = [QueueItem]) {
+    for (const c of classes) this.register(c);
   }
 
   register(ctor: Constructor): void {

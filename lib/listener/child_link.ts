@@ -13,7 +13,7 @@
 import { join } from "node:path";
 import type { JsonObject } from "../core/alert.ts";
 import type { ChildSection } from "../config/config.ts";
-import type { ChildLog } from "../queue/context.ts";
+import type { ChildLog } from "../core/log.ts";
 import { GroupCommit } from "../durability/group_commit.ts";
 import { Journal, type JournalRead } from "../durability/journal.ts";
 import {

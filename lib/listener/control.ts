@@ -8,7 +8,7 @@
  */
 
 import { isJsonObject, type JsonObject } from "../core/alert.ts";
-import type { ChildLog } from "../queue/context.ts";
+import type { ChildLog } from "../core/log.ts";
 import { writeAll } from "../durability/state_dir.ts";
 import type { CommandOutcome } from "./supervisor.ts";
 

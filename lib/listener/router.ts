@@ -6,7 +6,7 @@
  */
 
 import { type Alert, type JsonObject, readAlert } from "../core/alert.ts";
-import type { ChildLog } from "../queue/context.ts";
+import type { ChildLog } from "../core/log.ts";
 
 /** An alert as a source hands it over. */
 export interface RouteInput {

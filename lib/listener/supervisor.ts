@@ -13,7 +13,7 @@ import type { JsonObject } from "../core/alert.ts";
 import { ChildLink, type ChildStatus } from "./child_link.ts";
 import { systemClock } from "../queue/clock.ts";
 import { type ChildSection, type ListenerConfig, logFileName } from "../config/config.ts";
-import type { ChildLog } from "../queue/context.ts";
+import type { ChildLog } from "../core/log.ts";
 import type { LogFormat } from "../core/log.ts";
 import type { ChildSettings } from "../child/messages.ts";
 import type { Delivery } from "./router.ts";
@@ -118,7 +118,7 @@ export function childSettings(
       username: identity.username,
       config: configPath,
     },
-    identity: { hostname: identity.hostname, pid: identity.pid },
+    identity: { ...identity, config: configPath },
     checkOnly,
     stateDir,
     checkpointEvery: section.checkpointEvery,

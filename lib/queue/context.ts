@@ -1,64 +1,96 @@
 /**
- * What the queue runtime hands to handlers and tasks.
+ * What a handler and its tasks see of the child they run in: its queue,
+ * config, log, clock and outlets. Nothing of the engine behind it.
  *
  * @module
  */
 
 import type { JsonObject } from "../core/alert.ts";
-import type { CommandSpec } from "../child/commands.ts";
+import type { ChildLog } from "../core/log.ts";
 import type { Ini } from "../config/ini.ts";
 import type { QueueItem } from "./queue_item.ts";
-import type { ClassRegistry } from "../durability/snapshot.ts";
-import type { SortedQueue } from "./sorted_queue.ts";
-import type { Task } from "./task.ts";
 
-/** Log levels, lowest first. */
-export type Level = "debug" | "info" | "warning" | "error";
-
-/** A child's logger: records go to its log file and, if asked, stdout. */
-export interface ChildLog {
-  debug(message: string, fields?: JsonObject): void;
-  info(message: string, fields?: JsonObject): void;
-  warning(message: string, fields?: JsonObject): void;
-  error(message: string, fields?: JsonObject): void;
-  /** A structured event with a stable name (`task_executed`, ...). */
-  event(
-    level: Level,
-    event: string,
-    fields?: JsonObject,
-    message?: string,
-  ): void;
+/**
+ * The child's queue, as handlers use it: items go in with
+ * {@linkcode ChildQueue.insert}, are found by graceid, and leave it on
+ * their own once complete (`item.complete = true`).
+ *
+ * @example
+ * ```ts
+ * function forget(queue: ChildQueue, graceid: string): number {
+ *   const items = queue.byGraceId(graceid);
+ *   for (const item of items) item.complete = true;
+ *   return items.length;
+ * }
+ * ```
+ */
+export interface ChildQueue {
+  /** Number of pending items. */
+  readonly size: number;
+  /**
+   * Adds an item; its tasks come due at their expirations.
+   *
+   * @throws {Error} when the item is already queued or a task's expiration
+   * is not a finite time
+   */
+  insert(item: QueueItem): void;
+  /** Pending items of one graceid (or superevent id), earliest first. */
+  byGraceId(graceid: string): QueueItem[];
+  /** Graceids that have pending items. */
+  graceIds(): string[];
+  /** Pending items, earliest first (a copy). */
+  items(): QueueItem[];
+  /** The earliest pending item, left in place. */
+  peek(): QueueItem | undefined;
 }
 
-/** The child a handler runs in: its queue, config, clock and outlets. */
+/** Where a child runs, for texts meant for people (mail bodies, annotations). */
+export interface ChildIdentity {
+  /** Host name of the listener's machine. */
+  readonly hostname: string;
+  /** The user the listener runs as. */
+  readonly username: string;
+  /** The listener's process id. */
+  readonly pid: number;
+  /** Path of the listener config. */
+  readonly config: string;
+}
+
+/**
+ * The child a handler runs in. `parseAlert` and every task's `execute`
+ * get it.
+ *
+ * @example
+ * ```ts
+ * function warn(ctx: ChildContext, graceid: string) {
+ *   ctx.log.warning(`${graceid}: no sky map`);
+ *   ctx.notify(`no sky map for ${graceid}`, `checked at ${ctx.now()} on ${ctx.identity.hostname}`);
+ * }
+ * ```
+ */
 export interface ChildContext {
   /** The listener section name of this child. */
   readonly child: string;
   /** The child's queue. Items marked complete leave it on their own. */
-  readonly queue: SortedQueue;
+  readonly queue: ChildQueue;
   /** The whole childConfig, for the handler's own sections. */
   readonly config: Ini;
+  /** The child's log. */
   readonly log: ChildLog;
   /** The section's `recipients`, the default for {@linkcode ChildContext.notify}. */
   readonly recipients: readonly string[];
   /** The folder this child may write to (its `log_directory`). */
   readonly logDirectory: string;
-  /** Commands this child understands, built-in and the handler's. */
-  readonly commands: ReadonlyMap<string, CommandSpec>;
-  /** The item and task classes snapshots of this child may name. */
-  readonly registry: ClassRegistry;
-  /** Seconds since the epoch, from the runtime's clock. */
+  /** Where the child runs. */
+  readonly identity: ChildIdentity;
+  /** Seconds since the epoch, from the child's clock. */
   now(): number;
-  /** Sends mail (through the listener; workers cannot run programs). */
+  /**
+   * Sends mail through the listener (workers run no programs); to the
+   * section's `recipients` unless others are given. Without recipients,
+   * nothing is sent.
+   */
   notify(subject: string, body: string, recipients?: readonly string[]): void;
   /** Publishes a payload on an XMPP node through the listener's session. */
   publish(node: string, payload: JsonObject): void;
-  /**
-   * Runs one task under the runtime's time limit, with timing and logging.
-   * {@linkcode QueueItem.execute} calls it; handlers that override
-   * `execute` should go through `super.execute(ctx)`.
-   *
-   * @throws the task's error, or a timeout error, after logging it
-   */
-  runTask(item: QueueItem, task: Task): Promise<void>;
 }

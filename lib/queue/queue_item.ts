@@ -4,11 +4,13 @@
  * @module
  */
 
-import type { ChildContext } from "./context.ts";
 import type { Task } from "./task.ts";
 
-/** What a queue holding an item must hear about; internal to the engine. */
-export interface ItemOwner {
+/**
+ * What a queue holding an item must hear about (the engine's side of an
+ * item; handlers never touch it).
+ */
+interface ItemOwner {
   completed(item: QueueItem): void;
   rekey(item: QueueItem): void;
 }
@@ -42,28 +44,46 @@ export interface QueueItemOptions {
  *
  * @example
  * ```ts
- * const item = new QueueItem(t0, [new CheckSkymap(60), new Remind(600)], {
- *   graceid: "S220316r",
- * });
- * ctx.queue.insert(item);
- * // later, from another alert:
- * for (const old of ctx.queue.byGraceId("S220316r")) old.complete = true;
+ * import type { ChildContext } from "./context.ts";
+ * import { Task } from "./task.ts";
+ *
+ * class Remind extends Task {
+ *   execute(ctx: ChildContext, item: QueueItem) {
+ *     ctx.log.info(`${item.graceid}: reminder`);
+ *   }
+ * }
+ * function onNew(ctx: ChildContext, t0: number) {
+ *   ctx.queue.insert(new QueueItem(t0, [new Remind(60), new Remind(600)], { graceid: "S220316r" }));
+ * }
+ * function onRetraction(ctx: ChildContext) {
+ *   for (const old of ctx.queue.byGraceId("S220316r")) old.complete = true;
+ * }
  * ```
  */
 export class QueueItem {
+  /** Shown in logs; defaults to the class name. */
   name: string;
   /** Epoch seconds the item's task timeouts count from. */
   t0: number;
+  /** The event or superevent the item follows, for `queue.byGraceId()`. */
   graceid: string | undefined;
   // Kept under symbols (behind accessors) so that an item's JSON is its
-  // own fields alone: snapshots write tasks separately.
+  // own fields alone: snapshots write tasks separately. The engine's
+  // bookkeeping is no part of the handler API.
+  /** @ignore */
   [TASKS]: Task[] = [];
+  /** @ignore */
   [DONE]: Task[] = [];
+  /** @ignore */
   [OWNER]: ItemOwner | undefined;
+  /** @ignore */
   [ENTRY]: number | undefined;
+  /** @ignore */
   [KEY]: number | undefined;
+  /** @ignore */
   [COMPLETE] = false;
 
+  /** An item starting at `t0` (epoch seconds) with `tasks`; with none, it is complete at once. */
   constructor(t0: number, tasks: Task[], options: QueueItemOptions = {}) {
     this.name = options.name ?? this.constructor.name;
     this.t0 = t0;
@@ -77,6 +97,7 @@ export class QueueItem {
     return this[TASKS];
   }
 
+  /** Replaces the remaining tasks (restoring a snapshot). */
   set tasks(tasks: Task[]) {
     this[TASKS] = tasks;
   }
@@ -86,6 +107,7 @@ export class QueueItem {
     return this[DONE];
   }
 
+  /** Replaces the done tasks (restoring a snapshot). */
   set completedTasks(tasks: Task[]) {
     this[DONE] = tasks;
   }
@@ -95,6 +117,7 @@ export class QueueItem {
     return this[TASKS][0]?.expiration ?? -Infinity;
   }
 
+  /** Whether the item is done: it no longer counts as pending anywhere. */
   get complete(): boolean {
     return this[COMPLETE] === true;
   }
@@ -146,24 +169,6 @@ export class QueueItem {
   /** Whether the earliest task is due at `now`. */
   hasExpired(now: number): boolean {
     return now >= this.expiration;
-  }
-
-  /**
-   * Runs every task that is due, earliest first, through `ctx.runTask`.
-   * A task that moved its expiration later goes back in line; the item is
-   * complete when no task is left. An error from a task propagates.
-   */
-  async execute(ctx: ChildContext): Promise<void> {
-    for (;;) {
-      const task = this.tasks[0];
-      if (!task || task.expiration > ctx.now()) break;
-      this.tasks.shift();
-      const before = task.expiration;
-      await ctx.runTask(this, task);
-      if (task.expiration > before) place(this.tasks, task);
-      else this.completedTasks.push(task);
-    }
-    if (this.tasks.length === 0) this.complete = true;
   }
 }
 

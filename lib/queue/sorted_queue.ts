@@ -5,7 +5,8 @@
  * @module
  */
 
-import { ENTRY, type ItemOwner, KEY, OWNER, type QueueItem } from "./queue_item.ts";
+import type { ChildQueue } from "./context.ts";
+import { ENTRY, KEY, OWNER, type QueueItem } from "./queue_item.ts";
 
 /** Options for {@linkcode SortedQueue}. */
 export interface SortedQueueOptions {
@@ -44,13 +45,16 @@ function byTime(a: QueueItem, b: QueueItem): number {
  *
  * @example
  * ```ts
+ * import { QueueItem } from "./queue_item.ts";
+ *
  * const queue = new SortedQueue();
+ * const item = new QueueItem(Date.now() / 1000, []);
  * queue.insert(item);
  * queue.peek()?.expiration; // earliest pending
  * queue.byGraceId("G123");  // that event's pending items
  * ```
  */
-export class SortedQueue<T extends QueueItem = QueueItem> implements Iterable<T>, ItemOwner {
+export class SortedQueue<T extends QueueItem = QueueItem> implements Iterable<T>, ChildQueue {
   #items: QueueItem[] = [];
   #keys = new Float64Array(64);
   #orders = new Float64Array(64);

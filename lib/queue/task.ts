@@ -17,10 +17,15 @@ import type { QueueItem } from "./queue_item.ts";
  *
  * @example
  * ```ts
+ * import type { ChildContext } from "./context.ts";
+ * import { QueueItem } from "./queue_item.ts";
+ *
  * class Hello extends Task {
- *   execute(ctx: ChildContext) { ctx.log.info("hello"); }
+ *   execute(ctx: ChildContext) {
+ *     ctx.log.info("hello");
+ *   }
  * }
- * new QueueItem(t0, [new Hello(5)]); // runs 5 s after t0
+ * const item = new QueueItem(Date.now() / 1000, [new Hello(5)]); // due 5 s after t0
  * ```
  */
 export abstract class Task {
@@ -31,6 +36,7 @@ export abstract class Task {
   /** Epoch seconds at which it comes due; `NaN` until it joins an item. */
   expiration: number = NaN;
 
+  /** A task due `timeout` seconds after its item's `t0`, named `name` (default: the class name). */
   constructor(timeout: number, name?: string) {
     this.timeout = timeout;
     this.name = name ?? this.constructor.name;
@@ -48,7 +54,7 @@ export abstract class Task {
 
   /**
    * Does the work. May be async; it runs under the child's time limit.
-   * What it returns is reported back when a command came through `ctl`.
+   * A task that throws fails its item (logged, mailed); the child goes on.
    */
   abstract execute(ctx: ChildContext, item: QueueItem): unknown;
 }

@@ -155,8 +155,15 @@ function starttls(
  *
  * @example
  * ```ts
- * const client = createXmppClient({ server: "localhost", port: 5222,
- *   username: "u", password: "p", resource: "listener", ca });
+ * const ca = await Deno.readTextFile("ca.pem");
+ * const client = createXmppClient({
+ *   server: "localhost",
+ *   port: 5222,
+ *   username: "u",
+ *   password: "p",
+ *   resource: "listener",
+ *   ca,
+ * });
  * await client.start();
  * ```
  */

@@ -1,0 +1,180 @@
+/**
+ * Alert intake: what a child does with each alert it is handed. Commands
+ * become command items, heartbeat requests are answered, anything else
+ * goes to the handler's `parseAlert`; an alert id already applied (after a
+ * restart) is not applied twice.
+ *
+ * @module
+ */
+
+import { type Alert, alertSchema, type JsonObject } from "../core/alert.ts";
+import { BoundedSet } from "../core/bounded_set.ts";
+import type { Ini } from "../config/ini.ts";
+import type { ChildContext } from "../queue/context.ts";
+import { CommandItem, type CommandTable, CommandTask } from "./commands.ts";
+import type { HandlerModule } from "./handler.ts";
+import { errorFields, type Scheduler } from "./scheduler.ts";
+
+/** Where an alert came from. */
+export interface AlertMeta {
+  node?: string;
+  id?: string | null;
+  seq?: number;
+  /** Re-applied from the journal after a restart. */
+  recovered?: boolean;
+  /** For a command: where its outcome goes (`ctl`). */
+  token?: string;
+}
+
+/** Outcome of delivering an alert. */
+export type DeliverResult = { ok: true } | { ok: false; reason: string };
+
+/** Options for {@linkcode AlertIntake}. */
+export interface AlertIntakeOptions {
+  handler: HandlerModule;
+  config: Ini;
+  context: ChildContext;
+  scheduler: Scheduler;
+  commands: CommandTable;
+  /** Host and pid reported in heartbeat responses. */
+  identity: { hostname: string; pid: number };
+  /** A command accepted with a reply token; its outcome will follow. */
+  commandQueued?(task: CommandTask, token: string): void;
+  /** Alert ids remembered as applied. @default {10000} */
+  appliedLimit?: number;
+}
+
+/** Applies alerts to a child, one at a time, in the scheduler's line. */
+export class AlertIntake {
+  #o: AlertIntakeOptions;
+  /** node + id of applied alerts, oldest first */
+  #applied: BoundedSet<string>;
+  #ids = new Map<string, [string, string]>();
+  #appliedSeq = 0;
+
+  constructor(options: AlertIntakeOptions) {
+    this.#o = options;
+    this.#applied = new BoundedSet(options.appliedLimit ?? 10_000);
+  }
+
+  /** The journal position of the last alert applied. */
+  get appliedSeq(): number {
+    return this.#appliedSeq;
+  }
+
+  /** The remembered ids of applied alerts, oldest first. */
+  appliedIds(): [string, string][] {
+    return [...this.#applied].map((key) => this.#ids.get(key)!);
+  }
+
+  /** Puts back what a snapshot remembered. */
+  restore(applied: readonly [string, string][], seq: number): void {
+    this.#appliedSeq = seq;
+    for (const [node, id] of applied) this.#remember(node, id);
+  }
+
+  /**
+   * Applies an alert: commands and heartbeats are handled here, anything
+   * else goes to the handler's `parseAlert`. Resolves once applied; waits
+   * first while a snapshot is being taken.
+   */
+  async deliver(alert: Alert, t0: number, meta: AlertMeta = {}): Promise<DeliverResult> {
+    const scheduler = this.#o.scheduler;
+    while (scheduler.gate) await scheduler.gate;
+    return scheduler.run(async () => {
+      const result = await this.#apply(alert, t0, meta);
+      if (meta.seq !== undefined) this.#appliedSeq = Math.max(this.#appliedSeq, meta.seq);
+      return result;
+    });
+  }
+
+  #remember(node: string, id: string): void {
+    const key = `${node}\u0000${id}`;
+    const dropped = this.#applied.add(key);
+    this.#ids.set(key, [node, id]);
+    if (dropped !== undefined) this.#ids.delete(dropped);
+  }
+
+  async #apply(alert: Alert, t0: number, meta: AlertMeta): Promise<DeliverResult> {
+    const log = this.#o.context.log;
+    const schema = alertSchema(alert);
+    const { node, id } = meta;
+    if (node !== undefined && id != null) {
+      if (this.#applied.has(`${node}\u0000${id}`)) {
+        log.event("info", "alert_duplicate", {
+          node,
+          id,
+          uid: alert.uid,
+          reason: "already applied",
+        });
+        return { ok: false, reason: `item ${id} on ${node} was already applied` };
+      }
+      this.#remember(node, id);
+    }
+    log.event("info", "alert", {
+      node: node ?? null,
+      uid: alert.uid,
+      alert_type: alert.alert_type,
+      id: id ?? null,
+      schema,
+      t0,
+      ...(meta.seq === undefined ? {} : { seq: meta.seq }),
+      ...(meta.recovered ? { recovered: true } : {}),
+    });
+    // A heartbeat replayed after a restart was answered long ago.
+    if (schema === "heartbeat") return meta.recovered ? { ok: true } : this.#heartbeat(alert, meta);
+    if (schema === "command") return this.#command(alert, t0, meta);
+    try {
+      await this.#o.handler.parseAlert(this.#o.context, alert, t0, this.#o.config);
+      return { ok: true };
+    } catch (error) {
+      const reason = `parseAlert failed: ${(error as Error)?.message ?? error}`;
+      log.event("error", "alert_failed", {
+        uid: alert.uid,
+        alert_type: alert.alert_type,
+        ...errorFields(error),
+      }, reason);
+      return { ok: false, reason };
+    }
+  }
+
+  #command(alert: Alert, t0: number, meta: AlertMeta): DeliverResult {
+    const check = this.#o.commands.check(alert.alert_type, alert.object);
+    if (!check.ok) {
+      this.#o.context.log.event("warning", "alert_rejected", {
+        uid: alert.uid,
+        alert_type: alert.alert_type,
+        reason: check.reason,
+      }, check.reason);
+      return { ok: false, reason: check.reason };
+    }
+    const graceid = check.kwargs.graceid;
+    const task = new CommandTask(check.spec.name, check.kwargs, check.sleep);
+    if (meta.token) this.#o.commandQueued?.(task, meta.token);
+    this.#o.scheduler.queue.insert(
+      new CommandItem(t0, task, typeof graceid === "string" ? graceid : undefined),
+    );
+    return { ok: true };
+  }
+
+  #heartbeat(alert: Alert, meta: AlertMeta): DeliverResult {
+    if (alert.ptype !== "request") {
+      return { ok: false, reason: `heartbeat with ptype ${JSON.stringify(alert.ptype)} ignored` };
+    }
+    if (meta.node === undefined) {
+      return { ok: false, reason: "heartbeat request without a node to answer on" };
+    }
+    const { hostname, pid } = this.#o.identity;
+    const response: JsonObject = {
+      uid: "heartbeat",
+      ptype: "response",
+      key: alert.key ?? null,
+      child: this.#o.context.child,
+      host: hostname,
+      pid,
+      queue: this.#o.scheduler.queue.size,
+    };
+    this.#o.context.publish(meta.node, response);
+    return { ok: true };
+  }
+}
