@@ -48,10 +48,10 @@ export {
   type JsonObject,
 } from "./core/alert.ts";
 export type { ChildLog, Level } from "./core/log.ts";
-export { ConfigError, type ConfigErrorOptions } from "./config/config_error.ts";
+export { ConfigError, type ConfigErrorOptions } from "./core/config_error.ts";
 export { Ini, type IniData, type IniEntry, type IniSectionData } from "./config/ini.ts";
-export type { ChildContext, ChildIdentity, ChildQueue } from "./queue/context.ts";
+export type { ChildContext, ChildIdentity, ChildQueue } from "./queue/queue_item.ts";
 export { QueueItem, type QueueItemOptions } from "./queue/queue_item.ts";
-export { Task } from "./queue/task.ts";
+export { Task } from "./queue/queue_item.ts";
 export type { CommandSpec } from "./child/commands.ts";
 export type { HandlerModule } from "./child/handler.ts";

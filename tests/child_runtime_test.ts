@@ -2,12 +2,10 @@ import assert from "node:assert/strict";
 import type { Alert, JsonObject } from "../lib/core/alert.ts";
 import { ChildRuntime, type ChildRuntimeOptions } from "../lib/child/runtime.ts";
 import { FakeClock } from "../lib/queue/clock.ts";
-import type { ChildContext } from "../lib/queue/context.ts";
+import { type ChildContext, QueueItem, Task } from "../lib/queue/queue_item.ts";
 import type { HandlerModule } from "../lib/child/handler.ts";
 import { Ini, parseIni } from "../lib/config/ini.ts";
 import { Logger, type LogRecord } from "../lib/core/log.ts";
-import { QueueItem } from "../lib/queue/queue_item.ts";
-import { Task } from "../lib/queue/task.ts";
 import * as testHandler from "../workers/handlers/test.ts";
 
 interface Harness {

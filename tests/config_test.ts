@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { loadListenerConfig, logFileName } from "../lib/config/config.ts";
-import { ConfigError } from "../lib/config/config_error.ts";
+import { ConfigError } from "../lib/core/config_error.ts";
 import { copyFixtures, tempDir } from "./helpers.ts";
 
 const CHILD = "[general]\nprocess_type = test\n";

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { ConfigError } from "../lib/config/config_error.ts";
+import { ConfigError } from "../lib/core/config_error.ts";
 import { CredentialsError, resolveCredentials } from "../lib/xmpp/credentials.ts";
 import { parseNetrc, readNetrc } from "../lib/core/netrc.ts";
 import { parseCommandWords } from "../lib/tools/command.ts";

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { ConfigError } from "../lib/config/config_error.ts";
+import { ConfigError } from "../lib/core/config_error.ts";
 import { Ini, parseIni } from "../lib/config/ini.ts";
 
 function ini(text: string): Ini {

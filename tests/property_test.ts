@@ -4,7 +4,7 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import fc from "fast-check";
 import { loadListenerConfig } from "../lib/config/config.ts";
-import { ConfigError } from "../lib/config/config_error.ts";
+import { ConfigError } from "../lib/core/config_error.ts";
 import { Logger, type LogRecord } from "../lib/core/log.ts";
 import { Router } from "../lib/listener/router.ts";
 import { tempDir } from "./helpers.ts";

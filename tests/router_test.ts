@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { Logger, type LogRecord } from "../lib/core/log.ts";
-import { type Delivery, MemorySeenIds, payloadKey, Router } from "../lib/listener/router.ts";
+import { MemorySeenIds } from "../lib/core/source.ts";
+import { type Delivery, payloadKey, Router } from "../lib/listener/router.ts";
 
 function router(window = 60) {
   const delivered: Delivery[] = [];

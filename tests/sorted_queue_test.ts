@@ -1,8 +1,7 @@
 import assert from "node:assert/strict";
 import fc from "fast-check";
-import { QueueItem } from "../lib/queue/queue_item.ts";
+import { QueueItem, Task } from "../lib/queue/queue_item.ts";
 import { SortedQueue } from "../lib/queue/sorted_queue.ts";
-import { Task } from "../lib/queue/task.ts";
 
 class Noop extends Task {
   execute(): void {}

@@ -10,9 +10,7 @@
 import { resolve, sep } from "node:path";
 import { isJsonObject, type JsonObject } from "../core/alert.ts";
 import type { ClassRegistry } from "../durability/snapshot.ts";
-import type { ChildContext } from "../queue/context.ts";
-import { QueueItem } from "../queue/queue_item.ts";
-import { Task } from "../queue/task.ts";
+import { type ChildContext, QueueItem, Task } from "../queue/queue_item.ts";
 
 /**
  * A command a child understands. Handlers may export more (as

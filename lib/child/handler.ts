@@ -5,9 +5,9 @@
  */
 
 import type { Alert } from "../core/alert.ts";
-import { ConfigError } from "../config/config_error.ts";
+import { ConfigError } from "../core/config_error.ts";
 import type { CommandSpec } from "./commands.ts";
-import type { ChildContext } from "../queue/context.ts";
+import type { ChildContext } from "../queue/queue_item.ts";
 import type { Ini } from "../config/ini.ts";
 
 /** What a handler module exports. */

@@ -10,7 +10,7 @@
 import { type Alert, alertSchema, type JsonObject } from "../core/alert.ts";
 import { BoundedSet } from "../core/bounded_set.ts";
 import type { Ini } from "../config/ini.ts";
-import type { ChildContext } from "../queue/context.ts";
+import type { ChildContext } from "../queue/queue_item.ts";
 import { CommandItem, type CommandTable, CommandTask } from "./commands.ts";
 import type { HandlerModule } from "./handler.ts";
 import { errorFields, type Scheduler } from "./scheduler.ts";

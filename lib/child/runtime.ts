@@ -11,10 +11,13 @@ import type { ChildLog } from "../core/log.ts";
 import type { Ini } from "../config/ini.ts";
 import { ClassRegistry } from "../durability/snapshot.ts";
 import type { Clock } from "../queue/clock.ts";
-import type { ChildContext, ChildIdentity } from "../queue/context.ts";
-import { QueueItem } from "../queue/queue_item.ts";
+import {
+  type ChildContext,
+  type ChildIdentity,
+  QueueItem,
+  type Task,
+} from "../queue/queue_item.ts";
 import type { SortedQueue, SortedQueueOptions } from "../queue/sorted_queue.ts";
-import type { Task } from "../queue/task.ts";
 import {
   BUILTIN_COMMANDS,
   CommandItem,

@@ -11,9 +11,8 @@ import { Serializer } from "../core/async.ts";
 import type { JsonObject } from "../core/alert.ts";
 import type { ChildLog } from "../core/log.ts";
 import { type Clock, systemClock } from "../queue/clock.ts";
-import type { QueueItem } from "../queue/queue_item.ts";
+import type { QueueItem, Task } from "../queue/queue_item.ts";
 import { SortedQueue, type SortedQueueOptions } from "../queue/sorted_queue.ts";
-import type { Task } from "../queue/task.ts";
 
 /** What the listener needs to know about a child's queue. */
 export interface QueueState {
@@ -59,7 +58,7 @@ export function errorFields(error: unknown): JsonObject {
  * @example
  * ```ts
  * import type { ChildLog } from "../core/log.ts";
- * import type { ChildContext } from "../queue/context.ts";
+ * import type { ChildContext } from "../queue/queue_item.ts";
  * import type { QueueItem } from "../queue/queue_item.ts";
  *
  * async function runOne(log: ChildLog, ctx: ChildContext, item: QueueItem) {

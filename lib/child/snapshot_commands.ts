@@ -8,7 +8,7 @@
 
 import type { JsonObject } from "../core/alert.ts";
 import { commandFile, type CommandSpec, type EngineContext } from "./commands.ts";
-import type { ChildContext } from "../queue/context.ts";
+import type { ChildContext } from "../queue/queue_item.ts";
 import { parseSnapshot, restoreItems, takeSnapshot } from "../durability/snapshot.ts";
 import { writePrivateFile } from "../durability/state_dir.ts";
 

@@ -6,7 +6,7 @@
  */
 
 import { basename, dirname, isAbsolute, resolve } from "node:path";
-import { ConfigError } from "./config_error.ts";
+import { ConfigError } from "../core/config_error.ts";
 import { type Ini, type IniData, readIni } from "./ini.ts";
 
 /** Extra permissions a childConfig grants its worker. */

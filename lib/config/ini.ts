@@ -17,7 +17,7 @@
  * @module
  */
 
-import { ConfigError } from "./config_error.ts";
+import { ConfigError } from "../core/config_error.ts";
 
 /** One option's raw value and the line it started on. */
 export interface IniEntry {

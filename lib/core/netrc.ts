@@ -5,7 +5,7 @@
  * @module
  */
 
-import { ConfigError } from "../config/config_error.ts";
+import { ConfigError } from "./config_error.ts";
 
 /** One `machine` (or `default`) entry. */
 export interface NetrcEntry {

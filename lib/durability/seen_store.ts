@@ -6,7 +6,8 @@
  */
 
 import { join } from "node:path";
-import type { SeenIds } from "../listener/router.ts";
+import { KeyedIds } from "../core/bounded_set.ts";
+import type { SeenIds } from "../core/source.ts";
 import { readIfExists, writeAll, writePrivateFile } from "./state_dir.ts";
 
 /** Options for {@linkcode SeenStore.open}. */
@@ -31,11 +32,10 @@ interface Line {
  */
 export class SeenStore implements SeenIds {
   readonly path: string;
-  #nodes = new Map<string, Set<string>>();
+  #nodes: KeyedIds;
   /** Nodes caught up at least once. */
   #marked = new Set<string>();
   #onError: ((error: Error) => void) | undefined;
-  #limit: number;
   #file: Deno.FsFile | undefined;
   #pending: string[] = [];
   #flushing: Promise<void> | undefined;
@@ -43,7 +43,7 @@ export class SeenStore implements SeenIds {
 
   private constructor(path: string, limit: number, onError?: (error: Error) => void) {
     this.path = path;
-    this.#limit = limit;
+    this.#nodes = new KeyedIds(limit);
     this.#onError = onError;
   }
 
@@ -78,7 +78,7 @@ export class SeenStore implements SeenIds {
   }
 
   has(node: string, id: string): boolean {
-    return this.#nodes.get(node)?.has(id) ?? false;
+    return this.#nodes.has(node, id);
   }
 
   /**
@@ -120,18 +120,12 @@ export class SeenStore implements SeenIds {
   }
 
   #remember(node: string, id: string): void {
-    let ids = this.#nodes.get(node);
-    if (!ids) this.#nodes.set(node, ids = new Set());
-    ids.delete(id);
-    ids.add(id);
-    if (ids.size > this.#limit) ids.delete(ids.values().next().value!);
+    this.#nodes.add(node, id);
   }
 
   #dump(): string {
     const lines = [...this.#marked].map((n) => JSON.stringify({ n }));
-    for (const [node, ids] of this.#nodes) {
-      for (const id of ids) lines.push(JSON.stringify({ n: node, i: id }));
-    }
+    for (const [node, id] of this.#nodes.entries()) lines.push(JSON.stringify({ n: node, i: id }));
     return lines.length ? lines.join("\n") + "\n" : "";
   }
 

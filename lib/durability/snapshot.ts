@@ -11,8 +11,7 @@
  */
 
 import { isJsonObject, type JsonObject } from "../core/alert.ts";
-import { QueueItem, resetInternals } from "../queue/queue_item.ts";
-import { Task } from "../queue/task.ts";
+import { QueueItem, resetInternals, Task } from "../queue/queue_item.ts";
 
 export const SNAPSHOT_FORMAT = "lvalertMP-snapshot";
 export const SNAPSHOT_VERSION = 1;

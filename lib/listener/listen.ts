@@ -9,7 +9,7 @@ import { join } from "node:path";
 import type { JsonObject } from "../core/alert.ts";
 import type { ListenArgs } from "../config/cli.ts";
 import { type ListenerConfig, loadListenerConfig } from "../config/config.ts";
-import { ConfigError } from "../config/config_error.ts";
+import { ConfigError } from "../core/config_error.ts";
 import { ControlServer } from "./control.ts";
 import { type Credentials, CredentialsError, resolveCredentials } from "../xmpp/credentials.ts";
 import { Logger, stdoutSink } from "../core/log.ts";

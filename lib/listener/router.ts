@@ -7,19 +7,9 @@
 
 import { type Alert, type JsonObject, readAlert } from "../core/alert.ts";
 import type { ChildLog } from "../core/log.ts";
+import { MemorySeenIds, type RouteInput, type SeenIds } from "../core/source.ts";
 
-/** An alert as a source hands it over. */
-export interface RouteInput {
-  node: string;
-  /** The pubsub item id (or replay `id`), when there is one. */
-  id: string | null;
-  /** The payload: JSON text, or an already parsed value. */
-  payload: unknown;
-  /** Epoch seconds of receipt. */
-  t0: number;
-  /** Where it came from, for messages (`file:line`). */
-  where?: string;
-}
+export type { RouteInput, SeenIds } from "../core/source.ts";
 
 /** An alert on its way to a child. */
 export interface Delivery {
@@ -66,12 +56,6 @@ export function payloadKey(text: string): string {
   return `${(a >>> 0).toString(36)}.${(b >>> 0).toString(36)}.${text.length}`;
 }
 
-/** Remembers item ids already routed, per node. */
-export interface SeenIds {
-  has(node: string, id: string): boolean;
-  add(node: string, id: string): void;
-}
-
 /** Options for {@linkcode Router}. */
 export interface RouterOptions {
   /** node -> child */
@@ -87,29 +71,6 @@ export interface RouterOptions {
   dedupWindow?: number;
   /** Item ids already routed; kept in memory when absent. */
   seen?: SeenIds;
-}
-
-/** In-memory {@linkcode SeenIds}, bounded per node. */
-export class MemorySeenIds implements SeenIds {
-  #nodes = new Map<string, Set<string>>();
-  #limit: number;
-
-  constructor(limit = 10_000) {
-    this.#limit = limit;
-  }
-
-  has(node: string, id: string): boolean {
-    return this.#nodes.get(node)?.has(id) ?? false;
-  }
-
-  add(node: string, id: string): void {
-    let ids = this.#nodes.get(node);
-    if (!ids) this.#nodes.set(node, ids = new Set());
-    ids.add(id);
-    if (ids.size > this.#limit) {
-      ids.delete(ids.values().next().value!);
-    }
-  }
 }
 
 /** Routes alerts from any source to the child that owns their node. */

@@ -1,10 +1,149 @@
 /**
- * A follow-up process: an ordered list of tasks sharing one start time.
+ * The unit of follow-up work and what it runs in: {@linkcode Task},
+ * {@linkcode QueueItem} (ordered tasks sharing one start time), and the
+ * {@linkcode ChildContext} both see. One module, because each names the
+ * others: a task runs in a context for an item, a context queues items.
  *
  * @module
  */
 
-import type { Task } from "./task.ts";
+import type { JsonObject } from "../core/alert.ts";
+import type { ChildLog } from "../core/log.ts";
+import type { Ini } from "../config/ini.ts";
+
+/**
+ * The child's queue, as handlers use it: items go in with
+ * {@linkcode ChildQueue.insert}, are found by graceid, and leave it on
+ * their own once complete (`item.complete = true`).
+ *
+ * @example
+ * ```ts
+ * function forget(queue: ChildQueue, graceid: string): number {
+ *   const items = queue.byGraceId(graceid);
+ *   for (const item of items) item.complete = true;
+ *   return items.length;
+ * }
+ * ```
+ */
+export interface ChildQueue {
+  /** Number of pending items. */
+  readonly size: number;
+  /**
+   * Adds an item; its tasks come due at their expirations.
+   *
+   * @throws {Error} when the item is already queued or a task's expiration
+   * is not a finite time
+   */
+  insert(item: QueueItem): void;
+  /** Pending items of one graceid (or superevent id), earliest first. */
+  byGraceId(graceid: string): QueueItem[];
+  /** Graceids that have pending items. */
+  graceIds(): string[];
+  /** Pending items, earliest first (a copy). */
+  items(): QueueItem[];
+  /** The earliest pending item, left in place. */
+  peek(): QueueItem | undefined;
+}
+
+/** Where a child runs, for texts meant for people (mail bodies, annotations). */
+export interface ChildIdentity {
+  /** Host name of the listener's machine. */
+  readonly hostname: string;
+  /** The user the listener runs as. */
+  readonly username: string;
+  /** The listener's process id. */
+  readonly pid: number;
+  /** Path of the listener config. */
+  readonly config: string;
+}
+
+/**
+ * The child a handler runs in. `parseAlert` and every task's `execute`
+ * get it.
+ *
+ * @example
+ * ```ts
+ * function warn(ctx: ChildContext, graceid: string) {
+ *   ctx.log.warning(`${graceid}: no sky map`);
+ *   ctx.notify(`no sky map for ${graceid}`, `checked at ${ctx.now()} on ${ctx.identity.hostname}`);
+ * }
+ * ```
+ */
+export interface ChildContext {
+  /** The listener section name of this child. */
+  readonly child: string;
+  /** The child's queue. Items marked complete leave it on their own. */
+  readonly queue: ChildQueue;
+  /** The whole childConfig, for the handler's own sections. */
+  readonly config: Ini;
+  /** The child's log. */
+  readonly log: ChildLog;
+  /** The section's `recipients`, the default for {@linkcode ChildContext.notify}. */
+  readonly recipients: readonly string[];
+  /** The folder this child may write to (its `log_directory`). */
+  readonly logDirectory: string;
+  /** Where the child runs. */
+  readonly identity: ChildIdentity;
+  /** Seconds since the epoch, from the child's clock. */
+  now(): number;
+  /**
+   * Sends mail through the listener (workers run no programs); to the
+   * section's `recipients` unless others are given. Without recipients,
+   * nothing is sent.
+   */
+  notify(subject: string, body: string, recipients?: readonly string[]): void;
+  /** Publishes a payload on an XMPP node through the listener's session. */
+  publish(node: string, payload: JsonObject): void;
+}
+
+/**
+ * A piece of work that comes due `timeout` seconds after its item's `t0`.
+ * Extend it and implement {@linkcode Task.execute}. A task that moves its
+ * own `expiration` later while it runs repeats at the new time; any other
+ * task is done once it has run.
+ *
+ * Own enumerable fields are what a snapshot saves: keep them JSON-safe.
+ *
+ * @example
+ * ```ts
+ * class Hello extends Task {
+ *   execute(ctx: ChildContext) {
+ *     ctx.log.info("hello");
+ *   }
+ * }
+ * const item = new QueueItem(Date.now() / 1000, [new Hello(5)]); // due 5 s after t0
+ * ```
+ */
+export abstract class Task {
+  /** Shown in logs; defaults to the class name. */
+  name: string;
+  /** Seconds after the item's `t0` at which the task comes due. */
+  timeout: number;
+  /** Epoch seconds at which it comes due; `NaN` until it joins an item. */
+  expiration: number = NaN;
+
+  /** A task due `timeout` seconds after its item's `t0`, named `name` (default: the class name). */
+  constructor(timeout: number, name?: string) {
+    this.timeout = timeout;
+    this.name = name ?? this.constructor.name;
+  }
+
+  /** Sets `expiration` to `t0 + timeout`. */
+  setExpiration(t0: number): void {
+    this.expiration = t0 + this.timeout;
+  }
+
+  /** Whether the task is due at `now` (epoch seconds). */
+  hasExpired(now: number): boolean {
+    return now >= this.expiration;
+  }
+
+  /**
+   * Does the work. May be async; it runs under the child's time limit.
+   * A task that throws fails its item (logged, mailed); the child goes on.
+   */
+  abstract execute(ctx: ChildContext, item: QueueItem): unknown;
+}
 
 /**
  * What a queue holding an item must hear about (the engine's side of an
@@ -44,9 +183,6 @@ export interface QueueItemOptions {
  *
  * @example
  * ```ts
- * import type { ChildContext } from "./context.ts";
- * import { Task } from "./task.ts";
- *
  * class Remind extends Task {
  *   execute(ctx: ChildContext, item: QueueItem) {
  *     ctx.log.info(`${item.graceid}: reminder`);

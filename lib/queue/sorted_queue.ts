@@ -5,8 +5,7 @@
  * @module
  */
 
-import type { ChildQueue } from "./context.ts";
-import { ENTRY, KEY, OWNER, type QueueItem } from "./queue_item.ts";
+import { type ChildQueue, ENTRY, KEY, OWNER, type QueueItem } from "./queue_item.ts";
 
 /** Options for {@linkcode SortedQueue}. */
 export interface SortedQueueOptions {

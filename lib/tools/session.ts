@@ -5,7 +5,7 @@
  * @module
  */
 
-import { ConfigError } from "../config/config_error.ts";
+import { ConfigError } from "../core/config_error.ts";
 import { CredentialsError, resolveCredentials } from "../xmpp/credentials.ts";
 import { failed, type FailureKind, type Outcome } from "../core/outcome.ts";
 import { Pubsub } from "../xmpp/pubsub.ts";

@@ -9,7 +9,7 @@
 import { systemClock } from "../queue/clock.ts";
 import type { ChildLog } from "../core/log.ts";
 import { condition, eventItems, NS_PUBSUB_EVENT, Pubsub } from "./pubsub.ts";
-import type { RouteInput } from "../listener/router.ts";
+import type { RouteInput } from "../core/source.ts";
 import type { SeenStore } from "../durability/seen_store.ts";
 import {
   createXmppClient,
