@@ -8,6 +8,7 @@
  * @module
  */
 
+import { readAlert } from "../lib/core/alert.ts";
 import { ChildRuntime } from "../lib/child/runtime.ts";
 import { ChildState, type Recovery } from "../lib/child/state.ts";
 import { asHandlerModule } from "../lib/child/handler.ts";
@@ -143,15 +144,17 @@ async function init(settings: ChildSettings): Promise<boolean> {
 async function apply(alerts: AlertDelivery[]): Promise<void> {
   delivering++;
   try {
-    // The listener validated each text before journaling it.
-    const results = alerts.map(({ seq, node, id, text, t0, token }) =>
-      runtime!.deliver(JSON.parse(text), t0, { node, id, seq, ...(token ? { token } : {}) }).then(
-        (r): AlertAck => {
-          state?.applied();
-          return { seq, ok: r.ok, reason: r.ok ? null : r.reason };
-        },
-      )
-    );
+    const results = alerts.map(({ seq, node, id, text, t0, token }) => {
+      // The listener checked each text before journaling it; a text that
+      // fails here was damaged on the way and is refused, not applied.
+      const read = readAlert(text);
+      if (!read.ok) return Promise.resolve({ seq, ok: false, reason: read.reason });
+      const meta = { node, id, seq, ...(token ? { token } : {}) };
+      return runtime!.deliver(read.alert, t0, meta).then((r): AlertAck => {
+        state?.applied();
+        return { seq, ok: r.ok, reason: r.ok ? null : r.reason };
+      });
+    });
     post({ type: "acks", acks: await Promise.all(results), ...queueState });
   } finally {
     delivering--;
@@ -184,12 +187,13 @@ async function handle(message: ToChild): Promise<void> {
 }
 
 self.onmessage = (event: MessageEvent<unknown>) => {
-  const message = readToChild(event.data);
-  if (!message) {
+  const read = readToChild(event.data);
+  if (!read.ok) {
     runtime?.context.log.event("error", "bad_message", {
-      data: JSON.stringify(event.data) ?? String(event.data),
+      reason: read.reason,
+      data: JSON.stringify(event.data)?.slice(0, 500) ?? String(event.data),
     });
     return;
   }
-  void handle(message);
+  void handle(read.message);
 };

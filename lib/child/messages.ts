@@ -1,198 +1,167 @@
 /**
  * Every message between the listener (main) and a child worker: one
- * discriminated union per direction, and parsers that narrow
- * `MessageEvent.data` into them.
+ * schema per direction (valibot), from which the TypeScript union is
+ * inferred, and readers that narrow `MessageEvent.data` with it.
  *
  * @module
  */
 
+import * as v from "valibot";
 import { isJsonObject, type JsonObject } from "../core/alert.ts";
-import type { IniData } from "../config/ini.ts";
-import type { LogFormat } from "../core/log.ts";
-import type { QueueWatchOptions } from "./queue_watch.ts";
+
+const jsonObject = v.custom<JsonObject>(isJsonObject, "must be a JSON object");
+const strings = v.array(v.string());
+
+const iniEntry = v.object({ value: v.string(), line: v.number() });
+const iniData = v.object({
+  file: v.string(),
+  defaults: v.map(v.string(), iniEntry),
+  sections: v.map(
+    v.string(),
+    v.object({ line: v.number(), entries: v.map(v.string(), iniEntry) }),
+  ),
+});
 
 /** Everything a worker needs to run its child; built by main. */
-export interface ChildSettings {
-  child: string;
+export const ChildSettingsSchema = v.object({
+  child: v.string(),
   /** URL of the handler module to import. */
-  handlerUrl: string;
-  processType: string;
-  childConfig: IniData;
-  logFile: string;
-  logDirectory: string;
-  logLevel: number;
-  logFormat: LogFormat;
-  print2stdout: boolean;
-  taskTimeout: number;
-  maxComplete: number;
-  maxFrac: number;
-  recipients: string[];
-  watch: QueueWatchOptions;
-  identity: { hostname: string; username: string; pid: number; config: string };
+  handlerUrl: v.string(),
+  processType: v.string(),
+  childConfig: iniData,
+  logFile: v.string(),
+  logDirectory: v.string(),
+  logLevel: v.number(),
+  logFormat: v.picklist(["text", "json"]),
+  print2stdout: v.boolean(),
+  taskTimeout: v.number(),
+  maxComplete: v.number(),
+  maxFrac: v.number(),
+  recipients: strings,
+  watch: v.object({
+    warnThr: v.number(),
+    recipients: strings,
+    warnDelay: v.number(),
+    maxWarn: v.number(),
+    hostname: v.string(),
+    username: v.string(),
+    config: v.string(),
+  }),
+  identity: v.object({
+    hostname: v.string(),
+    username: v.string(),
+    pid: v.number(),
+    config: v.string(),
+  }),
   /** Load and validate only (for `--check-config`), then stop. */
-  checkOnly: boolean;
+  checkOnly: v.boolean(),
   /** The child's state folder: journal and snapshots. */
-  stateDir: string;
+  stateDir: v.string(),
   /** Checkpoint after this many alerts, or this many seconds after a change. */
-  checkpointEvery: number;
-  checkpointInterval: number;
-}
+  checkpointEvery: v.number(),
+  checkpointInterval: v.number(),
+});
+
+/** Everything a worker needs to run its child; built by main. */
+export type ChildSettings = v.InferOutput<typeof ChildSettingsSchema>;
 
 /** One alert for a child, numbered in its journal order. */
-export interface AlertDelivery {
-  seq: number;
-  node: string;
-  id: string | null;
+const alertDelivery = v.object({
+  seq: v.number(),
+  node: v.string(),
+  id: v.nullable(v.string()),
   /** The alert's JSON text: cheaper to post than the parsed object. */
-  text: string;
-  t0: number;
+  text: v.string(),
+  t0: v.number(),
   /** A command from the control socket: where its outcome goes. */
-  token: string | null;
-}
+  token: v.nullable(v.string()),
+});
+
+/** One alert for a child, numbered in its journal order. */
+export type AlertDelivery = v.InferOutput<typeof alertDelivery>;
+
+const alertAck = v.object({ seq: v.number(), ok: v.boolean(), reason: v.nullable(v.string()) });
 
 /** The outcome of one alert. */
-export interface AlertAck {
-  seq: number;
-  ok: boolean;
-  reason: string | null;
-}
+export type AlertAck = v.InferOutput<typeof alertAck>;
 
 /** Main to worker. */
-export type ToChild =
-  | { type: "init"; settings: ChildSettings }
+export const ToChildSchema = v.variant("type", [
+  v.object({ type: v.literal("init"), settings: ChildSettingsSchema }),
   /** Alerts in routing order; a burst travels as one message. */
-  | { type: "alerts"; alerts: AlertDelivery[] }
-  | { type: "ping"; n: number }
-  | { type: "shutdown" };
+  v.object({ type: v.literal("alerts"), alerts: v.array(alertDelivery) }),
+  v.object({ type: v.literal("ping"), n: v.number() }),
+  v.object({ type: v.literal("shutdown") }),
+]);
+
+/** Main to worker. */
+export type ToChild = v.InferOutput<typeof ToChildSchema>;
 
 /** Worker to main. */
-export type FromChild =
+export const FromChildSchema = v.variant("type", [
   /** Started; recovered up to `replayedTo` in the journal. */
-  | {
-    type: "ready";
-    commands: string[];
-    snapshotSeq: number;
-    replayedTo: number;
-  }
+  v.object({
+    type: v.literal("ready"),
+    commands: strings,
+    snapshotSeq: v.number(),
+    replayedTo: v.number(),
+  }),
   /** A snapshot covering the journal up to `seq` is on disk. */
-  | { type: "checkpointed"; seq: number; previous: number }
+  v.object({ type: v.literal("checkpointed"), seq: v.number(), previous: v.number() }),
   /** The outcome of a command that came with a token. */
-  | {
-    type: "command_result";
-    token: string;
-    ok: boolean;
-    output: string | null;
-    error: string | null;
-  }
+  v.object({
+    type: v.literal("command_result"),
+    token: v.string(),
+    ok: v.boolean(),
+    output: v.nullable(v.string()),
+    error: v.nullable(v.string()),
+  }),
   /** The child could not start: a start-up (configuration) failure. */
-  | { type: "init_failed"; message: string }
+  v.object({ type: v.literal("init_failed"), message: v.string() }),
   /** The child is about to die on its own (it called close()). */
-  | { type: "fatal"; message: string }
+  v.object({ type: v.literal("fatal"), message: v.string() }),
   /** Alerts applied (or refused), with the queue as it stands after them. */
-  | { type: "acks"; acks: AlertAck[]; queue: number; next: number | null }
-  | { type: "state"; queue: number; next: number | null }
-  | { type: "log"; line: string }
-  | { type: "notify"; subject: string; body: string; recipients: string[] }
-  | { type: "publish"; node: string; payload: JsonObject }
-  | { type: "pong"; n: number }
-  | { type: "stopped" };
+  v.object({
+    type: v.literal("acks"),
+    acks: v.array(alertAck),
+    queue: v.number(),
+    next: v.nullable(v.number()),
+  }),
+  v.object({ type: v.literal("state"), queue: v.number(), next: v.nullable(v.number()) }),
+  v.object({ type: v.literal("log"), line: v.string() }),
+  v.object({
+    type: v.literal("notify"),
+    subject: v.string(),
+    body: v.string(),
+    recipients: strings,
+  }),
+  v.object({ type: v.literal("publish"), node: v.string(), payload: jsonObject }),
+  v.object({ type: v.literal("pong"), n: v.number() }),
+  v.object({ type: v.literal("stopped") }),
+]);
 
-type FieldType =
-  | "string"
-  | "number"
-  | "boolean"
-  | "string|null"
-  | "number|null"
-  | "strings"
-  | "object"
-  /** An array whose every element has these fields. */
-  | { each: Record<string, FieldType> };
+/** Worker to main. */
+export type FromChild = v.InferOutput<typeof FromChildSchema>;
 
-const isType: Record<Exclude<FieldType, { each: unknown }>, (v: unknown) => boolean> = {
-  "string": (v) => typeof v === "string",
-  "number": (v) => typeof v === "number",
-  "boolean": (v) => typeof v === "boolean",
-  "string|null": (v) => v === null || typeof v === "string",
-  "number|null": (v) => v === null || typeof v === "number",
-  "strings": (v) => Array.isArray(v) && v.every((s) => typeof s === "string"),
-  "object": isJsonObject,
-};
+/** A message that did not match its schema, with the reason. */
+export type ReadMessage<T> = { ok: true; message: T } | { ok: false; reason: string };
 
-type Shapes<U extends { type: string }> = {
-  [K in U["type"]]: Record<string, FieldType>;
-};
-
-const TO_CHILD: Shapes<ToChild> = {
-  init: { settings: "object" },
-  alerts: {
-    alerts: {
-      each: {
-        seq: "number",
-        node: "string",
-        id: "string|null",
-        text: "string",
-        t0: "number",
-        token: "string|null",
-      },
-    },
-  },
-  ping: { n: "number" },
-  shutdown: {},
-};
-
-const FROM_CHILD: Shapes<FromChild> = {
-  ready: {
-    commands: "strings",
-    snapshotSeq: "number",
-    replayedTo: "number",
-  },
-  checkpointed: { seq: "number", previous: "number" },
-  command_result: { token: "string", ok: "boolean", output: "string|null", error: "string|null" },
-  init_failed: { message: "string" },
-  fatal: { message: "string" },
-  acks: {
-    acks: { each: { seq: "number", ok: "boolean", reason: "string|null" } },
-    queue: "number",
-    next: "number|null",
-  },
-  state: { queue: "number", next: "number|null" },
-  log: { line: "string" },
-  notify: { subject: "string", body: "string", recipients: "strings" },
-  publish: { node: "string", payload: "object" },
-  pong: { n: "number" },
-  stopped: {},
-};
-
-function narrow<U extends { type: string }>(
-  shapes: Shapes<U>,
-  data: unknown,
-): U | null {
-  if (!isJsonObject(data) || typeof data.type !== "string") return null;
-  if (!Object.hasOwn(shapes, data.type)) return null;
-  const shape = shapes[data.type as U["type"]];
-  return hasShape(data, shape) ? data as U : null;
+function read<T>(schema: v.GenericSchema<unknown, T>, data: unknown): ReadMessage<T> {
+  const result = v.safeParse(schema, data);
+  if (result.success) return { ok: true, message: result.output };
+  const issue = result.issues[0];
+  const path = issue.path?.map((p) => String(p.key)).join(".");
+  return { ok: false, reason: `${path ? `${path}: ` : ""}${issue.message}` };
 }
 
-function matches(value: unknown, type: FieldType): boolean {
-  if (typeof type === "string") return isType[type](value);
-  return Array.isArray(value) && value.every((v) => isJsonObject(v) && hasShape(v, type.each));
+/** Narrows a message a worker received. */
+export function readToChild(data: unknown): ReadMessage<ToChild> {
+  return read(ToChildSchema, data);
 }
 
-function hasShape(data: Record<string, unknown>, shape: Record<string, FieldType>): boolean {
-  for (const [key, type] of Object.entries(shape)) {
-    if (!matches(data[key], type)) return false;
-  }
-  return true;
-}
-
-/** Narrows a message a worker received; null when it is not one. */
-export function readToChild(data: unknown): ToChild | null {
-  return narrow(TO_CHILD, data);
-}
-
-/** Narrows a message main received from a worker; null when it is not one. */
-export function readFromChild(data: unknown): FromChild | null {
-  return narrow(FROM_CHILD, data);
+/** Narrows a message main received from a worker. */
+export function readFromChild(data: unknown): ReadMessage<FromChild> {
+  return read(FromChildSchema, data);
 }
 
 /** For the `default` of exhaustive switches. */

@@ -28,7 +28,7 @@ export const SNAPSHOT_COMMANDS: readonly CommandSpec<EngineContext>[] = [
       const items = ctx.queue.items().filter((item) => item !== self);
       await writePrivateFile(
         path,
-        JSON.stringify(takeSnapshot(ctx.child, -1, items, [], ctx.now())),
+        JSON.stringify(takeSnapshot(ctx.child, 0, items, [], ctx.now())),
       );
       ctx.log.event("info", "command", { command: "checkpointQueue", path, items: items.length });
       return `${items.length} item(s) written to ${path}`;

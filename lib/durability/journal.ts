@@ -12,8 +12,9 @@
  * @module
  */
 
-import type { Alert } from "../core/alert.ts";
-import { isJsonObject } from "../core/alert.ts";
+import { crc32 } from "node:zlib";
+import * as v from "valibot";
+import { type Alert, readAlert } from "../core/alert.ts";
 import { readIfExists, writePrivateFile } from "./state_dir.ts";
 
 export const JOURNAL_FORMAT = "lvalertMP-journal";
@@ -47,24 +48,30 @@ export interface JournalRead {
   cut: { line: number; reason: string; byteOffset: number } | null;
 }
 
-const TABLE = (() => {
-  const table = new Uint32Array(256);
-  for (let n = 0; n < 256; n++) {
-    let c = n;
-    for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
-    table[n] = c >>> 0;
-  }
-  return table;
-})();
-
 const encoder = new TextEncoder();
 
-/** CRC-32 (IEEE) of bytes. */
-export function crc32(bytes: Uint8Array): number {
-  let c = 0xffffffff;
-  for (let i = 0; i < bytes.length; i++) c = TABLE[(c ^ bytes[i]!) & 0xff]! ^ (c >>> 8);
-  return (c ^ 0xffffffff) >>> 0;
-}
+const HeaderSchema = v.object({
+  format: v.literal(JOURNAL_FORMAT),
+  version: v.literal(JOURNAL_VERSION),
+  base: v.optional(v.pipe(v.number(), v.integer(), v.minValue(0)), 0),
+});
+
+/** A record line's JSON; the alert is checked as any payload is. */
+const RecordSchema = v.object({
+  seq: v.pipe(v.number(), v.integer(), v.minValue(1)),
+  node: v.string(),
+  id: v.nullable(v.string()),
+  t0: v.number(),
+  alert: v.pipe(
+    v.unknown(),
+    v.rawTransform(({ dataset, addIssue, NEVER }) => {
+      const read = readAlert(dataset.value);
+      if (read.ok) return read.alert;
+      addIssue({ message: read.reason });
+      return NEVER;
+    }),
+  ),
+});
 
 /** What is written for one record: the alert as JSON text. */
 export interface JournalEntry {
@@ -95,19 +102,15 @@ export function encodeRecord(record: JournalRecord | JournalEntry): Uint8Array {
 function decodeRecord(line: string): JournalRecord | string {
   if (line.indexOf(" ") !== 8) return "no checksum";
   const json = line.slice(9);
-  if (parseInt(line.slice(0, 8), 16) !== crc32(encoder.encode(json))) return "checksum mismatch";
+  if (parseInt(line.slice(0, 8), 16) !== crc32(json)) return "checksum mismatch";
   let value: unknown;
   try {
     value = JSON.parse(json);
   } catch {
     return "not JSON";
   }
-  if (
-    !isJsonObject(value) || typeof value.seq !== "number" || typeof value.node !== "string" ||
-    typeof value.t0 !== "number" || !isJsonObject(value.alert) ||
-    !(value.id === null || typeof value.id === "string")
-  ) return "not a journal record";
-  return value as unknown as JournalRecord;
+  const record = v.safeParse(RecordSchema, value);
+  return record.success ? record.output : "not a journal record";
 }
 
 /**
@@ -131,12 +134,13 @@ export function readJournal(text: string, file: string): JournalRead {
   } catch {
     head = undefined;
   }
-  if (!isJsonObject(head) || head.format !== JOURNAL_FORMAT || head.version !== JOURNAL_VERSION) {
+  const parsed = v.safeParse(HeaderSchema, head);
+  if (!parsed.success) {
     throw new Error(
       `${file}:1: not an lvalertMP journal (version ${JOURNAL_VERSION}): ${first.slice(0, 80)}`,
     );
   }
-  const base = typeof head.base === "number" ? head.base : 0;
+  const base = parsed.output.base;
   let offset = encoder.encode(first + "\n").length;
   let lastSeq = base;
   for (let i = 1; i < lines.length; i++) {

@@ -6,6 +6,7 @@
  */
 
 import { join } from "node:path";
+import * as v from "valibot";
 import { KeyedIds } from "../core/bounded_set.ts";
 import type { SeenIds } from "../core/source.ts";
 import { readIfExists, writeAll, writePrivateFile } from "./state_dir.ts";
@@ -21,10 +22,9 @@ export interface SeenStoreOptions {
 /** How long ids wait to share one write and sync. */
 const FLUSH_MS = 100;
 
-interface Line {
-  n: string;
-  i?: string;
-}
+/** One line of the file: a node's id, or (without `i`) a node caught up at least once. */
+const LineSchema = v.object({ n: v.string(), i: v.optional(v.string()) });
+type Line = v.InferOutput<typeof LineSchema>;
 
 /**
  * A persistent {@linkcode SeenIds}: an append-only file, compacted on
@@ -55,14 +55,18 @@ export class SeenStore implements SeenIds {
     const text = await readIfExists(store.path) ?? "";
     for (const raw of text.split("\n")) {
       if (!raw) continue;
+      let value: unknown;
       try {
-        const line = JSON.parse(raw) as Line;
-        if (typeof line.n !== "string") continue;
-        if (typeof line.i === "string") store.#remember(line.n, line.i);
-        else store.#marked.add(line.n);
+        value = JSON.parse(raw);
       } catch {
         // A torn last line from a crash: everything before it stands.
+        continue;
       }
+      const parsed = v.safeParse(LineSchema, value);
+      if (!parsed.success) continue;
+      const line = parsed.output;
+      if (line.i !== undefined) store.#remember(line.n, line.i);
+      else store.#marked.add(line.n);
     }
     await writePrivateFile(store.path, store.#dump());
     store.#file = await Deno.open(store.path, { append: true, mode: 0o600 });

@@ -10,31 +10,51 @@
  * @module
  */
 
+import * as v from "valibot";
 import { isJsonObject, type JsonObject } from "../core/alert.ts";
 import { QueueItem, resetInternals, Task } from "../queue/queue_item.ts";
 
 export const SNAPSHOT_FORMAT = "lvalertMP-snapshot";
 export const SNAPSHOT_VERSION = 1;
 
+/** A class name and the object's own fields. */
 interface ObjectJson {
   class: string;
   fields: JsonObject;
 }
 
+/** An item: its class, fields and remaining tasks. */
 interface ItemJson extends ObjectJson {
   tasks: ObjectJson[];
 }
 
-/** A parsed snapshot file. */
-export interface SnapshotData {
-  format: string;
-  version: number;
-  child: string;
-  seq: number;
-  taken: number;
-  applied: [string, string][];
-  items: ItemJson[];
+function isObjectJson(value: unknown): value is ObjectJson {
+  return isJsonObject(value) && typeof value.class === "string" && isJsonObject(value.fields);
 }
+
+/**
+ * An item entry, checked by a plain guard rather than a nested schema: a
+ * snapshot holds up to ~1e5 of them and recovery must stay fast.
+ */
+const itemJson = v.custom<ItemJson>(
+  (value) =>
+    isJsonObject(value) && isObjectJson(value) && Array.isArray(value.tasks) &&
+    value.tasks.every(isObjectJson),
+  "malformed item entry in the snapshot",
+);
+
+const SnapshotSchema = v.object({
+  format: v.literal(SNAPSHOT_FORMAT, "not an lvalertMP snapshot"),
+  version: v.literal(SNAPSHOT_VERSION, `this build reads snapshot version ${SNAPSHOT_VERSION}`),
+  child: v.string(),
+  seq: v.pipe(v.number(), v.integer(), v.minValue(0)),
+  taken: v.number(),
+  applied: v.array(v.tuple([v.string(), v.string()])),
+  items: v.array(itemJson),
+});
+
+/** A parsed snapshot file. */
+export type SnapshotData = v.InferOutput<typeof SnapshotSchema>;
 
 /** A snapshot that cannot be read or restored; names the file (and class). */
 export class SnapshotError extends Error {
@@ -137,23 +157,21 @@ export function parseSnapshot(text: string, file: string): SnapshotData {
       `snapshot version ${value.version}; this build reads ${SNAPSHOT_VERSION}`,
     );
   }
-  if (
-    typeof value.seq !== "number" || !Array.isArray(value.items) || !Array.isArray(value.applied)
-  ) {
-    throw new SnapshotError(file, "snapshot lacks seq, items or applied");
+  const parsed = v.safeParse(SnapshotSchema, value);
+  if (!parsed.success) {
+    const issue = parsed.issues[0];
+    const path = issue.path?.map((p) => String(p.key)).join(".");
+    throw new SnapshotError(file, `${path ? `${path}: ` : ""}${issue.message}`);
   }
-  return value as unknown as SnapshotData;
+  return parsed.output;
 }
 
 function revive<T extends object>(
-  json: unknown,
+  json: ObjectJson,
   registry: ClassRegistry,
   base: abstract new (...args: never[]) => T,
   file: string,
 ): T {
-  if (!isJsonObject(json) || typeof json.class !== "string" || !isJsonObject(json.fields)) {
-    throw new SnapshotError(file, "malformed entry in the snapshot");
-  }
   const ctor = registry.get(json.class);
   if (!ctor) {
     throw new SnapshotError(
@@ -182,7 +200,7 @@ export function restoreItems(
     const item = revive(entry, registry, QueueItem, file);
     resetInternals(item);
     item.completedTasks = [];
-    item.tasks = (Array.isArray(entry.tasks) ? entry.tasks : []).map((t) => {
+    item.tasks = entry.tasks.map((t) => {
       const task = revive(t, registry, Task, file);
       // JSON turns NaN into null.
       if (task.expiration === null) task.expiration = NaN;

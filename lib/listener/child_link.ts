@@ -174,12 +174,13 @@ export class ChildLink {
     this.#worker = worker;
     worker.onmessage = (event: MessageEvent<unknown>) => {
       if (worker !== this.#worker) return;
-      const message = readFromChild(event.data);
-      if (message) this.#receive(message);
+      const read = readFromChild(event.data);
+      if (read.ok) this.#receive(read.message);
       else {
         this.#log.event("error", "bad_message", {
           child: this.section.name,
-          data: JSON.stringify(event.data) ?? String(event.data),
+          reason: read.reason,
+          data: JSON.stringify(event.data)?.slice(0, 500) ?? String(event.data),
         });
       }
     };

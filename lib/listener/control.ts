@@ -7,6 +7,7 @@
  * @module
  */
 
+import * as v from "valibot";
 import { isJsonObject, type JsonObject } from "../core/alert.ts";
 import type { ChildLog } from "../core/log.ts";
 import { writeAll } from "../durability/state_dir.ts";
@@ -18,10 +19,26 @@ export interface ControlHandlers {
   command(child: string | undefined, name: string, kwargs: JsonObject): Promise<CommandOutcome[]>;
 }
 
+const jsonObject = v.custom<JsonObject>(isJsonObject, '"kwargs" must be an object');
+
 /** A request as the socket takes it. */
-export type ControlRequest =
-  | { op: "status" }
-  | { op: "command"; child?: string; name: string; kwargs: JsonObject };
+const ControlRequestSchema = v.variant(
+  "op",
+  [
+    v.object({ op: v.literal("status") }),
+    v.object({
+      op: v.literal("command"),
+      child: v.optional(v.string('"child" must be a string')),
+      name: v.pipe(v.string('"name" must be a string'), v.minLength(1, '"name" is empty')),
+      kwargs: v.optional(jsonObject, {}),
+    }),
+  ],
+  'unknown request: "op" must be "status" or "command" (with "name")',
+);
+
+/** A request as the socket takes it. */
+export type ControlRequest = v.InferInput<typeof ControlRequestSchema>;
+type ParsedRequest = v.InferOutput<typeof ControlRequestSchema>;
 
 const MAX_REQUEST = 1 << 20;
 
@@ -38,7 +55,7 @@ async function readLine(conn: Deno.Conn): Promise<string> {
   return text.split("\n")[0] ?? "";
 }
 
-function parseRequest(line: string): ControlRequest | string {
+function parseRequest(line: string): ParsedRequest | string {
   let value: unknown;
   try {
     value = JSON.parse(line);
@@ -46,21 +63,8 @@ function parseRequest(line: string): ControlRequest | string {
     return "request is not JSON";
   }
   if (!isJsonObject(value)) return "request must be a JSON object";
-  if (value.op === "status") return { op: "status" };
-  if (value.op === "command" && typeof value.name === "string" && value.name !== "") {
-    const kwargs = value.kwargs ?? {};
-    if (!isJsonObject(kwargs)) return '"kwargs" must be an object';
-    if (value.child !== undefined && typeof value.child !== "string") {
-      return '"child" must be a string';
-    }
-    return {
-      op: "command",
-      name: value.name,
-      kwargs,
-      ...(typeof value.child === "string" ? { child: value.child } : {}),
-    };
-  }
-  return 'unknown request: "op" must be "status" or "command" (with "name")';
+  const parsed = v.safeParse(ControlRequestSchema, value);
+  return parsed.success ? parsed.output : parsed.issues[0].message;
 }
 
 /** A listening control socket. */
@@ -120,7 +124,7 @@ export class ControlServer {
               child: request.child ?? null,
             });
             const results = await handlers.command(request.child, request.name, request.kwargs);
-            reply = { ok: results.every((r) => r.ok), results: results as unknown as JsonObject[] };
+            reply = { ok: results.every((r) => r.ok), results: results.map((r) => ({ ...r })) };
           }
           await writeAll(conn, new TextEncoder().encode(JSON.stringify(reply) + "\n"));
         } catch (error) {

@@ -5,7 +5,31 @@
  * @module
  */
 
+import * as v from "valibot";
 import { isJsonObject } from "../core/alert.ts";
+
+/** What a replay line that lacks a required key is told. */
+const MISSING: Record<string, string> = {
+  node: '"node" must be a non-empty string',
+  payload: 'missing "payload"',
+};
+
+/** One line of a replay file. */
+const ReplayLineSchema = v.object({
+  node: v.pipe(
+    v.string('"node" must be a non-empty string'),
+    v.minLength(1, '"node" must be a non-empty string'),
+  ),
+  t: v.optional(
+    v.pipe(
+      v.number('"t" must be a number of seconds >= 0'),
+      v.minValue(0, '"t" must be a number of seconds >= 0'),
+      v.finite('"t" must be a number of seconds >= 0'),
+    ),
+  ),
+  id: v.optional(v.union([v.string(), v.number()], '"id" must be a string')),
+  payload: v.unknown(),
+}, (issue) => MISSING[issue.expected?.slice(1, -1) ?? ""] ?? issue.message);
 
 /** One line of a replay file, read or refused. */
 export type ReplayLine =
@@ -38,30 +62,10 @@ export function parseReplayLine(text: string, line: number): ReplayLine {
   if (!isJsonObject(value)) {
     return { ok: false, line, reason: "a replay line must be a JSON object" };
   }
-  const { node, t, id, payload } = value;
-  if (typeof node !== "string" || node === "") {
-    return { ok: false, line, reason: '"node" must be a non-empty string' };
-  }
-  if (
-    t !== undefined &&
-    (typeof t !== "number" || !(t >= 0) || !Number.isFinite(t))
-  ) {
-    return { ok: false, line, reason: '"t" must be a number of seconds >= 0' };
-  }
-  if (id !== undefined && typeof id !== "string" && typeof id !== "number") {
-    return { ok: false, line, reason: '"id" must be a string' };
-  }
-  if (payload === undefined) {
-    return { ok: false, line, reason: 'missing "payload"' };
-  }
-  return {
-    ok: true,
-    line,
-    node,
-    id: id === undefined ? null : String(id),
-    t: t ?? 0,
-    payload,
-  };
+  const parsed = v.safeParse(ReplayLineSchema, value);
+  if (!parsed.success) return { ok: false, line, reason: parsed.issues[0].message };
+  const { node, t, id, payload } = parsed.output;
+  return { ok: true, line, node, id: id === undefined ? null : String(id), t: t ?? 0, payload };
 }
 
 function sleep(ms: number, signal?: AbortSignal): Promise<void> {
