@@ -1477,7 +1477,7 @@ export function parseQuery(query: string, kind: "event" | "superevent"): Parsed 
   const tests: Predicate[] = [];
   const mentioned = new Set<string>();
   // Split into `key: value` terms and bare text, keeping quoted values whole.
-  const pieces = query.split(/(?=\b[a-z_0-9]+:)/i).map((p) => p.trim()).filter(Boolean);
+  const pieces = query.split(/(?<=^|\s)(?=[a-z_][a-z_0-9]*:)/i).map((p) => p.trim()).filter(Boolean);
   for (const piece of pieces) {
     const keyed = piece.match(/^([a-z_0-9]+):\s*(.*)$/is);
     if (keyed) {
