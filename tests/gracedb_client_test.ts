@@ -5,6 +5,8 @@ import {
   GraceDbError,
   type GraceDbEvent,
   type GraceDbSuperevent,
+  retryAfterMs,
+  serverMessage,
 } from "../lib/gracedb/mod.ts";
 import { GraceDbTestServer } from "./gracedb_server.ts";
 
@@ -447,7 +449,7 @@ Deno.test("GraceDbClient gives up at once when Retry-After is beyond reason or b
     const error = await rejection(clientFor(gdb).get(id, { totalTimeMs: 2000 }));
     assert.equal(error.status, 503);
     assert.equal(gdb.requests.length, 1);
-    assert.ok(performance.now() - started < 1000);
+    assert.ok(performance.now() - started < 3000, "did not wait the 10 s");
   });
 });
 
@@ -460,10 +462,12 @@ Deno.test("GraceDbClient keeps a call within its total time bound", async (t) =>
     const started = performance.now();
     const error = await rejection(gracedb.get(id, { totalTimeMs: 300 }));
     const took = performance.now() - started;
-    assert.ok(took >= 250 && took < 800, `took ${took} ms for a 300 ms bound`);
+    assert.ok(took >= 250 && took < 2000, `took ${took} ms for a 300 ms bound`);
     assert.equal(error.status, 503);
     assert.ok(error.attempts > 3, `${error.attempts} attempts`);
-    assert.equal(error.attempts, gdb.requests.length);
+    // The bound may cut an attempt short before its request reaches the server.
+    const served = gdb.requests.length;
+    assert.ok(served === error.attempts || served === error.attempts - 1, `${served} served`);
     assert.match(error.message, /\(after \d+ attempts\)$/);
   });
   await t.step("no answer at all", async () => {
@@ -475,7 +479,7 @@ Deno.test("GraceDbClient keeps a call within its total time bound", async (t) =>
       clientFor(gdb, { timeoutMs: 10_000 }).get(id, { totalTimeMs: 250 }),
     );
     const took = performance.now() - started;
-    assert.ok(took >= 200 && took < 800, `took ${took} ms for a 250 ms bound`);
+    assert.ok(took >= 200 && took < 2000, `took ${took} ms for a 250 ms bound`);
     assert.equal(error.status, undefined);
     assert.equal(error.timedOut, true);
     assert.match(error.detail, /no answer within the 0\.25 s bound/);
@@ -555,4 +559,94 @@ Deno.test("GraceDbClient sends bearer and basic credentials; GraceDB refuses eve
     );
     assert.doesNotMatch(String(gracedb), /tok-123/);
   });
+});
+
+Deno.test("GraceDbClient works in a worker that may reach only the GraceDB host", async () => {
+  await using gdb = await GraceDbTestServer.start({ requireAuth: true, token: "tk" });
+  const id = gdb.addEvent();
+  const mod = new URL("../lib/gracedb/mod.ts", import.meta.url).href;
+  const code = `
+    import { GraceDbClient } from "${mod}";
+    self.onmessage = async ({ data: { url, auth, id } }) => {
+      const gracedb = new GraceDbClient(url, { auth, version: "0.1.0" });
+      let env = "readable";
+      try { Deno.env.get("HOME"); } catch { env = "denied"; }
+      try {
+        await gracedb.addLabel(id, "DQV");
+        self.postMessage({ labels: (await gracedb.labels(id)).map((l) => l.name), env });
+      } catch (error) {
+        self.postMessage({ error: String(error), env });
+      }
+    };`;
+  const script = URL.createObjectURL(new Blob([code], { type: "application/javascript" }));
+  const worker = new Worker(script, {
+    type: "module",
+    deno: { permissions: { net: [new URL(gdb.url).host], read: false, env: false } },
+  });
+  try {
+    const answer = await new Promise((resolve, reject) => {
+      worker.onmessage = (e) => resolve(e.data);
+      worker.onerror = (e) => reject(e.error ?? new Error(e.message));
+      // The auth value crosses postMessage as a plain object.
+      worker.postMessage({ url: gdb.url, auth: { kind: "bearer", token: "tk", source: "t" }, id });
+    });
+    assert.deepEqual(answer, { labels: ["DQV"], env: "denied" });
+  } finally {
+    worker.terminate();
+    URL.revokeObjectURL(script);
+  }
+});
+
+Deno.test("GraceDbClient retries a refused connection and reports it without a status", async () => {
+  const gdb = await GraceDbTestServer.start();
+  await gdb.close();
+  const retried: GraceDbError[] = [];
+  const gracedb = clientFor(gdb, { maxAttempts: 2, onRetry: (e) => retried.push(e) });
+  const error = await rejection(gracedb.get("G1"));
+  assert.equal(error.status, undefined);
+  assert.equal(error.timedOut, false);
+  assert.equal(error.attempts, 2);
+  assert.equal(retried.length, 1);
+  assert.match(
+    error.message,
+    /^GraceDB did not answer GET http:\/\/127\.0\.0\.1:\d+\/api\/events\/G1: .+ \(after 2 attempts\)$/,
+  );
+});
+
+Deno.test("serverMessage unwraps every GraceDB error body format", () => {
+  const cases: [string, string, string][] = [
+    ['{"detail":"Not found."}', "application/json", "Not found."],
+    ['{"error":"Invalid query"}', "application/json", "Invalid query"],
+    [
+      '"Tag is already applied to this log message"',
+      "application/json",
+      "Tag is already applied to this log message",
+    ],
+    ['["a", "b"]', "application/json", "a; b"],
+    [
+      '{"comment":["This field is required."]}',
+      "application/json",
+      "comment: This field is required.",
+    ],
+    [
+      '{"non_field_errors":["The fields superevent, name must make a unique set."]}',
+      "application/json",
+      "The fields superevent, name must make a unique set.",
+    ],
+    [
+      '"{\\"warning\\": \\"Event G1 already labeled with \'DQV\'\\"}"',
+      "application/json",
+      "Event G1 already labeled with 'DQV'",
+    ],
+    ["Event not found.", "text/html; charset=utf-8", "Event not found."],
+    ["<h1>Server Error (500)</h1>", "text/html", "Server Error (500)"],
+    ["", "text/plain", "(empty body)"],
+  ];
+  for (const [body, type, expected] of cases) {
+    assert.equal(serverMessage(body, type), expected, body);
+  }
+  assert.equal(serverMessage("x".repeat(600)).length, 501);
+  assert.equal(retryAfterMs("2"), 2000);
+  assert.equal(retryAfterMs(new Date(10_000).toUTCString(), 4000), 6000);
+  assert.equal(retryAfterMs("soon"), undefined);
 });

@@ -179,11 +179,6 @@ export class GraceDbClient {
     return this.#base.href;
   }
 
-  /** Whether `id` names an event (else a superevent), as the official client decides. */
-  static isEventId(id: string): boolean {
-    return isEventId(id);
-  }
-
   /** An event (`GET events/{id}`) or a superevent (`GET superevents/{id}/`). */
   async get(
     id: string,
@@ -227,7 +222,7 @@ export class GraceDbClient {
 
   /** A file's bytes; `name` is `name` (latest) or `name,version`. */
   async download(id: string, name: string, options: GraceDbCallOptions = {}): Promise<Uint8Array> {
-    const spec: RequestSpec = { method: "GET", target: graceDbPaths(id).file(name) };
+    const spec: RequestSpec = { method: "GET", target: graceDbPaths(id).file(name), accept: "*/*" };
     return (await this.#transport.send(spec, options)).bytes;
   }
 
@@ -242,7 +237,11 @@ export class GraceDbClient {
    * credentials never leave GraceDB.
    */
   async downloadUrl(url: string | URL, options: GraceDbCallOptions = {}): Promise<Uint8Array> {
-    const spec: RequestSpec = { method: "GET", target: this.#transport.resolve(url) };
+    const spec: RequestSpec = {
+      method: "GET",
+      target: this.#transport.resolve(url),
+      accept: "*/*",
+    };
     return (await this.#transport.send(spec, options)).bytes;
   }
 

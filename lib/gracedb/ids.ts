@@ -44,7 +44,14 @@ export function graceDbKind(id: string): GraceDbKind {
   return isEventId(id) ? "event" : "superevent";
 }
 
-/** Encodes one path part, keeping `,` (file versions) readable. */
+/**
+ * Encodes one path part, keeping `,` (file versions) readable.
+ *
+ * @example
+ * ```ts
+ * pathPart("skymap v2.fits,1"); // "skymap%20v2.fits,1"
+ * ```
+ */
 export function pathPart(text: string): string {
   return encodeURIComponent(text).replace(/%2C/gi, ",");
 }

@@ -94,12 +94,26 @@ function narrow<T extends JsonObject>(value: unknown, what: string, checks: Chec
   return { ok: true, value: value as T };
 }
 
-/** Narrows an event dict. */
+/**
+ * Narrows an event dict.
+ *
+ * @example
+ * ```ts
+ * readEvent({ graceid: "G1", far: 1e-7 }).ok; // true
+ * ```
+ */
 export function readEvent(value: unknown): Narrowed<GraceDbEvent> {
   return narrow(value, "event", [str("graceid")]);
 }
 
-/** Narrows a superevent dict. */
+/**
+ * Narrows a superevent dict.
+ *
+ * @example
+ * ```ts
+ * readSuperevent({ superevent_id: "S190425z" }).ok; // true
+ * ```
+ */
 export function readSuperevent(value: unknown): Narrowed<GraceDbSuperevent> {
   return narrow(value, "superevent", [str("superevent_id")]);
 }
@@ -134,22 +148,50 @@ export function readLogEntry(value: unknown): Narrowed<GraceDbLogEntry> {
   };
 }
 
-/** Narrows a label dict. */
+/**
+ * Narrows a label dict.
+ *
+ * @example
+ * ```ts
+ * readLabel({ name: "DQV" }).ok; // true
+ * ```
+ */
 export function readLabel(value: unknown): Narrowed<GraceDbLabel> {
   return narrow(value, "label", [str("name")]);
 }
 
-/** Narrows a tag dict. */
+/**
+ * Narrows a tag dict.
+ *
+ * @example
+ * ```ts
+ * readTag({ name: "em_follow" }).ok; // true
+ * ```
+ */
 export function readTag(value: unknown): Narrowed<GraceDbTag> {
   return narrow(value, "tag", [str("name")]);
 }
 
-/** Narrows a VOEvent dict. */
+/**
+ * Narrows a VOEvent dict.
+ *
+ * @example
+ * ```ts
+ * readVoEvent({ N: 1, voevent_type: "PR", filename: "G1-1-Preliminary.xml" }).ok; // true
+ * ```
+ */
 export function readVoEvent(value: unknown): Narrowed<GraceDbVoEvent> {
   return narrow(value, "VOEvent", [int("N"), str("voevent_type"), str("filename")]);
 }
 
-/** Narrows a signoff dict. */
+/**
+ * Narrows a signoff dict.
+ *
+ * @example
+ * ```ts
+ * readSignoff({ signoff_type: "OP", instrument: "H1", status: "OK" }).ok; // true
+ * ```
+ */
 export function readSignoff(value: unknown): Narrowed<GraceDbSignoff> {
   return narrow(value, "signoff", [str("signoff_type"), str("instrument"), str("status")]);
 }

@@ -44,6 +44,8 @@ export interface RequestSpec {
   body?: string | FormData;
   /** Content-Type of a string body. */
   contentType?: string;
+  /** The Accept header. @default {"application/json"} */
+  accept?: string;
 }
 
 /** A successful (2xx) answer, read whole. */
@@ -144,7 +146,10 @@ export class Transport {
 
   async #once(spec: RequestSpec, url: URL, timeoutMs: number, overall: AbortSignal) {
     const s = this.#s;
-    const headers = new Headers({ "User-Agent": s.userAgent, Accept: "application/json" });
+    const headers = new Headers({
+      "User-Agent": s.userAgent,
+      Accept: spec.accept ?? "application/json",
+    });
     if (this.#authorization) headers.set("Authorization", this.#authorization);
     if (typeof spec.body === "string") {
       headers.set("Content-Type", spec.contentType ?? "application/json");
