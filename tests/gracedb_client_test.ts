@@ -650,3 +650,16 @@ Deno.test("serverMessage unwraps every GraceDB error body format", () => {
   assert.equal(retryAfterMs(new Date(10_000).toUTCString(), 4000), 6000);
   assert.equal(retryAfterMs("soon"), undefined);
 });
+
+Deno.test("GraceDbClient refuses an answer that is not the JSON it expects, without retrying", async () => {
+  await using gdb = await GraceDbTestServer.start();
+  const id = gdb.addEvent();
+  gdb.inject({ path: `events/${id}/log/`, status: 200, body: "<html>login page</html>" });
+  const notJson = await rejection(clientFor(gdb).logs(id));
+  assert.equal(notJson.status, 200);
+  assert.match(notJson.detail, /^Unexpected answer: not JSON/);
+  gdb.inject({ path: `events/${id}/labels/`, status: 200, body: { labels: [{ nom: "DQV" }] } });
+  const wrongShape = await rejection(clientFor(gdb).labels(id));
+  assert.equal(wrongShape.detail, 'Unexpected answer: label: "name" is not a string');
+  assert.equal(gdb.requests.length, 2);
+});

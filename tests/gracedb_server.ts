@@ -215,36 +215,11 @@ interface Body {
   recorded: unknown;
 }
 
-const DEFAULT_LABELS = [
-  "ADVNO",
-  "ADVOK",
-  "ADVREQ",
-  "DQOK",
-  "DQV",
-  "EMBRIGHT_READY",
-  "EM_COINC",
-  "EM_READY",
-  "EM_SENT",
-  "EM_Selected",
-  "EM_Superseded",
-  "EM_Throttled",
-  "GCN_PRELIM_SENT",
-  "H1NO",
-  "H1OK",
-  "H1OPS",
-  "INJ",
-  "L1NO",
-  "L1OK",
-  "L1OPS",
-  "LOW_SIGNIF_LOCKED",
-  "PASTRO_READY",
-  "PE_READY",
-  "RAVEN_ALERT",
-  "SKYMAP_READY",
-  "V1NO",
-  "V1OK",
-  "V1OPS",
-]; // deno-fmt-ignore
+const DEFAULT_LABELS = (
+  "ADVNO ADVOK ADVREQ DQOK DQV EMBRIGHT_READY EM_COINC EM_READY EM_SENT EM_Selected " +
+  "EM_Superseded EM_Throttled GCN_PRELIM_SENT H1NO H1OK H1OPS INJ L1NO L1OK L1OPS " +
+  "LOW_SIGNIF_LOCKED PASTRO_READY PE_READY RAVEN_ALERT SKYMAP_READY V1NO V1OK V1OPS"
+).split(" ");
 
 const VOEVENT_NAMES: Record<string, string> = {
   PR: "Preliminary",
@@ -1450,34 +1425,21 @@ function voEventXml(entry: Entry, ivorn: string, fields: JsonRecord, root: strin
 type Predicate = (e: Entry, view: JsonRecord) => boolean;
 type Parsed = { ok: true; test: Predicate } | { ok: false };
 
-const KEYS = new Set([
-  "gpstime",
-  "far",
-  "created",
-  "pipeline",
-  "group",
-  "search",
-  "instruments",
-  "submitter",
-  "superevent",
-  "in_superevent",
-  "label",
-  "id",
-  "category",
-  "preferred_event",
-  "t_start",
-  "t_end",
-  "t_0",
-  "is_gw",
-  "graceid",
-]); // deno-fmt-ignore
+const KEYS = new Set(
+  (
+    "gpstime far created pipeline group search instruments submitter superevent " +
+    "in_superevent label id category preferred_event t_start t_end t_0 is_gw graceid"
+  ).split(" "),
+);
 
 /** Parses a GraceDB query (the subset in the module doc) into a predicate. */
 export function parseQuery(query: string, kind: "event" | "superevent"): Parsed {
   const tests: Predicate[] = [];
   const mentioned = new Set<string>();
   // Split into `key: value` terms and bare text, keeping quoted values whole.
-  const pieces = query.split(/(?<=^|\s)(?=[a-z_][a-z_0-9]*:)/i).map((p) => p.trim()).filter(Boolean);
+  const pieces = query.split(/(?<=^|\s)(?=[a-z_][a-z_0-9]*:)/i).map((p) => p.trim()).filter(
+    Boolean,
+  );
   for (const piece of pieces) {
     const keyed = piece.match(/^([a-z_0-9]+):\s*(.*)$/is);
     if (keyed) {

@@ -494,7 +494,6 @@ function messageOf(answer: Answer): string | undefined {
 }
 
 function unexpected(answer: Answer, spec: RequestSpec, reason: string): GraceDbError {
-  void spec;
   return new GraceDbError({
     method: spec.method,
     url: answer.url,
