@@ -6,8 +6,8 @@
  */
 
 import denoJson from "./deno.json" with { type: "json" };
-import { LISTEN_USAGE, parseListenArgs } from "./lib/config/cli.ts";
-import { listen } from "./lib/listener/listen.ts";
+import { LISTEN_USAGE, type ListenArgs, parseListenArgs } from "./lib/config/cli.ts";
+import { listen, ListenProgress } from "./lib/listener/listen.ts";
 import type { Outcome } from "./lib/core/outcome.ts";
 import { admin, ADMIN_USAGE } from "./lib/tools/admin.ts";
 import { command, COMMAND_USAGE } from "./lib/tools/command.ts";
@@ -88,7 +88,54 @@ async function runListener(argv: string[]): Promise<number> {
         "where other users can read it; use a netrc file",
     );
   }
-  return exitCode(await listen(args), "lvalert_listenMP", LISTEN_USAGE);
+  return await withSignals(args, (signal, progress) => listen(args, { signal, progress }));
+}
+
+/** Exit status of a forced exit on a second signal (128 + the signal's number). */
+const FORCED: Record<"SIGINT" | "SIGTERM", number> = { SIGINT: 130, SIGTERM: 143 };
+
+/**
+ * Runs the listener with named SIGINT/SIGTERM handlers: the first signal
+ * stops it cleanly (children finish and checkpoint, within
+ * `--stop-timeout`); a second one exits at once, saying what it abandons.
+ * A safety timer ends a stop that still hangs well past its deadline.
+ */
+async function withSignals(
+  args: ListenArgs,
+  run: (signal: AbortSignal, progress: ListenProgress) => Promise<Outcome>,
+): Promise<number> {
+  const stop = new AbortController();
+  const progress = new ListenProgress();
+  let safety: ReturnType<typeof setTimeout> | undefined;
+  const onSignal = (name: "SIGINT" | "SIGTERM") => {
+    if (!stop.signal.aborted) {
+      stop.abort(name);
+      safety = setTimeout(() => {
+        console.error(
+          `lvalert_listenMP: the stop did not finish within ${args.stopTimeout + 15} s; ` +
+            `exiting; abandoned: ${progress.describe()}`,
+        );
+        Deno.exit(EXIT.failure);
+      }, (args.stopTimeout + 15) * 1000);
+      Deno.unrefTimer(safety);
+      return;
+    }
+    console.error(
+      `lvalert_listenMP: second ${name}: exiting at once; abandoned: ${progress.describe()}`,
+    );
+    Deno.exit(FORCED[name]);
+  };
+  const onInt = () => onSignal("SIGINT");
+  const onTerm = () => onSignal("SIGTERM");
+  Deno.addSignalListener("SIGINT", onInt);
+  Deno.addSignalListener("SIGTERM", onTerm);
+  try {
+    return exitCode(await run(stop.signal, progress), "lvalert_listenMP", LISTEN_USAGE);
+  } finally {
+    clearTimeout(safety);
+    Deno.removeSignalListener("SIGINT", onInt);
+    Deno.removeSignalListener("SIGTERM", onTerm);
+  }
 }
 
 /** Runs the command line; resolves with the exit code. */

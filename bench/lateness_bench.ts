@@ -42,13 +42,10 @@ async function run(
       stateDir: join(dir, "state"),
       logFormat: "json",
       log: new Logger({ child: null, format: "json", level: 30, sinks: [] }),
-      writeLine: () => {},
-      notify: () => {},
-      publish: () => {},
-      onFatal: (e) => {
-        throw e;
-      },
       identity: { hostname: "bench", username: "bench", pid: Deno.pid },
+    });
+    supervisor.events.on("fatal", ({ error }) => {
+      throw error;
     });
     await supervisor.start();
     const now = () => (performance.timeOrigin + performance.now()) / 1000;

@@ -50,6 +50,7 @@ Deno.test("Router drops the same payload on another node of the same child withi
     unrouted: 0,
     duplicates: 1,
     ignored: 0,
+    deferred: 0,
   });
 });
 

@@ -30,14 +30,12 @@ async function start(
       format: "json",
       sinks: [(_l, r) => main.push(r)],
     }),
-    writeLine: (line) => lines.push(line),
-    notify: () => {},
-    publish: () => {},
-    onFatal: (error) => fatal.push(error),
-    onChange: () => changed.n++,
     identity: { hostname: "h", username: "u", pid: 1 },
     ...options,
   });
+  supervisor.events.on("line", ({ text }) => lines.push(text));
+  supervisor.events.on("fatal", ({ error }) => fatal.push(error));
+  supervisor.events.on("changed", () => changed.n++);
   await supervisor.start();
   return {
     supervisor,

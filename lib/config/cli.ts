@@ -34,6 +34,8 @@ export interface ListenArgs {
   logFormat: LogFormat;
   catchUp: number;
   createMissingNodes: boolean;
+  /** Seconds children may take to stop before they are terminated. */
+  stopTimeout: number;
 }
 
 /** A parse that worked, or the message for a usage error (exit 2). */
@@ -75,6 +77,8 @@ New options:
       --log-format F       text (default) or json
       --catch-up N         items fetched per node after a reconnect (default 20)
       --create-missing-nodes  create configured nodes that do not exist
+      --stop-timeout S     seconds children may take to stop (default 30);
+                           a second SIGINT/SIGTERM exits at once
 
 Exit codes: 0 ok, 1 failure, 2 usage, 69 server unavailable,
 77 authentication refused, 78 configuration error.`;
@@ -138,6 +142,7 @@ export function parseListenArgs(argv: string[]): ParseResult<ListenArgs> {
     "log-format": { type: "string" },
     "catch-up": { type: "string" },
     "create-missing-nodes": { type: "boolean" },
+    "stop-timeout": { type: "string" },
   });
   if (!parsed.ok) return parsed;
   const { values } = parsed;
@@ -162,7 +167,14 @@ export function parseListenArgs(argv: string[]): ParseResult<ListenArgs> {
     (n) => Number.isInteger(n) && n >= 0,
     "a whole number >= 0",
   );
-  for (const v of [port, speed, catchUp]) {
+  const stopTimeout = number(
+    values["stop-timeout"],
+    30,
+    "--stop-timeout",
+    (n) => n > 0 && Number.isFinite(n),
+    "a number of seconds > 0",
+  );
+  for (const v of [port, speed, catchUp, stopTimeout]) {
     if (typeof v === "string") return { ok: false, message: v };
   }
   const format = values["log-format"] ?? "text";
@@ -197,6 +209,7 @@ export function parseListenArgs(argv: string[]): ParseResult<ListenArgs> {
     logFormat: format,
     catchUp: catchUp as number,
     createMissingNodes: values["create-missing-nodes"] ?? false,
+    stopTimeout: stopTimeout as number,
   };
   if (!value.version && !value.help && value.configFile === undefined) {
     return { ok: false, message: "-c/--config-file is required" };

@@ -46,6 +46,23 @@ export function delay(ms: number, options: DelayOptions = {}): Promise<void> {
   });
 }
 
+/**
+ * Resolves once `signal` aborts (at once if it already has).
+ *
+ * @example
+ * ```ts
+ * const stop = new AbortController();
+ * setTimeout(() => stop.abort(), 10);
+ * await whenAborted(stop.signal);
+ * ```
+ */
+export function whenAborted(signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal.aborted) return resolve();
+    signal.addEventListener("abort", () => resolve(), { once: true });
+  });
+}
+
 /** Thrown by {@linkcode retry} when every attempt failed; the last error is its `cause`. */
 export class RetryError extends Error {
   /** How many attempts were made. */

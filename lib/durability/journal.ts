@@ -14,6 +14,7 @@
 
 import { crc32 } from "node:zlib";
 import * as v from "valibot";
+import { Serializer } from "../core/async.ts";
 import { type Alert, readAlert } from "../core/alert.ts";
 import { readIfExists, writePrivateFile } from "./state_dir.ts";
 
@@ -165,7 +166,7 @@ export function readJournal(text: string, file: string): JournalRead {
 }
 
 /** The writer side, owned by the listener's main thread. */
-export class Journal {
+export class Journal implements AsyncDisposable {
   readonly path: string;
   #file: Deno.FsFile;
   #base: number;
@@ -174,7 +175,7 @@ export class Journal {
   #ends: number[];
   /** Byte offset where the next record will start. */
   #next: number;
-  #queue: Promise<unknown> = Promise.resolve();
+  #line = new Serializer();
 
   private constructor(path: string, file: Deno.FsFile, read: JournalRead, headerBytes: number) {
     this.path = path;
@@ -294,13 +295,16 @@ export class Journal {
 
   /** Waits for pending writes, then closes. */
   async close(): Promise<void> {
-    await this.#queue.catch(() => {});
+    await this.#line.idle();
     this.#file.close();
   }
 
+  /** Closes, for `await using`. */
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
+  }
+
   #serial<T>(work: () => Promise<T>): Promise<T> {
-    const run = this.#queue.then(work);
-    this.#queue = run.catch(() => {});
-    return run;
+    return this.#line.run(work);
   }
 }

@@ -30,7 +30,7 @@ type Line = v.InferOutput<typeof LineSchema>;
  * A persistent {@linkcode SeenIds}: an append-only file, compacted on
  * open. Ids are written when their alerts are safe in a journal.
  */
-export class SeenStore implements SeenIds {
+export class SeenStore implements SeenIds, AsyncDisposable {
   readonly path: string;
   #nodes: KeyedIds;
   /** Nodes caught up at least once. */
@@ -117,10 +117,16 @@ export class SeenStore implements SeenIds {
     }
   }
 
+  /** Writes what is pending and closes the file. */
   async close(): Promise<void> {
     await this.flush();
     this.#file?.close();
     this.#file = undefined;
+  }
+
+  /** Closes, for `await using`. */
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
   }
 
   #remember(node: string, id: string): void {

@@ -1,6 +1,7 @@
 /**
  * The listener's side of one child: its journal, its worker (restartable),
- * and the alerts on their way to it.
+ * and the alerts on their way to it. The link owns the child's state
+ * machine and announces what happens on the listener's {@linkcode ChildBus}.
  *
  * An alert is journaled (group commit) before it is posted; it stays
  * "unacked" until the worker reports it applied. A new worker recovers
@@ -11,11 +12,12 @@
  */
 
 import { join } from "node:path";
-import type { JsonObject } from "../core/alert.ts";
-import type { ChildSection } from "../config/config.ts";
 import type { ChildLog } from "../core/log.ts";
+import type { ChildSection } from "../config/config.ts";
+import { childPermissions } from "../config/permissions.ts";
 import { GroupCommit } from "../durability/group_commit.ts";
 import { Journal, type JournalRead } from "../durability/journal.ts";
+import { openStateDir } from "../durability/state_dir.ts";
 import {
   type AlertDelivery,
   type ChildSettings,
@@ -24,11 +26,11 @@ import {
   type ToChild,
   unreachable,
 } from "../child/messages.ts";
-import { childPermissions } from "../config/permissions.ts";
-import { openStateDir } from "../durability/state_dir.ts";
+import type { ChildBus } from "./child_events.ts";
 
 /** A child's life, as the listener sees it. */
 export type ChildState =
+  | "new"
   | "starting"
   | "ready"
   | "restarting"
@@ -55,21 +57,6 @@ export interface ChildStatus {
   commands: string[];
 }
 
-/** What a link reports to the supervisor. */
-export interface LinkEvents {
-  ready(link: ChildLink): void;
-  startFailed(link: ChildLink, message: string): void;
-  died(link: ChildLink, reason: string): void;
-  ack(link: ChildLink, seq: number, ok: boolean, reason: string | null, token: string | null): void;
-  changed(): void;
-  /** An alert with an item id is durable in the journal. */
-  journaled(node: string, id: string): void;
-  line(text: string): void;
-  notify(section: ChildSection, subject: string, body: string, recipients: string[]): void;
-  publish(child: string, node: string, payload: JsonObject): void;
-  commandResult(token: string, ok: boolean, output: string | null, error: string | null): void;
-}
-
 const WORKER_URL = new URL("../../workers/child.ts", import.meta.url);
 
 /** A file-system-safe folder name for a child (names may hold spaces). */
@@ -80,28 +67,35 @@ export function childDirName(name: string): string {
   return `${safe}-${hash.toString(36)}`;
 }
 
+/** Options for {@linkcode ChildLink}. */
+export interface ChildLinkOptions {
+  section: ChildSection;
+  /** The listener's state folder (the child's is below it). */
+  stateDir: string;
+  /** Builds the worker's settings for its state folder. */
+  settings(dir: string): ChildSettings;
+  bus: ChildBus;
+  log: ChildLog;
+}
+
 /** One child: journal, worker, alerts in flight. */
-export class ChildLink {
+export class ChildLink implements AsyncDisposable {
   readonly section: ChildSection;
   readonly dir: string;
-  readonly status: ChildStatus;
+  /** performance.now() of the last answer to a liveness ping. */
   lastPong = 0;
-  ping = 0;
-  #events: LinkEvents;
-  #log: ChildLog;
-  #settings: (dir: string) => ChildSettings;
+  #o: ChildLinkOptions;
+  #status: ChildStatus;
+  #ping = 0;
   #journal: Journal | undefined;
   #worker: Worker | undefined;
   /** Alerts on their way into the journal (group commit), then to the worker. */
   #outbox = new GroupCommit<AlertDelivery>({
-    write: (batch) =>
-      this.#journal!.append(
-        batch.map(({ seq, node, id, t0, text }) => ({ seq, node, id, t0, text })),
-      ),
+    write: (batch) => this.#journal!.append(batch),
     committed: (batch) => this.#committed(batch),
     failed: (error, batch) => {
       const message = (error as Error).message;
-      this.#log.event("error", "journal_failed", {
+      this.#o.log.event("error", "journal_failed", {
         child: this.section.name,
         error: message,
         waiting: batch.length,
@@ -111,21 +105,13 @@ export class ChildLink {
   #unacked = new Map<number, AlertDelivery & { at: number }>();
   #stopped: PromiseWithResolvers<void> = Promise.withResolvers();
 
-  constructor(
-    section: ChildSection,
-    stateDir: string,
-    settings: (dir: string) => ChildSettings,
-    events: LinkEvents,
-    log: ChildLog,
-  ) {
-    this.section = section;
-    this.dir = join(stateDir, "children", childDirName(section.name));
-    this.#settings = settings;
-    this.#events = events;
-    this.#log = log;
-    this.status = {
-      child: section.name,
-      state: "starting",
+  constructor(options: ChildLinkOptions) {
+    this.#o = options;
+    this.section = options.section;
+    this.dir = join(options.stateDir, "children", childDirName(options.section.name));
+    this.#status = {
+      child: options.section.name,
+      state: "new",
       queue: 0,
       next: null,
       inFlight: 0,
@@ -137,6 +123,21 @@ export class ChildLink {
     };
   }
 
+  /** The child's state. */
+  get state(): ChildState {
+    return this.#status.state;
+  }
+
+  /** What the listener knows of the child now (a copy). */
+  status(): ChildStatus {
+    const oldest = this.#unacked.values().next().value;
+    return {
+      ...this.#status,
+      inFlight: this.#unacked.size + this.#outbox.pending,
+      oldestInFlight: oldest ? Math.max(0, (performance.now() - oldest.at) / 1000) : 0,
+    };
+  }
+
   /** Opens (and checks) the journal; returns what it holds. */
   async openJournal(): Promise<JournalRead> {
     await openStateDir(this.dir);
@@ -144,9 +145,9 @@ export class ChildLink {
     await openStateDir(join(this.dir, "snapshots"));
     const { journal, read } = await Journal.open(join(this.dir, "journal.log"));
     this.#journal = journal;
-    this.status.journalSeq = journal.lastSeq;
+    this.#status.journalSeq = journal.lastSeq;
     if (read.cut) {
-      this.#log.event(
+      this.#o.log.event(
         "warning",
         "journal_cut",
         {
@@ -161,11 +162,20 @@ export class ChildLink {
     return read;
   }
 
-  /** Starts a worker (again); it recovers from snapshot and journal. */
+  /**
+   * Starts the worker: the first time (`starting`), or again after a death
+   * (`restarting`); it recovers from snapshot and journal.
+   *
+   * @throws {Error} from any other state
+   */
   spawn(checkOnly = false): void {
+    const from = this.#status.state;
+    if (from !== "new" && from !== "dead") {
+      throw new Error(`Child [${this.section.name}] cannot start while ${from}`);
+    }
+    this.#status.state = from === "new" ? "starting" : "restarting";
     this.lastPong = performance.now();
     this.#stopped = Promise.withResolvers();
-    const settings = this.#settings(this.dir);
     const worker = new Worker(WORKER_URL, {
       type: "module",
       name: this.section.name,
@@ -175,14 +185,12 @@ export class ChildLink {
     worker.onmessage = (event: MessageEvent<unknown>) => {
       if (worker !== this.#worker) return;
       const read = readFromChild(event.data);
-      if (read.ok) this.#receive(read.message);
-      else {
-        this.#log.event("error", "bad_message", {
-          child: this.section.name,
-          reason: read.reason,
-          data: JSON.stringify(event.data)?.slice(0, 500) ?? String(event.data),
-        });
-      }
+      if (read.ok) return this.#receive(read.message);
+      this.#o.log.event("error", "bad_message", {
+        child: this.section.name,
+        reason: read.reason,
+        data: JSON.stringify(event.data)?.slice(0, 500) ?? String(event.data),
+      });
     };
     worker.onerror = (event: ErrorEvent) => {
       event.preventDefault();
@@ -191,36 +199,41 @@ export class ChildLink {
     worker.onmessageerror = () => {
       if (worker === this.#worker) this.die("a message from the worker could not be read");
     };
-    this.#post({ type: "init", settings });
+    this.#post({ type: "init", settings: this.#o.settings(this.dir) });
   }
 
   /** Journals an alert and hands it over once it is on disk; returns its seq. */
   deliver(d: Omit<AlertDelivery, "seq">): number {
-    const seq = ++this.status.journalSeq;
+    const seq = ++this.#status.journalSeq;
     this.#outbox.push({ ...d, seq });
     return seq;
   }
 
-  /** Ends the worker after a death (terminates it) and marks the child. */
+  /** Ends the worker after a death (terminates it) and marks the child dead. */
   die(reason: string): void {
-    const s = this.status.state;
-    if (s === "dead" || s === "stopped" || s === "given_up") return;
-    this.status.state = "dead";
-    this.status.deaths++;
+    const from = this.#status.state;
+    if (from === "dead" || from === "stopped" || from === "given_up" || from === "new") return;
+    this.#status.state = "dead";
+    this.#status.deaths++;
     this.#worker?.terminate();
     this.#worker = undefined;
     this.#stopped.resolve();
-    if (s === "starting" || s === "restarting") this.#events.startFailed(this, reason);
-    else this.#events.died(this, reason);
+    const child = this.section.name;
+    if (from === "starting" || from === "restarting") {
+      this.#o.bus.emit("start_failed", { child, message: reason });
+    } else this.#o.bus.emit("died", { child, reason });
   }
 
-  /** Asks the worker to finish, checkpoint and stop. */
+  /** A dead child is not restarted any more; its alerts stay in its journal. */
+  giveUp(): void {
+    if (this.#status.state === "dead") this.#status.state = "given_up";
+  }
+
+  /** Asks the worker to finish what it holds, checkpoint and stop. */
   requestStop(): Promise<void> {
-    if (
-      this.status.state === "ready" || this.status.state === "starting" ||
-      this.status.state === "restarting"
-    ) {
-      this.status.state = "stopping";
+    const s = this.#status.state;
+    if (s === "ready" || s === "starting" || s === "restarting") {
+      this.#status.state = "stopping";
       this.#post({ type: "shutdown" });
     } else this.#stopped.resolve();
     return this.#stopped.promise;
@@ -230,8 +243,8 @@ export class ChildLink {
   async close(): Promise<void> {
     this.#worker?.terminate();
     this.#worker = undefined;
-    if (this.status.state !== "dead" && this.status.state !== "given_up") {
-      this.status.state = "stopped";
+    if (this.#status.state !== "dead" && this.#status.state !== "given_up") {
+      this.#status.state = "stopped";
     }
     // A disk that keeps failing must not hold up the exit for ever.
     let timer: ReturnType<typeof setTimeout> | undefined;
@@ -240,99 +253,93 @@ export class ChildLink {
     await this.#journal?.close();
   }
 
-  /** Sends a liveness ping (only to a ready worker). */
-  sendPing(): void {
-    if (this.status.state === "ready") this.#post({ type: "ping", n: ++this.ping });
+  /** Closes, for `await using`. */
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
   }
 
-  /** Refreshes the in-flight figures of the status. */
-  refresh(): ChildStatus {
-    const oldest = this.#unacked.values().next().value;
-    this.status.inFlight = this.#unacked.size + this.#outbox.pending;
-    this.status.oldestInFlight = oldest ? Math.max(0, (performance.now() - oldest.at) / 1000) : 0;
-    return this.status;
+  /** Sends a liveness ping (only to a ready worker). */
+  sendPing(): void {
+    if (this.#status.state === "ready") this.#post({ type: "ping", n: ++this.#ping });
   }
 
   #committed(batch: AlertDelivery[]): void {
     const at = performance.now();
     // A child given up on gets no more alerts: they stay in its journal for
     // the next start, not in memory.
-    const track = this.status.state !== "given_up";
+    const track = this.#status.state !== "given_up";
+    const child = this.section.name;
     for (const d of batch) {
       if (track) this.#unacked.set(d.seq, { ...d, at });
-      if (d.id !== null) this.#events.journaled(d.node, d.id);
+      if (d.id !== null) this.#o.bus.emit("journaled", { child, node: d.node, id: d.id });
     }
-    if (this.status.state === "ready") this.#post({ type: "alerts", alerts: batch });
+    if (this.#status.state === "ready") this.#post({ type: "alerts", alerts: batch });
+  }
+
+  #ready(message: Extract<FromChild, { type: "ready" }>): void {
+    const child = this.section.name;
+    this.#status.state = "ready";
+    this.#status.commands = message.commands;
+    this.#status.checkpointSeq = message.snapshotSeq;
+    this.lastPong = performance.now();
+    // What the new worker replayed from the journal is applied.
+    const resend: AlertDelivery[] = [];
+    for (const [seq, d] of this.#unacked) {
+      if (seq <= message.replayedTo) {
+        this.#unacked.delete(seq);
+        this.#o.bus.emit("ack", { child, seq, ok: true, reason: null, token: d.token });
+      } else resend.push(d);
+    }
+    if (resend.length > 0) this.#post({ type: "alerts", alerts: resend });
+    this.#o.bus.emit("ready", { child });
   }
 
   #receive(message: FromChild): void {
-    const name = this.section.name;
+    const child = this.section.name;
+    const bus = this.#o.bus;
     switch (message.type) {
-      case "ready": {
-        this.status.state = "ready";
-        this.status.commands = message.commands;
-        this.status.checkpointSeq = message.snapshotSeq;
-        this.lastPong = performance.now();
-        // What the new worker replayed from the journal is applied.
-        const resend: AlertDelivery[] = [];
-        for (const [seq, d] of this.#unacked) {
-          if (seq <= message.replayedTo) {
-            this.#unacked.delete(seq);
-            this.#events.ack(this, seq, true, null, d.token);
-          } else resend.push(d);
-        }
-        if (resend.length > 0) this.#post({ type: "alerts", alerts: resend });
-        this.#events.ready(this);
-        return;
-      }
+      case "ready":
+        return this.#ready(message);
       case "init_failed":
-        this.die(message.message);
-        return;
       case "fatal":
-        this.die(message.message);
-        return;
+        return this.die(message.message);
       case "acks":
+        // The queue as it stands after these alerts, before anyone hears of them.
+        this.#status.queue = message.queue;
+        this.#status.next = message.next;
         for (const ack of message.acks) {
           const d = this.#unacked.get(ack.seq);
           this.#unacked.delete(ack.seq);
-          this.#events.ack(this, ack.seq, ack.ok, ack.reason, d?.token ?? null);
+          bus.emit("ack", { child, ...ack, token: d?.token ?? null });
         }
-        this.status.queue = message.queue;
-        this.status.next = message.next;
-        this.#events.changed();
-        return;
+        return bus.emit("changed", { child });
       case "state":
-        this.status.queue = message.queue;
-        this.status.next = message.next;
-        this.#events.changed();
-        return;
+        this.#status.queue = message.queue;
+        this.#status.next = message.next;
+        return bus.emit("changed", { child });
       case "checkpointed":
-        this.status.checkpointSeq = message.seq;
+        this.#status.checkpointSeq = message.seq;
         // Keep the records since the snapshot before, in case this one is damaged.
         this.#journal?.trim(message.previous).catch((error) =>
-          this.#log.event("warning", "journal_trim_failed", {
-            child: name,
+          this.#o.log.event("warning", "journal_trim_failed", {
+            child,
             error: (error as Error).message,
           })
         );
         return;
       case "command_result":
-        this.#events.commandResult(message.token, message.ok, message.output, message.error);
-        return;
+        return bus.emit("command_result", { child, ...message });
       case "log":
-        this.#events.line(message.line);
-        return;
+        return bus.emit("line", { child, text: message.line });
       case "notify":
-        this.#events.notify(this.section, message.subject, message.body, message.recipients);
-        return;
+        return bus.emit("notify", { child, ...message });
       case "publish":
-        this.#events.publish(name, message.node, message.payload);
-        return;
+        return bus.emit("publish", { child, node: message.node, payload: message.payload });
       case "pong":
         this.lastPong = performance.now();
         return;
       case "stopped":
-        this.status.state = "stopped";
+        this.#status.state = "stopped";
         this.#stopped.resolve();
         return;
       default:

@@ -68,7 +68,7 @@ function parseRequest(line: string): ParsedRequest | string {
 }
 
 /** A listening control socket. */
-export class ControlServer {
+export class ControlServer implements AsyncDisposable {
   readonly path: string;
   #listener: Deno.Listener;
   #serving: Promise<void>;
@@ -140,6 +140,12 @@ export class ControlServer {
     }
   }
 
+  /** Closes, for `await using`. */
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
+  }
+
+  /** Stops listening and removes the socket file. */
   async close(): Promise<void> {
     try {
       this.#listener.close();

@@ -1,56 +1,60 @@
 /**
  * The listener: config -> state folder -> children -> router -> source
- * (XMPP or replay), a control socket, and a clean stop.
+ * (XMPP or replay), a control socket, and a clean stop. This module only
+ * wires the parts together; each part owns its own behaviour.
+ *
+ * Shutdown order, on a signal, a fatal failure or (`--exit-when-idle`)
+ * when all is done: stop taking alerts and commands; let the children
+ * finish what they hold and checkpoint (at most `--stop-timeout` s; their
+ * journals are then closed); close the XMPP session; wait for mail in
+ * flight; close the seen-id file.
  *
  * @module
  */
 
 import { join } from "node:path";
-import type { JsonObject } from "../core/alert.ts";
+import { whenAborted } from "../core/async.ts";
+import { ConfigError } from "../core/config_error.ts";
+import type { ChildLog } from "../core/log.ts";
+import { Logger, stdoutSink } from "../core/log.ts";
+import { failed, type Outcome } from "../core/outcome.ts";
 import type { ListenArgs } from "../config/cli.ts";
 import { type ListenerConfig, loadListenerConfig } from "../config/config.ts";
-import { ConfigError } from "../core/config_error.ts";
-import { ControlServer } from "./control.ts";
-import { type Credentials, CredentialsError, resolveCredentials } from "../xmpp/credentials.ts";
-import { Logger, stdoutSink } from "../core/log.ts";
-import { sendMail } from "./notifier.ts";
-import { failed, type Outcome } from "../core/outcome.ts";
 import { childPermissions, describePermissions } from "../config/permissions.ts";
-import { systemClock } from "../queue/clock.ts";
-import { replayFile } from "./replay.ts";
-import { Router } from "./router.ts";
 import { SeenStore } from "../durability/seen_store.ts";
 import { defaultStateDir, openStateDir } from "../durability/state_dir.ts";
-import { type ChildDiedError, ChildStartError, Supervisor } from "./supervisor.ts";
+import { systemClock } from "../queue/clock.ts";
+import { type Credentials, CredentialsError, resolveCredentials } from "../xmpp/credentials.ts";
 import { type XmppFailure, XmppSource } from "../xmpp/source.ts";
+import { ChildStartError } from "./child_events.ts";
+import { ControlServer } from "./control.ts";
+import { Mailer } from "./mailer.ts";
+import { replayFile } from "./replay.ts";
+import { Router } from "./router.ts";
+import { statusDocument } from "./status.ts";
+import { type Identity, Supervisor } from "./supervisor.ts";
 
-/** How a listener run ended; main turns it into an exit code. */
-export type ListenOutcome = Outcome;
-
-function identity() {
-  let hostname = "localhost";
-  try {
-    hostname = Deno.hostname();
-  } catch {
-    // Without sys permission the name is only cosmetic.
-  }
-  const username = Deno.env.get("USER") ?? Deno.env.get("LOGNAME") ?? "unknown";
-  return { hostname, username, pid: Deno.pid };
+/** Lets the caller of {@linkcode listen} say what a forced exit would abandon. */
+export class ListenProgress {
+  /** What is still under way; set by the listener while it runs. */
+  describe: () => string = () => "nothing had started";
 }
 
-function summary(config: ListenerConfig): string {
-  const lines = [`config: ${config.path}`];
-  for (const s of config.sections) {
-    lines.push(
-      `[${s.name}] nodes: ${s.nodes.join(", ")}`,
-      `  handler: ${s.child.processType} (${s.child.handlerPath}), loaded`,
-      `  childConfig: ${s.child.path}; log: ${s.child.logDirectory}`,
-      `  permissions: ${describePermissions(childPermissions(s))}`,
-    );
-  }
-  const nodes = config.sections.reduce((n, s) => n + s.nodes.length, 0);
-  lines.push(`OK: ${config.sections.length} children, ${nodes} nodes`);
-  return lines.join("\n");
+/** Options for {@linkcode listen}. */
+export interface ListenOptions {
+  /** Aborting it stops the listener cleanly (the first SIGINT/SIGTERM). */
+  signal?: AbortSignal;
+  /** Kept up to date with what is still under way. */
+  progress?: ListenProgress;
+}
+
+/** What a run needs besides the config, read before any child starts. */
+interface Setup {
+  credentials: Credentials | undefined;
+  ca: string | undefined;
+  stateDir: string;
+  /** Removed at exit (a replay without --state-dir). */
+  ephemeral: boolean;
 }
 
 const XMPP_EXIT: Record<XmppFailure["kind"], "auth" | "unavailable" | "runtime"> = {
@@ -61,13 +65,25 @@ const XMPP_EXIT: Record<XmppFailure["kind"], "auth" | "unavailable" | "runtime">
   conflict: "runtime",
 };
 
-/** What a run needs besides the config, read before any child starts. */
-interface Setup {
-  credentials: Credentials | undefined;
-  ca: string | undefined;
-  stateDir: string;
-  /** Removed at exit (a replay without --state-dir). */
-  ephemeral: boolean;
+function identity(): Identity {
+  let hostname = "localhost";
+  try {
+    hostname = Deno.hostname();
+  } catch {
+    // Without sys permission the name is only cosmetic.
+  }
+  const username = Deno.env.get("USER") ?? Deno.env.get("LOGNAME") ?? "unknown";
+  return { hostname, username, pid: Deno.pid };
+}
+
+async function readCa(path: string): Promise<string> {
+  try {
+    return await Deno.readTextFile(path);
+  } catch (error) {
+    throw new ConfigError(path, `Cannot read the CA file: ${(error as Error).message}`, {
+      cause: error,
+    });
+  }
 }
 
 async function prepare(args: ListenArgs, config: ListenerConfig): Promise<Setup> {
@@ -80,16 +96,7 @@ async function prepare(args: ListenArgs, config: ListenerConfig): Promise<Setup>
       netrc: args.netrc,
     })
     : undefined;
-  let ca: string | undefined;
-  if (xmpp && args.caFile) {
-    try {
-      ca = await Deno.readTextFile(args.caFile);
-    } catch (error) {
-      throw new ConfigError(args.caFile, `Cannot read the CA file: ${(error as Error).message}`, {
-        cause: error,
-      });
-    }
-  }
+  const ca = xmpp && args.caFile ? await readCa(args.caFile) : undefined;
   // A replay keeps no state between runs unless asked to.
   const ephemeral = !xmpp && args.stateDir === undefined;
   const stateDir = ephemeral
@@ -98,30 +105,39 @@ async function prepare(args: ListenArgs, config: ListenerConfig): Promise<Setup>
   return { credentials, ca, stateDir, ephemeral };
 }
 
-/**
- * Runs the listener until the source ends (with `--exit-when-idle`), a
- * signal arrives, or a child or the session dies.
- */
-export async function listen(args: ListenArgs): Promise<ListenOutcome> {
-  const log = new Logger({
-    child: null,
-    format: args.logFormat,
-    level: args.verbose || args.debug ? 10 : 20,
-    sinks: [stdoutSink],
-  });
-  let config: ListenerConfig;
-  let setup: Setup | undefined;
+/** Reads the config (and, unless only checking, credentials and the state folder). */
+async function load(
+  args: ListenArgs,
+  log: ChildLog,
+): Promise<{ config: ListenerConfig; setup: Setup | undefined } | Outcome> {
   try {
-    config = await loadListenerConfig(args.configFile!);
+    const config = await loadListenerConfig(args.configFile!);
     for (const warning of config.warnings) log.event("warning", "config_warning", {}, warning);
-    if (!args.checkConfig) setup = await prepare(args, config);
+    return { config, setup: args.checkConfig ? undefined : await prepare(args, config) };
   } catch (error) {
     if (error instanceof ConfigError || error instanceof CredentialsError) {
       return failed("config", error);
     }
     throw error;
   }
-  if (args.insecureTls && setup?.credentials) {
+}
+
+/**
+ * Runs the listener until the source ends (with `--exit-when-idle`), the
+ * signal aborts, or a child or the session dies.
+ */
+export async function listen(args: ListenArgs, options: ListenOptions = {}): Promise<Outcome> {
+  const log = new Logger({
+    child: null,
+    format: args.logFormat,
+    level: args.verbose || args.debug ? 10 : 20,
+    sinks: [stdoutSink],
+  });
+  const loaded = await load(args, log);
+  if ("ok" in loaded) return loaded;
+  const { config, setup } = loaded;
+  if (!setup) return await checkConfig(args, config, log);
+  if (args.insecureTls && setup.credentials) {
     log.event(
       "warning",
       "insecure_tls",
@@ -130,95 +146,198 @@ export async function listen(args: ListenArgs): Promise<ListenOutcome> {
     );
   }
   try {
-    return await run(args, config, setup, log);
+    return await run(args, config, setup, log, options);
   } finally {
-    if (setup?.ephemeral) await Deno.remove(setup.stateDir, { recursive: true }).catch(() => {});
+    if (setup.ephemeral) await Deno.remove(setup.stateDir, { recursive: true }).catch(() => {});
   }
+}
+
+/** `--check-config`: every child loads its handler and checks its config, then stops. */
+async function checkConfig(
+  args: ListenArgs,
+  config: ListenerConfig,
+  log: ChildLog,
+): Promise<Outcome> {
+  const supervisor = new Supervisor({
+    config,
+    stateDir: "",
+    logFormat: args.logFormat,
+    log,
+    identity: identity(),
+    checkOnly: true,
+  });
+  supervisor.events.on("line", ({ text }) => stdoutSink(text));
+  try {
+    await supervisor.start();
+  } catch (error) {
+    if (error instanceof ChildStartError) return failed("config", error);
+    throw error;
+  } finally {
+    await supervisor.shutdown(5);
+  }
+  const lines = [`config: ${config.path}`];
+  for (const s of config.sections) {
+    lines.push(
+      `[${s.name}] nodes: ${s.nodes.join(", ")}`,
+      `  handler: ${s.child.processType} (${s.child.handlerPath}), loaded`,
+      `  childConfig: ${s.child.path}; log: ${s.child.logDirectory}`,
+      `  permissions: ${describePermissions(childPermissions(s))}`,
+    );
+  }
+  const nodes = config.sections.reduce((n, s) => n + s.nodes.length, 0);
+  lines.push(`OK: ${config.sections.length} children, ${nodes} nodes`);
+  stdoutSink(lines.join("\n"));
+  return { ok: true };
+}
+
+/** Everything a running listener holds, for the parts that report on it. */
+interface Running {
+  args: ListenArgs;
+  config: ListenerConfig;
+  setup: Setup;
+  log: ChildLog;
+  /** Aborted to stop: by the caller's signal, a fatal failure, or idleness. */
+  stop: AbortController;
+  fail(outcome: Outcome): void;
+  seen: SeenStore;
+  mailer: Mailer;
+  supervisor: Supervisor;
+  router: Router;
+  counts: { applied: number; refused: number };
+  started: number;
 }
 
 async function run(
   args: ListenArgs,
   config: ListenerConfig,
-  setup: Setup | undefined,
-  log: Logger,
+  setup: Setup,
+  log: ChildLog,
+  options: ListenOptions,
 ): Promise<Outcome> {
   const stop = new AbortController();
+  if (options.signal?.aborted) stop.abort();
+  options.signal?.addEventListener("abort", () => stop.abort(), { once: true });
   let failure: Outcome | undefined;
   const fail = (outcome: Outcome) => {
     failure ??= outcome;
     stop.abort();
   };
-  /** Mail being sent; a stop waits for it. */
-  const mail = new Set<Promise<void>>();
-  const idle = Promise.withResolvers<void>();
-  let sourceDone = false;
-  let applied = 0;
-  let refused = 0;
-  let source: XmppSource | undefined;
-  const seen = setup
-    ? await SeenStore.open(setup.stateDir, {
-      onError: (error) => log.event("error", "seen_write_failed", { error: error.message }),
-    })
-    : undefined;
-  const started = Date.now() / 1000;
-  const checkIdle = () => {
-    if (args.exitWhenIdle && sourceDone && supervisor.isIdle()) idle.resolve();
-  };
-  const supervisor = new Supervisor({
-    config,
-    stateDir: setup?.stateDir ?? "",
-    logFormat: args.logFormat,
-    log,
-    writeLine: stdoutSink,
-    identity: identity(),
-    checkOnly: args.checkConfig,
-    notify: (section, subject, body, recipients) => {
-      log.event("info", "notify", { child: section.name, subject, recipients });
-      const sending = sendMail(section.mailCommand, subject, recipients, body)
-        .then((r) => {
-          if (!r.ok) {
-            log.event("warning", "notify_failed", {
-              child: section.name,
-              subject,
-              reason: r.reason,
-            }, r.reason);
-          }
-        }).finally(() => mail.delete(sending));
-      mail.add(sending);
-    },
-    publish: (child: string, node: string, payload: JsonObject) => {
-      if (!source) {
-        // Without a server, what would be published is logged instead.
-        log.event("info", "publish", { child, node, payload });
-        return;
-      }
-      source.publish(node, JSON.stringify(payload)).catch((error) =>
-        log.event("warning", "publish_failed", { child, node, error: (error as Error).message })
-      );
-    },
-    onFatal: (error: ChildDiedError) => fail({ ok: false, kind: "runtime", error }),
-    onChange: checkIdle,
-    onAck: (ok) => ok ? applied++ : refused++,
-    onJournaled: (node, id) => seen?.record(node, id),
+  let outcome: Outcome | undefined;
+  let router: Router | undefined;
+  const counts = { applied: 0, refused: 0 };
+  {
+    // Disposed in reverse: intake, control socket, children, session, mail, seen ids.
+    await using stack = new AsyncDisposableStack();
+    const seen = stack.use(
+      await SeenStore.open(setup.stateDir, {
+        onError: (error) => log.event("error", "seen_write_failed", { error: error.message }),
+      }),
+    );
+    const mailer = stack.use(new Mailer(log));
+    let source: XmppSource | undefined;
+    stack.defer(() => source?.stop());
+    const supervisor = new Supervisor({
+      config,
+      stateDir: setup.stateDir,
+      logFormat: args.logFormat,
+      log,
+      identity: identity(),
+      stopTimeout: args.stopTimeout,
+    });
+    const r: Running = {
+      args,
+      config,
+      setup,
+      log,
+      stop,
+      fail,
+      seen,
+      mailer,
+      supervisor,
+      router: makeRouter(args, config, log, supervisor, seen),
+      counts,
+      started: Date.now() / 1000,
+    };
+    router = r.router;
+    wireChildren(r, () => source);
+    let journalIds: [string, string][];
+    try {
+      journalIds = await supervisor.start();
+    } catch (error) {
+      if (error instanceof ChildStartError) return failed("config", error);
+      throw error;
+    }
+    stack.use(supervisor);
+    // An alert journaled just before a crash may not have reached the seen file.
+    for (const [node, id] of journalIds) if (!seen.has(node, id)) seen.record(node, id);
+    const control = await openControl(r, () => source);
+    if (!control.ok) return control.outcome;
+    stack.use(control.server);
+    stack.defer(() => r.router.close());
+    if (options.progress) options.progress.describe = () => pending(r);
+    if (setup.credentials) {
+      source = makeSource(r, setup.credentials);
+      outcome = await runXmpp(r, source);
+    } else outcome = await runReplay(r);
+  }
+  const c = router!.counts;
+  log.event("info", "summary", {
+    ...c,
+    applied: counts.applied,
+    rejected: c.rejected + counts.refused,
+    rejected_by_child: counts.refused,
   });
+  return failure ?? outcome ?? { ok: true };
+}
 
-  let journalIds: [string, string][];
-  try {
-    journalIds = await supervisor.start();
-  } catch (error) {
-    await seen?.close();
-    if (error instanceof ChildStartError) return failed("config", error);
-    throw error;
-  }
-  if (!setup || !seen) {
-    await supervisor.shutdown(5);
-    stdoutSink(summary(config));
-    return { ok: true };
-  }
+/** Listens to the children: mail, publishing, log lines, journal receipts, deaths. */
+function wireChildren(r: Running, source: () => XmppSource | undefined): void {
+  const bus = r.supervisor.events;
+  const sections = new Map(r.config.sections.map((s) => [s.name, s]));
+  bus.on(
+    "notify",
+    ({ child, subject, body, recipients }) =>
+      r.mailer.send({
+        child,
+        command: sections.get(child)!.mailCommand,
+        subject,
+        body,
+        recipients,
+      }),
+  );
+  bus.on("given_up", ({ child, message }) => {
+    const section = sections.get(child)!;
+    if (section.recipients.length === 0) return;
+    r.mailer.send({
+      child,
+      command: section.mailCommand,
+      subject: `CRITICAL: lvalertMP child ${child} given up on ${identity().hostname}`,
+      body: message + "\n",
+      recipients: section.recipients,
+    });
+  });
+  bus.on("publish", ({ child, node, payload }) => {
+    const session = source();
+    // Without a server, what would be published is logged instead.
+    if (!session) return r.log.event("info", "publish", { child, node, payload });
+    session.publish(node, JSON.stringify(payload)).catch((error) =>
+      r.log.event("warning", "publish_failed", { child, node, error: (error as Error).message })
+    );
+  });
+  bus.on("line", ({ text }) => stdoutSink(text));
+  bus.on("journaled", ({ node, id }) => r.seen.record(node, id));
+  bus.on("ack", ({ ok }) => ok ? r.counts.applied++ : r.counts.refused++);
+  bus.on("fatal", ({ error }) => r.fail({ ok: false, kind: "runtime", error }));
+}
 
-  // An alert journaled just before a crash may not have reached the seen file.
-  for (const [node, id] of journalIds) if (!seen.has(node, id)) seen.record(node, id);
-  const router = new Router({
+function makeRouter(
+  args: ListenArgs,
+  config: ListenerConfig,
+  log: ChildLog,
+  supervisor: Supervisor,
+  seen: SeenStore,
+): Router {
+  return new Router({
     owners: config.owners,
     log,
     deliver: (d) => supervisor.deliver(d),
@@ -227,120 +346,83 @@ async function run(
       ? { show: (child: string, text: string) => stdoutSink(`${child} < ${text}`) }
       : {}),
   });
-  let control: ControlServer;
-  try {
-    control = await ControlServer.start(join(setup.stateDir, "control.sock"), {
-      status: () => ({
-        pid: Deno.pid,
-        started,
-        uptime: Date.now() / 1000 - started,
-        source: source ? "xmpp" : "replay",
-        xmpp: source
-          ? {
-            online: source.online,
-            offline_since: source.offlineSince,
-            configured: [...config.owners.keys()],
-            subscribed: source.subscribed,
-            extra: source.extra,
-          }
-          : null,
-        children: supervisor.status().map((s) => ({
-          ...s,
-          warnThr: config.sections.find((c) => c.name === s.child)?.warnThr ?? null,
-        })),
-        counts: { ...router.counts, applied, rejected_by_child: refused },
-      }),
-      command: (child, name, kwargs) => supervisor.command(child, name, kwargs),
-    }, log);
-  } catch (error) {
-    await supervisor.shutdown(5);
-    await seen.close();
-    return failed("runtime", error as Error);
-  }
-
-  const onSignal = () => {
-    stop.abort();
-    // Also ends a start still retrying the server.
-    void source?.stop();
-  };
-  Deno.addSignalListener("SIGINT", onSignal);
-  Deno.addSignalListener("SIGTERM", onSignal);
-  const stopped = new Promise<void>((resolve) => {
-    if (stop.signal.aborted) resolve();
-    stop.signal.addEventListener("abort", () => resolve(), { once: true });
-  });
-  try {
-    if (setup.credentials) {
-      source = new XmppSource({
-        client: {
-          server: args.server,
-          port: args.port,
-          username: setup.credentials.username,
-          password: setup.credentials.password,
-          resource: args.resource,
-          ...(setup.ca ? { ca: setup.ca } : {}),
-          insecureTls: args.insecureTls,
-          allowPlaintext: args.allowPlaintext,
-        },
-        service: args.pubsubService ?? `pubsub.${args.server}`,
-        nodes: [...config.owners.keys()],
-        catchUp: args.catchUp,
-        createMissingNodes: args.createMissingNodes,
-        seen,
-        log,
-        debug: args.debug,
-        route: (input) => router.route(input),
-        onFatal: (f) => fail({ ok: false, kind: XMPP_EXIT[f.kind], error: f }),
-      });
-      log.event("info", "listening", {
-        source: `xmpp ${args.server}:${args.port}`,
-        children: config.sections.map((s) => s.name),
-        state_dir: setup.stateDir,
-      });
-      try {
-        await source.start();
-      } catch (error) {
-        const f = error as XmppFailure;
-        source = undefined;
-        // Interrupted while still connecting: a clean stop, not a failure.
-        if (stop.signal.aborted) return failure ?? { ok: true };
-        return failed(XMPP_EXIT[f.kind] ?? "unavailable", f);
-      }
-      await stopped;
-    } else {
-      const outcome = await replay(args, router, log, stop.signal);
-      if (outcome) return outcome;
-      sourceDone = true;
-      checkIdle();
-      await Promise.race([idle.promise, stopped]);
-    }
-  } finally {
-    Deno.removeSignalListener("SIGINT", onSignal);
-    Deno.removeSignalListener("SIGTERM", onSignal);
-    await source?.stop();
-    await control.close();
-    await supervisor.shutdown();
-    await Promise.all(mail);
-    await seen.close();
-    const c = router.counts;
-    log.event("info", "summary", {
-      ...c,
-      applied,
-      rejected: c.rejected + refused,
-      rejected_by_child: refused,
-    });
-  }
-  return failure ?? { ok: true };
 }
 
-/** Feeds a replay file to the router; an outcome only when it cannot. */
-async function replay(
-  args: ListenArgs,
-  router: Router,
-  log: Logger,
-  signal: AbortSignal,
-): Promise<Outcome | undefined> {
-  log.event("info", "listening", { source: `replay ${args.replay}` });
+async function openControl(
+  r: Running,
+  source: () => XmppSource | undefined,
+): Promise<{ ok: true; server: ControlServer } | { ok: false; outcome: Outcome }> {
+  try {
+    const server = await ControlServer.start(join(r.setup.stateDir, "control.sock"), {
+      status: () =>
+        statusDocument({
+          started: r.started,
+          config: r.config,
+          session: source(),
+          children: r.supervisor.status(),
+          counts: r.router.counts,
+          applied: r.counts.applied,
+          refused: r.counts.refused,
+        }),
+      command: (child, name, kwargs) => r.supervisor.command(child, name, kwargs),
+    }, r.log);
+    return { ok: true, server };
+  } catch (error) {
+    return { ok: false, outcome: failed("runtime", error as Error) };
+  }
+}
+
+function makeSource(r: Running, credentials: Credentials): XmppSource {
+  const { args } = r;
+  const source = new XmppSource({
+    client: {
+      server: args.server,
+      port: args.port,
+      username: credentials.username,
+      password: credentials.password,
+      resource: args.resource,
+      ...(r.setup.ca ? { ca: r.setup.ca } : {}),
+      insecureTls: args.insecureTls,
+      allowPlaintext: args.allowPlaintext,
+    },
+    service: args.pubsubService ?? `pubsub.${args.server}`,
+    nodes: [...r.config.owners.keys()],
+    catchUp: args.catchUp,
+    createMissingNodes: args.createMissingNodes,
+    seen: r.seen,
+    log: r.log,
+    debug: args.debug,
+    signal: r.stop.signal,
+  });
+  source.events.on("item", (input) => r.router.route(input));
+  source.events.on("fatal", (f) => r.fail(failed(XMPP_EXIT[f.kind], f)));
+  return source;
+}
+
+async function runXmpp(r: Running, source: XmppSource): Promise<Outcome | undefined> {
+  const { args } = r;
+  r.log.event("info", "listening", {
+    source: `xmpp ${args.server}:${args.port}`,
+    children: r.config.sections.map((s) => s.name),
+    state_dir: r.setup.stateDir,
+  });
+  try {
+    await source.start();
+  } catch (error) {
+    // Interrupted while still connecting: a clean stop, not a failure.
+    if (r.stop.signal.aborted) return undefined;
+    const f = error as XmppFailure;
+    return failed(XMPP_EXIT[f.kind] ?? "unavailable", f);
+  }
+  await whenAborted(r.stop.signal);
+  return undefined;
+}
+
+/** Feeds a replay file to the router; with `--exit-when-idle`, waits until all is done. */
+async function runReplay(r: Running): Promise<Outcome | undefined> {
+  const { args, router } = r;
+  const signal = r.stop.signal;
+  r.log.event("info", "listening", { source: `replay ${args.replay}` });
   try {
     for await (const line of replayFile(args.replay!, { speed: args.speed, signal })) {
       const where = `${args.replay}:${line.line}`;
@@ -362,6 +444,29 @@ async function replay(
       new ConfigError(args.replay!, "Replay file not found", { cause: error }),
     );
   }
-  log.event("info", "source_done", { source: `replay ${args.replay}` });
+  r.log.event("info", "source_done", { source: `replay ${args.replay}` });
+  if (!args.exitWhenIdle) {
+    await whenAborted(signal);
+    return undefined;
+  }
+  const idle = () => {
+    if (r.supervisor.isIdle()) r.stop.abort();
+  };
+  const bus = r.supervisor.events;
+  for (const on of [bus.on("changed", idle), bus.on("ack", idle), bus.on("given_up", idle)]) {
+    signal.addEventListener("abort", on, { once: true });
+  }
+  idle();
+  await whenAborted(signal);
   return undefined;
+}
+
+/** What a forced exit now would abandon. */
+function pending(r: Running): string {
+  const busy = r.supervisor.status().filter((c) => c.inFlight > 0 || c.state === "stopping");
+  const parts = busy.map((c) => `[${c.child}] ${c.state}, ${c.inFlight} alert(s) not yet applied`);
+  if (r.mailer.inFlight > 0) parts.push(`${r.mailer.inFlight} mail(s) being sent`);
+  return parts.length === 0
+    ? "nothing (journals and snapshots are consistent)"
+    : `${parts.join("; ")} (the journals keep every alert for the next start)`;
 }

@@ -28,7 +28,8 @@ export type RouteOutcome =
   | "rejected"
   | "unrouted"
   | "duplicate"
-  | "ignored";
+  | "ignored"
+  | "deferred";
 
 /** Counters, reported at exit and by `status`. */
 export interface RouteCounts {
@@ -38,6 +39,8 @@ export interface RouteCounts {
   unrouted: number;
   duplicates: number;
   ignored: number;
+  /** Offered while the listener was stopping: left on the server for the next start. */
+  deferred: number;
 }
 
 /**
@@ -82,7 +85,9 @@ export class Router {
     unrouted: 0,
     duplicates: 0,
     ignored: 0,
+    deferred: 0,
   };
+  #closed = false;
   #o: RouterOptions;
   #seen: SeenIds;
   #window: number;
@@ -93,6 +98,15 @@ export class Router {
     this.#o = options;
     this.#seen = options.seen ?? new MemorySeenIds();
     this.#window = options.dedupWindow ?? 60;
+  }
+
+  /**
+   * Stops taking alerts (the listener is stopping): what is offered from
+   * now on is neither journaled nor remembered as seen, so the server
+   * still holds it for the next start's catch-up.
+   */
+  close(): void {
+    this.#closed = true;
   }
 
   /** Counts and logs input that never became an alert (a bad replay line). */
@@ -111,7 +125,12 @@ export class Router {
     );
   }
 
+  /** Routes one input to its child; says what became of it. */
   route(input: RouteInput): RouteOutcome {
+    if (this.#closed) {
+      this.counts.deferred++;
+      return "deferred";
+    }
     this.counts.received++;
     const { node, id, t0 } = input;
     const where = input.where ??

@@ -1,8 +1,9 @@
 /**
  * The supervisor: one Web Worker per listener section, started with its
  * own permissions, fed journaled alerts in order, watched for death and
- * hangs, restarted from its snapshot and journal, given up on after too
- * many deaths.
+ * hangs, restarted from its snapshot and journal by its restart policy.
+ * What happens to children is announced on the {@linkcode ChildBus}
+ * (`events`).
  *
  * @module
  */
@@ -10,44 +11,25 @@
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
 import type { JsonObject } from "../core/alert.ts";
-import { ChildLink, type ChildStatus } from "./child_link.ts";
-import { systemClock } from "../queue/clock.ts";
+import type { ChildLog, LogFormat } from "../core/log.ts";
 import { type ChildSection, type ListenerConfig, logFileName } from "../config/config.ts";
-import type { ChildLog } from "../core/log.ts";
-import type { LogFormat } from "../core/log.ts";
+import { systemClock } from "../queue/clock.ts";
 import type { ChildSettings } from "../child/messages.ts";
+import { ChildBus, ChildDiedError, ChildStartError } from "./child_events.ts";
+import { ChildLink, type ChildStatus } from "./child_link.ts";
+import { type CommandOutcome, CommandReplies } from "./command_replies.ts";
+import { RestartPolicy } from "./restart_policy.ts";
 import type { Delivery } from "./router.ts";
 
+export { ChildDiedError, ChildStartError } from "./child_events.ts";
 export type { ChildStatus } from "./child_link.ts";
+export type { CommandOutcome } from "./command_replies.ts";
 
-/** A child could not start: a start-up failure (exit 78). */
-export class ChildStartError extends Error {
-  readonly child: string;
-
-  constructor(child: string, message: string, options?: ErrorOptions) {
-    super(`Child [${child}] could not start: ${message}`, options);
-    this.name = "ChildStartError";
-    this.child = child;
-  }
-}
-
-/** A child died and its section says the listener must stop. */
-export class ChildDiedError extends Error {
-  readonly child: string;
-
-  constructor(child: string, message: string, options?: ErrorOptions) {
-    super(`Child [${child}] died: ${message}`, options);
-    this.name = "ChildDiedError";
-    this.child = child;
-  }
-}
-
-/** What a command sent to children answered, per child. */
-export interface CommandOutcome {
-  child: string;
-  ok: boolean;
-  output: string | null;
-  error: string | null;
+/** Where the listener runs, for worker settings and messages to people. */
+export interface Identity {
+  hostname: string;
+  username: string;
+  pid: number;
 }
 
 /** Options for {@linkcode Supervisor}. */
@@ -58,19 +40,7 @@ export interface SupervisorOptions {
   logFormat: LogFormat;
   /** The listener's own log. */
   log: ChildLog;
-  /** Where child log lines for stdout go. */
-  writeLine(line: string): void;
-  notify(section: ChildSection, subject: string, body: string, recipients: string[]): void;
-  publish(child: string, node: string, payload: JsonObject): void;
-  /** A child died and its section says the listener must stop. */
-  onFatal(error: ChildDiedError): void;
-  /** Acks or queue state changed (for `--exit-when-idle`). */
-  onChange?(): void;
-  /** A child applied (ok) or refused an alert. */
-  onAck?(ok: boolean): void;
-  /** An alert with this node and item id is on disk in a journal. */
-  onJournaled?(node: string, id: string): void;
-  identity: { hostname: string; username: string; pid: number };
+  identity: Identity;
   /** Load and validate each child, then stop it (`--check-config`). */
   checkOnly?: boolean;
   /** Seconds between liveness pings. @default {1} */
@@ -83,13 +53,15 @@ export interface SupervisorOptions {
   hangGrace?: number;
   /** Seconds a child may take to start. @default {30} */
   startTimeout?: number;
+  /** Seconds children may take to stop before they are terminated. @default {30} */
+  stopTimeout?: number;
 }
 
 /** Builds what a worker needs from its section. */
 export function childSettings(
   section: ChildSection,
   logFormat: LogFormat,
-  identity: SupervisorOptions["identity"],
+  identity: Identity,
   configPath: string,
   checkOnly: boolean,
   stateDir: string,
@@ -127,19 +99,52 @@ export function childSettings(
 }
 
 /** Runs every child of a listener config. */
-export class Supervisor {
+export class Supervisor implements AsyncDisposable {
+  /** What happens to children. */
+  readonly events: ChildBus = new ChildBus();
   #o: SupervisorOptions;
   #links = new Map<string, ChildLink>();
-  #deaths = new Map<ChildLink, number[]>();
-  #starting = new Map<ChildLink, PromiseWithResolvers<void>>();
-  /** token -> what to do with the answer of a command sent with it */
-  #replies = new Map<string, (ok: boolean, output: string | null, error: string | null) => void>();
+  #policies = new Map<string, RestartPolicy>();
+  #starting = new Map<string, PromiseWithResolvers<void>>();
+  #replies = new CommandReplies();
   #pinger: ReturnType<typeof setInterval> | undefined;
-  #restartTimers = new Map<ChildLink, ReturnType<typeof setTimeout>>();
+  #restartTimers = new Map<string, ReturnType<typeof setTimeout>>();
   #stopping = false;
 
   constructor(options: SupervisorOptions) {
     this.#o = options;
+    const o = options;
+    for (const section of o.config.sections) {
+      const settings = (dir: string) =>
+        childSettings(section, o.logFormat, o.identity, o.config.path, o.checkOnly ?? false, dir);
+      const link = new ChildLink({
+        section,
+        stateDir: o.stateDir,
+        settings,
+        bus: this.events,
+        log: o.log,
+      });
+      this.#links.set(section.name, link);
+      this.#policies.set(section.name, new RestartPolicy(section));
+    }
+    this.events.on("ready", ({ child }) => {
+      this.#starting.get(child)?.resolve();
+      clearTimeout(this.#restartTimers.get(child));
+    });
+    this.events.on("start_failed", ({ child, message }) => {
+      const starting = this.#starting.get(child);
+      if (starting) starting.reject(new ChildStartError(child, message));
+      else this.#died(child, `restart failed: ${message}`);
+    });
+    this.events.on("died", ({ child, reason }) => this.#died(child, reason));
+    // A command refused before it ran answers through its ack.
+    this.events.on("ack", ({ ok, reason, token }) => {
+      if (token && !ok) this.#replies.settle(token, false, null, reason);
+    });
+    this.events.on(
+      "command_result",
+      ({ token, ok, output, error }) => this.#replies.settle(token, ok, output, error),
+    );
   }
 
   /**
@@ -153,17 +158,8 @@ export class Supervisor {
   async start(): Promise<[string, string][]> {
     const o = this.#o;
     const ids: [string, string][] = [];
-    for (const section of o.config.sections) {
-      const link = new ChildLink(
-        section,
-        o.stateDir,
-        (dir) =>
-          childSettings(section, o.logFormat, o.identity, o.config.path, o.checkOnly ?? false, dir),
-        this.#events(),
-        o.log,
-      );
-      this.#links.set(section.name, link);
-      if (!o.checkOnly) {
+    if (!o.checkOnly) {
+      for (const link of this.#links.values()) {
         for (const r of (await link.openJournal()).records) {
           if (r.id !== null) ids.push([r.node, r.id]);
         }
@@ -172,14 +168,12 @@ export class Supervisor {
     const timeout = (o.startTimeout ?? 30) * 1000;
     try {
       await Promise.all([...this.#links.values()].map((link) => {
+        const child = link.section.name;
         const ready = Promise.withResolvers<void>();
-        this.#starting.set(link, ready);
+        this.#starting.set(child, ready);
         link.spawn(o.checkOnly);
         const timer = setTimeout(
-          () =>
-            ready.reject(
-              new ChildStartError(link.section.name, `not ready after ${timeout / 1000} s`),
-            ),
+          () => ready.reject(new ChildStartError(child, `not ready after ${timeout / 1000} s`)),
           timeout,
         );
         return ready.promise.finally(() => clearTimeout(timer));
@@ -230,71 +224,66 @@ export class Supervisor {
       }]);
     }
     const t0 = systemClock.now();
+    const text = JSON.stringify({ uid: "command", alert_type: name, object: kwargs });
     return Promise.all(links.map((link) => {
       const token = crypto.randomUUID();
-      const { promise, resolve } = Promise.withResolvers<CommandOutcome>();
-      const timer = setTimeout(() => {
-        this.#replies.delete(token);
-        resolve({
-          child: link.section.name,
-          ok: false,
-          output: null,
-          error: `no answer within ${timeoutSeconds} s`,
-        });
-      }, timeoutSeconds * 1000);
-      this.#replies.set(token, (ok, output, error) => {
-        clearTimeout(timer);
-        this.#replies.delete(token);
-        resolve({ child: link.section.name, ok, output, error });
-      });
-      link.deliver({
-        node: "ctl",
-        id: null,
-        text: JSON.stringify({ uid: "command", alert_type: name, object: kwargs }),
-        t0,
-        token,
-      });
-      return promise;
+      const answer = this.#replies.expect(token, link.section.name, timeoutSeconds);
+      link.deliver({ node: "ctl", id: null, text, t0, token });
+      return answer;
     }));
   }
 
   /** True when no alert is in flight and every queue is empty. */
   isIdle(): boolean {
     for (const link of this.#links.values()) {
-      const s = link.refresh();
+      const s = link.status();
       if (s.inFlight > 0 || s.queue > 0) return false;
     }
     return true;
   }
 
+  /** What the listener knows of each child. */
   status(): ChildStatus[] {
-    return [...this.#links.values()].map((link) => ({ ...link.refresh() }));
+    return [...this.#links.values()].map((link) => link.status());
   }
 
   /**
    * Asks every child to finish what it holds, checkpoint and stop; kills
-   * those that have not stopped by the deadline.
+   * those that have not stopped by the deadline (their journals still hold
+   * what they had not applied).
    */
-  async shutdown(deadlineSeconds = 10): Promise<void> {
+  async shutdown(deadlineSeconds = this.#o.stopTimeout ?? 30): Promise<void> {
     this.#stopping = true;
     clearInterval(this.#pinger);
-    let timer: ReturnType<typeof setTimeout> | undefined;
     const links = [...this.#links.values()];
-    const stopped = Promise.all(links.map((link) => link.requestStop()));
+    let timer: ReturnType<typeof setTimeout> | undefined;
     await Promise.race([
-      stopped,
+      Promise.all(links.map((link) => link.requestStop())),
       new Promise<void>((r) => timer = setTimeout(r, deadlineSeconds * 1000)),
     ]);
     clearTimeout(timer);
     for (const link of links) {
-      if (link.status.state === "stopping") {
-        this.#o.log.event("warning", "child_killed", {
+      if (link.state !== "stopping") continue;
+      const s = link.status();
+      this.#o.log.event(
+        "warning",
+        "child_killed",
+        {
           child: link.section.name,
+          in_flight: s.inFlight,
           reason: `did not stop within ${deadlineSeconds} s`,
-        });
-      }
+        },
+        `Child [${link.section.name}] did not stop within ${deadlineSeconds} s and was ` +
+          `terminated; its journal keeps the ${s.inFlight} alert(s) it had not applied`,
+      );
     }
+    this.#replies.cancelAll("the listener is stopping");
     await this.#closeAll();
+  }
+
+  /** Shuts down, for `await using`. */
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.shutdown();
   }
 
   async #closeAll(): Promise<void> {
@@ -303,109 +292,56 @@ export class Supervisor {
     for (const link of this.#links.values()) await link.close();
   }
 
-  #events() {
+  #died(child: string, reason: string): void {
     const o = this.#o;
-    return {
-      ready: (link: ChildLink) => {
-        this.#starting.get(link)?.resolve();
-        clearTimeout(this.#restartTimers.get(link));
-        o.onChange?.();
-      },
-      startFailed: (link: ChildLink, message: string) => {
-        const starting = this.#starting.get(link);
-        if (starting) starting.reject(new ChildStartError(link.section.name, message));
-        else this.#died(link, `restart failed: ${message}`);
-      },
-      died: (link: ChildLink, reason: string) => this.#died(link, reason),
-      ack: (
-        _link: ChildLink,
-        _seq: number,
-        ok: boolean,
-        reason: string | null,
-        token: string | null,
-      ) => {
-        o.onAck?.(ok);
-        // A command refused before it ran answers here.
-        if (token && !ok) this.#replies.get(token)?.(false, null, reason);
-      },
-      changed: () => o.onChange?.(),
-      journaled: (node: string, id: string) => o.onJournaled?.(node, id),
-      line: (text: string) => o.writeLine(text),
-      notify: o.notify,
-      publish: o.publish,
-      commandResult: (token: string, ok: boolean, output: string | null, error: string | null) =>
-        this.#replies.get(token)?.(ok, output, error),
-    };
-  }
-
-  #died(link: ChildLink, reason: string): void {
-    const o = this.#o;
+    const link = this.#links.get(child)!;
     const section = link.section;
+    const s = link.status();
     o.log.event("error", "child_died", {
-      child: section.name,
+      child,
       error: reason,
-      in_flight: link.refresh().inFlight,
-      queue: link.status.queue,
-    }, `Child [${section.name}] died: ${reason}`);
+      in_flight: s.inFlight,
+      queue: s.queue,
+    }, `Child [${child}] died: ${reason}`);
     if (this.#stopping) return;
-    if (section.onChildDeath === "exit") {
-      o.onFatal(new ChildDiedError(section.name, reason));
+    const decision = this.#policies.get(child)!.died();
+    if (decision.action === "exit") {
+      this.events.emit("fatal", { child, error: new ChildDiedError(child, reason) });
       return;
     }
-    const now = performance.now();
-    const recent = (this.#deaths.get(link) ?? []).filter((t) =>
-      now - t < section.restartWindow * 1000
-    );
-    recent.push(now);
-    this.#deaths.set(link, recent);
-    if (recent.length > section.maxRestarts) {
-      link.status.state = "given_up";
+    if (decision.action === "give_up") {
+      link.giveUp();
       const message =
-        `Child [${section.name}] died ${recent.length} times within ${section.restartWindow} s; ` +
+        `Child [${child}] died ${decision.deaths} times within ${section.restartWindow} s; ` +
         "not restarting it (its alerts are still journaled). Fix the cause and restart the listener.";
-      o.log.event(
-        "error",
-        "child_given_up",
-        { child: section.name, deaths: recent.length },
-        message,
-      );
-      if (section.recipients.length > 0) {
-        o.notify(
-          section,
-          `CRITICAL: lvalertMP child ${section.name} given up on ${o.identity.hostname}`,
-          message + "\n",
-          section.recipients,
-        );
-      }
-      o.onChange?.();
+      o.log.event("error", "child_given_up", { child, deaths: decision.deaths }, message);
+      this.events.emit("given_up", { child, deaths: decision.deaths, message });
       return;
     }
     o.log.event("warning", "child_restarting", {
-      child: section.name,
-      deaths: recent.length,
+      child,
+      deaths: decision.deaths,
       of: section.maxRestarts,
     });
-    link.status.state = "restarting";
     link.spawn();
     // A restart that never gets ready (it hangs recovering) counts as a death.
     const timeout = o.startTimeout ?? 30;
-    const timer = setTimeout(() => {
-      if (link.status.state === "restarting") link.die(`not ready ${timeout} s after a restart`);
-    }, timeout * 1000);
-    this.#restartTimers.set(link, timer);
+    this.#restartTimers.set(
+      child,
+      setTimeout(() => {
+        if (link.state === "restarting") link.die(`not ready ${timeout} s after a restart`);
+      }, timeout * 1000),
+    );
   }
 
   #watchdog(): void {
     const now = performance.now();
     for (const link of this.#links.values()) {
-      if (link.status.state !== "ready") continue;
+      if (link.state !== "ready") continue;
       const limit = (link.section.taskTimeout + (this.#o.hangGrace ?? 5)) * 1000;
       if (now - link.lastPong > limit) {
-        link.die(
-          `no answer for ${
-            Math.round((now - link.lastPong) / 1000)
-          } s (a task is hung); worker terminated`,
-        );
+        const silent = Math.round((now - link.lastPong) / 1000);
+        link.die(`no answer for ${silent} s (a task is hung); worker terminated`);
         continue;
       }
       link.sendPing();

@@ -10,7 +10,7 @@ import { CredentialsError, resolveCredentials } from "../xmpp/credentials.ts";
 import { failed, type FailureKind, type Outcome } from "../core/outcome.ts";
 import { Pubsub } from "../xmpp/pubsub.ts";
 import { createXmppClient, type XmppClient } from "../xmpp/client.ts";
-import { classify, type XmppFailure } from "../xmpp/source.ts";
+import { classify, type XmppFailure } from "../xmpp/failure.ts";
 
 /** `parseArgs` options every tool accepts (short letters per tool). */
 export const CONNECTION_OPTIONS = {

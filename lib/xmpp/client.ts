@@ -61,6 +61,8 @@ export interface XmppClient {
   on(event: "disconnect", fn: (info: { clean: boolean }) => void): void;
   on(event: "status", fn: (status: string) => void): void;
   on(event: "input" | "output", fn: (text: string) => void): void;
+  /** Every element received (`element`) or sent (`send`), for debug logs. */
+  on(event: "element" | "send", fn: (element: XmlElement) => void): void;
   removeAllListeners(): void;
 }
 

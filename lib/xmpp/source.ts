@@ -1,41 +1,43 @@
 /**
  * The XMPP source: one session with the LVAlert server that receives
  * every configured node, survives outages, and catches up on what it
- * missed. It hands payloads to the router and does no other work.
+ * missed. It announces what it receives and what happens to it as events
+ * (`item`, `online`, `offline`, `fatal`, `node_deleted`) and does no
+ * other work.
  *
  * @module
  */
 
-import { systemClock } from "../queue/clock.ts";
+import { delay, retry, RetryError, whenAborted } from "../core/async.ts";
+import { Emitter } from "../core/emitter.ts";
 import type { ChildLog } from "../core/log.ts";
-import { condition, eventItems, NS_PUBSUB_EVENT, Pubsub } from "./pubsub.ts";
 import type { RouteInput } from "../core/source.ts";
 import type { SeenStore } from "../durability/seen_store.ts";
+import { systemClock } from "../queue/clock.ts";
+import { catchUp } from "./catch_up.ts";
 import {
   createXmppClient,
-  TlsError,
   type XmlElement,
   type XmppClient,
   type XmppClientOptions,
 } from "./client.ts";
+import { classify, retryable, XmppFailure } from "./failure.ts";
+import { condition, eventItems, NS_PUBSUB_EVENT, Pubsub } from "./pubsub.ts";
 
-/** Why the XMPP session could not start or had to end. */
-export type XmppFailureKind =
-  | "auth"
-  | "tls"
-  | "unavailable"
-  | "missing_nodes"
-  | "conflict";
+export { classify, XmppFailure, type XmppFailureKind } from "./failure.ts";
 
-/** A failure of the XMPP session that stops the listener. */
-export class XmppFailure extends Error {
-  readonly kind: XmppFailureKind;
-
-  constructor(kind: XmppFailureKind, message: string, options?: ErrorOptions) {
-    super(message, options);
-    this.name = "XmppFailure";
-    this.kind = kind;
-  }
+/** What an {@linkcode XmppSource} announces. */
+export interface XmppSourceEvents extends Record<string, unknown> {
+  /** A published item to route (live or caught up). */
+  item: RouteInput;
+  /** Subscribed and caught up, after the start or a reconnect. */
+  online: { jid: string; nodes: string[]; downSeconds: number };
+  /** The session broke; a reconnect follows. */
+  offline: { reason: string };
+  /** The session ended for good (login refused, another client on the resource). */
+  fatal: XmppFailure;
+  /** A configured node was deleted on the server. */
+  node_deleted: { node: string };
 }
 
 /** Options for {@linkcode XmppSource}. */
@@ -49,68 +51,20 @@ export interface XmppSourceOptions {
   createMissingNodes: boolean;
   seen: SeenStore;
   log: ChildLog;
-  route(input: RouteInput): void;
-  /** Called when the session ends for good after start (login refused, conflict). */
-  onFatal(failure: XmppFailure): void;
   /** Connection attempts at start before giving up. @default {5} */
   attempts?: number;
   /** Log every stanza (credentials masked). */
   debug?: boolean;
   /** Backoff bounds in seconds. @default {[1, 30]} */
   backoff?: [number, number];
+  /** Aborting it stops the session, and any start or reconnect under way. */
+  signal?: AbortSignal | undefined;
+  /** Makes the XMPP client (tests may script one). @default {createXmppClient} */
+  connect?: (options: XmppClientOptions) => XmppClient;
 }
 
 const NS_SASL = "urn:ietf:params:xml:ns:xmpp-sasl";
-const NETWORK_CODES = new Set([
-  "ECONNREFUSED",
-  "ECONNRESET",
-  "ETIMEDOUT",
-  "EHOSTUNREACH",
-  "ENETUNREACH",
-  "EPIPE",
-  "ENOTFOUND",
-]);
-
 const now = systemClock.now;
-
-/** Turns whatever a failed start threw into an {@linkcode XmppFailure}. */
-export function classify(error: unknown, o: XmppClientOptions): XmppFailure {
-  if (error instanceof XmppFailure) return error;
-  const e = error as {
-    name?: string;
-    message?: string;
-    code?: string;
-    text?: string;
-  };
-  const where = `${o.server}:${o.port ?? 5222}`;
-  if (e?.name === "SASLError") {
-    const why = [condition(error), e.text].filter(Boolean).join(": ");
-    return new XmppFailure(
-      "auth",
-      `Login as ${o.username} refused by ${o.server}: ${why || e.message}`,
-      { cause: error },
-    );
-  }
-  if (error instanceof TlsError) {
-    return new XmppFailure("tls", error.message, { cause: error });
-  }
-  if (e?.name === "StreamError" && condition(error) === "conflict") {
-    return new XmppFailure(
-      "conflict",
-      `Another client logged in as ${o.username}@${
-        o.domain ?? o.server
-      }/${o.resource} (stream conflict); ` +
-        "not reconnecting. Give a second listener its own -r/--resource",
-      { cause: error },
-    );
-  }
-  const code = e?.code && NETWORK_CODES.has(e.code) ? ` (${e.code})` : "";
-  return new XmppFailure(
-    "unavailable",
-    `Cannot reach ${where}${code}: ${e?.message ?? String(error)}`,
-    { cause: error },
-  );
-}
 
 function masked(el: XmlElement): string {
   return el.attrs.xmlns === NS_SASL
@@ -119,20 +73,22 @@ function masked(el: XmlElement): string {
 }
 
 /** The listener's XMPP session. */
-export class XmppSource {
+export class XmppSource implements AsyncDisposable {
+  /** What happens to the session, and what it receives. */
+  readonly events: Emitter<XmppSourceEvents> = new Emitter();
   #o: XmppSourceOptions;
+  #abort = new AbortController();
   #client: XmppClient | undefined;
   #pubsub: Pubsub | undefined;
-  #stopping = false;
   #started = false;
-  #failures = 0;
-  #timer: ReturnType<typeof setTimeout> | undefined;
+  #reconnecting: Promise<void> | undefined;
   #offlineSince: number | null = null;
   #subscribed = new Set<string>();
   #extra: string[] = [];
 
   constructor(options: XmppSourceOptions) {
     this.#o = options;
+    options.signal?.addEventListener("abort", () => void this.stop(), { once: true });
   }
 
   /** True while the session is up and subscribed. */
@@ -156,101 +112,100 @@ export class XmppSource {
   }
 
   /**
-   * Connects (retrying a few times when the server cannot be reached),
+   * Connects (retrying with backoff while the server cannot be reached),
    * makes sure every node is received, and catches up.
    *
    * @throws {XmppFailure} when it cannot start
+   * @throws the abort reason when stopped meanwhile
    */
   async start(): Promise<void> {
-    const attempts = this.#o.attempts ?? 5;
-    for (let attempt = 1;; attempt++) {
-      try {
-        await this.#connect();
-        break;
-      } catch (error) {
-        const failure = classify(error, this.#o.client);
-        if (
-          failure.kind !== "unavailable" || attempt >= attempts ||
-          this.#stopping
-        ) throw failure;
-        const delay = this.#delay(attempt - 1);
+    const signal = this.#abort.signal;
+    const [low, high] = this.#o.backoff ?? [1, 30];
+    await retry(() => this.#connect(), {
+      maxAttempts: this.#o.attempts ?? 5,
+      minTimeout: low * 1000,
+      maxTimeout: high * 1000,
+      jitter: 0.5,
+      signal,
+      shouldRetry: (error) => retryable(classify(error, this.#o.client)),
+      onRetry: (error, attempt, wait) =>
         this.#o.log.event("warning", "xmpp_retry", {
-          attempt,
-          of: attempts,
-          in_s: delay,
-        }, failure.message);
-        await new Promise((r) => setTimeout(r, delay * 1000));
-      }
-    }
+          attempt: attempt + 1,
+          of: this.#o.attempts ?? 5,
+          in_s: Math.round(wait) / 1000,
+        }, classify(error, this.#o.client).message),
+    }).catch((error) => {
+      const last = error instanceof RetryError ? error.cause : error;
+      throw signal.aborted ? signal.reason : classify(last, this.#o.client);
+    });
     try {
       await this.#prepare(true);
     } catch (error) {
+      const failure = signal.aborted ? signal.reason : classify(error, this.#o.client);
       await this.stop();
-      throw error instanceof XmppFailure ? error : classify(error, this.#o.client);
+      throw failure;
     }
     this.#started = true;
+    this.events.emit("online", {
+      jid: String(this.#client?.jid),
+      nodes: this.subscribed,
+      downSeconds: 0,
+    });
   }
 
   /** Publishes on a node through this session (heartbeat responses). */
   async publish(node: string, payload: string): Promise<void> {
     if (!this.#pubsub || !this.online) {
-      this.#o.log.event("warning", "publish_dropped", {
-        node,
-        reason: "XMPP session is down",
-      });
+      this.#o.log.event("warning", "publish_dropped", { node, reason: "XMPP session is down" });
       return;
     }
     await this.#pubsub.publish(node, payload);
   }
 
-  /** Ends the session; no reconnect follows. */
+  /** Ends the session; no reconnect follows. Takes at most about a second. */
   async stop(): Promise<void> {
-    this.#stopping = true;
-    clearTimeout(this.#timer);
+    this.#abort.abort(new DOMException("The XMPP session was stopped", "AbortError"));
     await this.#teardown();
+    await this.#reconnecting;
   }
 
-  #delay(failures: number): number {
-    const [low, high] = this.#o.backoff ?? [1, 30];
-    const base = Math.min(high, low * 2 ** failures);
-    // Full jitter in the upper half keeps restarted listeners apart.
-    return Math.max(low, Math.min(high, base * (0.5 + Math.random() * 0.5)));
+  /** Stops, for `await using`. */
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.stop();
   }
 
   async #connect(): Promise<void> {
     await this.#teardown();
-    const client = createXmppClient(this.#o.client);
+    const signal = this.#abort.signal;
+    signal.throwIfAborted();
+    const client = (this.#o.connect ?? createXmppClient)(this.#o.client);
     this.#client = client;
     this.#pubsub = new Pubsub(client, this.#o.service);
+    this.#listen(client);
+    // Stopping while connecting ends the attempt at once: the client is
+    // told to stop, and nobody waits for it to finish opening the stream.
+    const started = client.start();
+    started.catch(() => {});
+    await Promise.race([started, whenAborted(signal)]);
+    signal.throwIfAborted();
+    this.#o.log.event("info", "xmpp_online", { jid: String(client.jid), service: this.#o.service });
+  }
+
+  #listen(client: XmppClient): void {
     const log = this.#o.log;
     client.on("stanza", (stanza) => this.#onStanza(stanza));
     client.on("error", (error) => {
       const failure = classify(error, this.#o.client);
       if (failure.kind === "conflict" && this.#started) this.#fatal(failure);
-      else {log.event("debug", "xmpp_error", {
-          error: (error as Error)?.message ?? String(error),
-        });}
+      else log.event("debug", "xmpp_error", { error: (error as Error)?.message ?? String(error) });
     });
     client.on("status", (status) => {
-      if (status === "disconnect" && client === this.#client) {
-        this.#onDisconnect();
-      }
+      if (status === "disconnect" && client === this.#client) this.#onDisconnect();
     });
     if (this.#o.debug) {
-      const c = client as unknown as {
-        on(e: string, fn: (el: XmlElement) => void): void;
-      };
-      c.on(
-        "element",
-        (el) => log.event("debug", "xmpp_in", { xml: masked(el) }),
-      );
-      c.on("send", (el) => log.event("debug", "xmpp_out", { xml: masked(el) }));
+      client.on("element", (el) => log.event("debug", "xmpp_in", { xml: masked(el) }));
+      client.on("send", (el) => log.event("debug", "xmpp_out", { xml: masked(el) }));
     }
-    await client.start();
-    log.event("info", "xmpp_online", {
-      jid: String(client.jid),
-      service: this.#o.service,
-    });
   }
 
   async #teardown(): Promise<void> {
@@ -261,63 +216,71 @@ export class XmppSource {
     client.removeAllListeners();
     // An emitter without an error listener throws; this one is done for.
     client.on("error", () => {});
-    if (client.status !== "offline") await client.stop().catch(() => {});
+    if (client.status === "offline") return;
+    const stopped = client.stop().catch(() => {});
+    // Only an open session is worth a polite close; a server that does not
+    // answer the closing stream must not hold up a stop.
+    if (client.status === "online") {
+      await Promise.race([stopped, delay(500, { persistent: false })]);
+    }
   }
 
   #fatal(failure: XmppFailure): void {
-    if (this.#stopping) return;
-    this.#stopping = true;
-    clearTimeout(this.#timer);
+    if (this.#abort.signal.aborted) return;
+    this.#abort.abort(failure);
     void this.#teardown();
-    this.#o.log.event(
-      "error",
-      "xmpp_fatal",
-      { kind: failure.kind },
-      failure.message,
-    );
-    this.#o.onFatal(failure);
+    this.#o.log.event("error", "xmpp_fatal", { kind: failure.kind }, failure.message);
+    this.events.emit("fatal", failure);
   }
 
   #onDisconnect(): void {
-    if (this.#stopping || !this.#started || this.#timer) return;
+    if (this.#abort.signal.aborted || !this.#started || this.#reconnecting) return;
     this.#offlineSince ??= now();
     this.#subscribed.clear();
-    const delay = this.#delay(this.#failures++);
-    this.#o.log.event("warning", "xmpp_disconnected", {
-      reconnect_in_s: Math.round(delay * 100) / 100,
-    });
-    this.#timer = setTimeout(() => void this.#reconnect(), delay * 1000);
+    this.#o.log.event("warning", "xmpp_disconnected", {});
+    this.events.emit("offline", { reason: "disconnected" });
+    this.#reconnecting = this.#reconnect().finally(() => this.#reconnecting = undefined);
   }
 
+  /** Reconnects with backoff until it works, the session is stopped, or a failure is final. */
   async #reconnect(): Promise<void> {
-    this.#timer = undefined;
-    if (this.#stopping) return;
+    const [low, high] = this.#o.backoff ?? [1, 30];
+    const signal = this.#abort.signal;
     try {
-      await this.#connect();
-      await this.#prepare(false);
+      await retry(async () => {
+        await this.#connect();
+        await this.#prepare(false);
+      }, {
+        maxAttempts: Infinity,
+        minTimeout: low * 1000,
+        maxTimeout: high * 1000,
+        jitter: 0.5,
+        signal,
+        shouldRetry: (error) => {
+          const kind = classify(error, this.#o.client).kind;
+          return kind !== "auth" && kind !== "conflict";
+        },
+        onRetry: (error, _attempt, wait) => {
+          const failure = classify(error, this.#o.client);
+          this.#o.log.event(
+            failure.kind === "tls" ? "error" : "warning",
+            "xmpp_reconnect_failed",
+            { kind: failure.kind, reconnect_in_s: Math.round(wait) / 1000 },
+            failure.message,
+          );
+        },
+      });
     } catch (error) {
-      const failure = classify(error, this.#o.client);
-      if (failure.kind === "auth" || failure.kind === "conflict") {
-        return this.#fatal(failure);
-      }
-      this.#o.log.event(
-        failure.kind === "tls" ? "error" : "warning",
-        "xmpp_reconnect_failed",
-        { kind: failure.kind },
-        failure.message,
-      );
-      // The failed client may not report a disconnect; schedule the next try here.
-      if (!this.#timer && !this.#stopping) {
-        const delay = this.#delay(this.#failures++);
-        this.#timer = setTimeout(() => void this.#reconnect(), delay * 1000);
-      }
+      if (!signal.aborted) this.#fatal(classify(error, this.#o.client));
       return;
     }
     const down = this.#offlineSince === null ? 0 : now() - this.#offlineSince;
-    this.#failures = 0;
     this.#offlineSince = null;
-    this.#o.log.event("info", "xmpp_reconnected", {
-      down_s: Math.round(down * 1000) / 1000,
+    this.#o.log.event("info", "xmpp_reconnected", { down_s: Math.round(down * 1000) / 1000 });
+    this.events.emit("online", {
+      jid: String(this.#client?.jid),
+      nodes: this.subscribed,
+      downSeconds: down,
     });
   }
 
@@ -325,19 +288,39 @@ export class XmppSource {
   async #prepare(first: boolean): Promise<void> {
     const pubsub = this.#pubsub!;
     const jid = String(this.#client!.jid);
-    const log = this.#o.log;
     const mine = new Set(
       (await pubsub.subscriptions()).filter((s) => s.jid === jid && s.subscription === "subscribed")
         .map((s) => s.node),
     );
     const configured = new Set(this.#o.nodes);
     this.#extra = [...mine].filter((node) => !configured.has(node));
+    const missing = await this.#subscribe(pubsub, jid, mine);
+    if (missing.length > 0) {
+      const message = `Node(s) not found on ${this.#o.service}: ${missing.join(", ")} ` +
+        "(create them with `lvalert_listenMP admin --create --node N`, or pass --create-missing-nodes)";
+      if (first) throw new XmppFailure("missing_nodes", message);
+      this.#o.log.event("error", "nodes_missing", { nodes: missing }, message);
+    }
+    const options = {
+      pubsub,
+      seen: this.#o.seen,
+      log: this.#o.log,
+      limit: this.#o.catchUp,
+      route: (input: RouteInput) => this.events.emit("item", input),
+      now,
+    };
+    for (const node of this.#subscribed) await catchUp(node, options);
+    this.#o.log.event("info", "xmpp_ready", { nodes: [...this.#subscribed] });
+  }
+
+  /** Subscribes to every configured node not yet subscribed; returns those missing. */
+  async #subscribe(pubsub: Pubsub, jid: string, mine: Set<string>): Promise<string[]> {
     const missing: string[] = [];
     for (const node of this.#o.nodes) {
       if (!mine.has(node)) {
         try {
           await pubsub.subscribe(node, jid);
-          log.event("info", "subscribed", { node, jid });
+          this.#o.log.event("info", "subscribed", { node, jid });
         } catch (error) {
           if (condition(error) !== "item-not-found") throw error;
           missing.push(node);
@@ -346,73 +329,19 @@ export class XmppSource {
       }
       this.#subscribed.add(node);
     }
-    if (missing.length > 0 && this.#o.createMissingNodes) {
-      for (const node of missing.splice(0)) {
-        await pubsub.create(node);
-        await pubsub.subscribe(node, jid);
-        this.#subscribed.add(node);
-        log.event(
-          "warning",
-          "node_created",
-          { node },
-          `node ${node} did not exist and was created`,
-        );
-      }
+    if (missing.length === 0 || !this.#o.createMissingNodes) return missing;
+    for (const node of missing) {
+      await pubsub.create(node);
+      await pubsub.subscribe(node, jid);
+      this.#subscribed.add(node);
+      this.#o.log.event(
+        "warning",
+        "node_created",
+        { node },
+        `node ${node} did not exist and was created`,
+      );
     }
-    if (missing.length > 0) {
-      const message = `Node(s) not found on ${this.#o.service}: ${missing.join(", ")} ` +
-        "(create them with `lvalert_listenMP admin --create --node N`, or pass --create-missing-nodes)";
-      if (first) throw new XmppFailure("missing_nodes", message);
-      log.event("error", "nodes_missing", { nodes: missing }, message);
-    }
-    for (const node of this.#subscribed) await this.#catchUp(node);
-    log.event("info", "xmpp_ready", { nodes: [...this.#subscribed] });
-  }
-
-  async #catchUp(node: string): Promise<void> {
-    const { seen, log, catchUp } = this.#o;
-    if (catchUp === 0) {
-      seen.mark(node);
-      return await seen.flush();
-    }
-    let items;
-    try {
-      items = await this.#pubsub!.items(node, catchUp);
-    } catch (error) {
-      log.event("warning", "catch_up_failed", {
-        node,
-        condition: condition(error) ?? null,
-        error: (error as Error).message,
-      });
-      return;
-    }
-    // On a node never watched before, its history is not ours to replay.
-    const baseline = !seen.knows(node);
-    let routed = 0;
-    for (const item of items) {
-      if (seen.has(node, item.id)) continue;
-      if (baseline) {
-        seen.record(node, item.id);
-        continue;
-      }
-      routed++;
-      this.#o.route({
-        node,
-        id: item.id,
-        payload: item.payload,
-        t0: now(),
-        where: `catch-up ${node} item ${item.id}`,
-      });
-    }
-    seen.mark(node);
-    // The node's baseline must be on disk before anything new is counted on it.
-    if (baseline) await seen.flush();
-    log.event("info", "caught_up", {
-      node,
-      items: items.length,
-      routed,
-      baseline,
-    });
+    return [];
   }
 
   #onStanza(stanza: XmlElement): void {
@@ -427,6 +356,7 @@ export class XmppSource {
         { node: deleted },
         `node ${deleted} was deleted on ${from}`,
       );
+      this.events.emit("node_deleted", { node: deleted });
       return;
     }
     const items = eventItems(stanza);
@@ -440,12 +370,7 @@ export class XmppSource {
     }
     const t0 = now();
     for (const item of items) {
-      this.#o.route({
-        node: item.node,
-        id: item.id || null,
-        payload: item.payload,
-        t0,
-      });
+      this.events.emit("item", { node: item.node, id: item.id || null, payload: item.payload, t0 });
     }
   }
 }
