@@ -56,8 +56,9 @@ export const START_COMMANDS = [
 /** The INSTALL text at the top of the release. */
 export function installText(version: string, platform: string, denoVersion: string): string {
   const indent = (lines: string[]) => lines.map((line) => `    ${line}`).join("\n");
-  return `lvalert_listenMP ${version} (${platform}), portable release
-=================================================
+  const title = `lvalert_listenMP ${version} (${platform}), portable release`;
+  return `${title}
+${"=".repeat(title.length)}
 
 This folder runs as it is, wherever it is unpacked and by any user: it
 carries the Deno ${denoVersion} runtime (runtime/deno), the program (main.ts,
@@ -90,7 +91,8 @@ unit file.
 
 Start time: the runtime transpiles the program at each start unless it can
 keep a cache. The cache goes to cache/ in this folder when that is writable
-by the user running it, else nowhere; for a read-only install set DENO_DIR
+by the user running it (root's "lvalert_listenMP -w" above fills it, and
+other users read it), else nowhere; for a read-only install set DENO_DIR
 to a writable folder (in the unit: CacheDirectory=lvalertMP and
 Environment=DENO_DIR=/var/cache/lvalertMP).
 

@@ -65,7 +65,8 @@ case $0 in
 esac
 
 # Follow symbolic links to the real script; "ls -l" shows a link as
-# "NAME -> TARGET" (POSIX), so this needs no readlink.
+# "NAME -> TARGET" (POSIX), so this needs no readlink. QUOTING_STYLE keeps
+# GNU ls from quoting names.
 hops=0
 while [ -L "$self" ]; do
   hops=$((hops + 1))
@@ -73,7 +74,7 @@ while [ -L "$self" ]; do
     echo "lvalert_listenMP: too many symbolic links from $0" >&2
     exit 126
   fi
-  link=$(ls -ld -- "$self") || exit 126
+  link=$(QUOTING_STYLE=literal ls -ld -- "$self") || exit 126
   target=\${link#*" -> "}
   case $target in
   /*) self=$target ;;

@@ -214,7 +214,7 @@ async function pack(stage: string, name: string, archive: string): Promise<numbe
       "--owner=0",
       "--group=0",
       "--numeric-owner",
-      "--mode=go-w",
+      "--mode=a+rX,u+w,go-w",
       "--directory",
       stage,
       "--file=-",
