@@ -18,7 +18,7 @@
 
 import { createXmppClient, x, type XmlElement, type XmppClient } from "../lib/xmpp/client.ts";
 import { NS_PUBSUB_EVENT, Pubsub } from "../lib/xmpp/pubsub.ts";
-import { Ejabberd, type NodeOptions, nodeConfig } from "./ejabberd.ts";
+import { Ejabberd, nodeConfig, type NodeOptions } from "./ejabberd.ts";
 import { DOMAIN, Prosody, PUBSUB, SKIP_XMPP, USERS } from "./prosody.ts";
 
 export { SKIP_XMPP, USERS };
