@@ -1,22 +1,42 @@
 /**
  * Test set-up, run by `deno task test` before the tests: makes sure this
- * machine has what the XMPP tests need (Prosody, openssl), installing it
+ * machine has what the XMPP tests need (Prosody, ejabberd, openssl), installing it
  * with apt-get where it can (as root, or through sudo without a
  * password). Where it cannot, it stops and prints the one command to run.
  * With LVALERT_SKIP_XMPP=1 the XMPP tests are skipped and nothing is
  * installed.
  */
 
-const PACKAGES = ["prosody", "lua-unbound", "openssl"];
-const PROGRAMS = ["prosody", "prosodyctl", "openssl"];
+const PACKAGES = ["prosody", "lua-unbound", "openssl", "ejabberd"];
+const PROGRAMS = ["prosody", "prosodyctl", "openssl", "ejabberdctl", "setpriv"];
+
+/** Runs a shell command line (as root through `prefix`); whether it succeeded. */
+function sh(prefix: string[], line: string): boolean {
+  const argv = [...prefix, "sh", "-c", line];
+  return new Deno.Command(argv[0]!, { args: argv.slice(1), stdout: "null", stderr: "null" })
+    .outputSync().success;
+}
 
 function have(program: string): boolean {
-  return new Deno.Command("sh", {
-    args: ["-c", `command -v ${program}`],
-    stdout: "null",
-    stderr: "null",
-  })
-    .outputSync().success;
+  // ejabberdctl lives in /usr/sbin, not on every user's PATH.
+  return sh([], `command -v ${program} || test -x /usr/sbin/${program}`);
+}
+
+/**
+ * Package scripts start the package's system service unless policy-rc.d
+ * says no. The tests only ever run private instances, so services are held
+ * for the install (where no policy is in place already).
+ */
+const POLICY = "/usr/sbin/policy-rc.d";
+
+function installHoldingServices(prefix: string[], install: string[]): boolean {
+  const held = !sh(prefix, `test -e ${POLICY}`) &&
+    sh(prefix, `printf '#!/bin/sh\\nexit 101\\n' > ${POLICY} && chmod 755 ${POLICY}`);
+  try {
+    return run([...prefix, "apt-get", "update"]) && run([...prefix, ...install]);
+  } finally {
+    if (held) sh(prefix, `rm -f ${POLICY}`);
+  }
 }
 
 function run(argv: string[]): boolean {
@@ -65,7 +85,7 @@ if (missing.length > 0) {
   }
   const prefix = asRoot ? [] : ["sudo", "-n"];
   console.error(`installing ${PACKAGES.join(", ")} with apt-get`);
-  if (!run([...prefix, "apt-get", "update"]) || !run([...prefix, ...install])) {
+  if (!installHoldingServices(prefix, install)) {
     console.error("apt-get failed; the XMPP tests cannot run");
     Deno.exit(1);
   }
