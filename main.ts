@@ -5,8 +5,8 @@
  * @module
  */
 
-import denoJson from "./deno.json" with { type: "json" };
 import { LISTEN_USAGE, type ListenArgs, parseListenArgs } from "./lib/config/cli.ts";
+import { VERSION } from "./lib/core/version.ts";
 import { listen, ListenProgress } from "./lib/listener/listen.ts";
 import type { Outcome } from "./lib/core/outcome.ts";
 import { admin, ADMIN_USAGE } from "./lib/tools/admin.ts";
@@ -25,7 +25,7 @@ export const EXIT = {
   config: 78,
 } as const;
 
-export const VERSION: string = denoJson.version;
+export { VERSION };
 
 const TOOLS: Record<
   string,

@@ -32,6 +32,8 @@
  *   where the child runs ({@linkcode ChildIdentity}).
  * - {@linkcode Alert}, {@linkcode describeAlert}, {@linkcode alertSchema}:
  *   alerts of both GraceDB schemas.
+ * - `ctx.gracedb`: a GraceDB client (`lib/gracedb/mod.ts`) for the GraceDB
+ *   the childConfig names in `[general] gracedb`.
  * - {@linkcode HandlerModule}, {@linkcode CommandSpec},
  *   {@linkcode ConfigError}: the module's own shape, its extra commands and
  *   its config checks (exit 78 at start).

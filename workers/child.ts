@@ -9,6 +9,7 @@
  */
 
 import { readAlert } from "../lib/core/alert.ts";
+import { GraceDbClient } from "../lib/gracedb/client.ts";
 import { ChildRuntime } from "../lib/child/runtime.ts";
 import { ChildState, type Recovery } from "../lib/child/state.ts";
 import { asHandlerModule } from "../lib/child/handler.ts";
@@ -85,6 +86,12 @@ async function init(settings: ChildSettings): Promise<boolean> {
       queue: { maxComplete: settings.maxComplete, maxFrac: settings.maxFrac },
       watch: settings.watch,
       identity: settings.identity,
+      gracedb: settings.gracedb
+        ? new GraceDbClient(settings.gracedb.url, {
+          auth: settings.gracedb.auth,
+          version: settings.version,
+        })
+        : undefined,
       notify: (subject, body, recipients) =>
         post({ type: "notify", subject, body, recipients: [...recipients] }),
       publish: (node, payload) => post({ type: "publish", node, payload }),

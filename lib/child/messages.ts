@@ -22,6 +22,29 @@ const iniData = v.object({
   ),
 });
 
+/** GraceDB credentials, found by main (the worker can read no file and no variable). */
+const gracedbAuth = v.variant("kind", [
+  v.object({
+    kind: v.literal("bearer"),
+    token: v.string(),
+    source: v.string(),
+    expires: v.exactOptional(v.number()),
+    skipped: v.exactOptional(strings),
+  }),
+  v.object({
+    kind: v.literal("basic"),
+    username: v.string(),
+    password: v.string(),
+    source: v.string(),
+    skipped: v.exactOptional(strings),
+  }),
+  v.object({
+    kind: v.literal("none"),
+    source: v.exactOptional(v.string()),
+    skipped: v.exactOptional(strings),
+  }),
+]);
+
 /** Everything a worker needs to run its child; built by main. */
 export const ChildSettingsSchema = v.object({
   child: v.string(),
@@ -60,6 +83,10 @@ export const ChildSettingsSchema = v.object({
   /** Checkpoint after this many alerts, or this many seconds after a change. */
   checkpointEvery: v.number(),
   checkpointInterval: v.number(),
+  /** The program's version (User-Agent of the GraceDB client). */
+  version: v.string(),
+  /** The GraceDB API this child uses, and how it logs in; null when none. */
+  gracedb: v.nullable(v.object({ url: v.string(), auth: gracedbAuth })),
 });
 
 /** Everything a worker needs to run its child; built by main. */

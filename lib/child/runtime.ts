@@ -10,6 +10,7 @@ import type { Alert, JsonObject } from "../core/alert.ts";
 import type { ChildLog } from "../core/log.ts";
 import type { Ini } from "../config/ini.ts";
 import { ClassRegistry } from "../durability/snapshot.ts";
+import type { GraceDbClient } from "../gracedb/client.ts";
 import type { Clock } from "../queue/clock.ts";
 import {
   type ChildContext,
@@ -48,6 +49,8 @@ export interface ChildRuntimeOptions {
   recipients?: readonly string[];
   /** Where the child runs. */
   identity?: ChildIdentity;
+  /** The GraceDB client handlers get as `ctx.gracedb`. */
+  gracedb?: GraceDbClient | undefined;
   /** @default {systemClock} */
   clock?: Clock;
   /** Seconds an async task may take before it counts as failed. @default {60} */
@@ -131,6 +134,7 @@ export class ChildRuntime {
       recipients,
       logDirectory: options.logDirectory,
       identity: options.identity ?? NO_IDENTITY,
+      gracedb: options.gracedb,
       now: () => clock.now(),
       notify: (subject, body, to = recipients) => {
         if (to.length > 0) options.notify(subject, body, to);

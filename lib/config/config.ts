@@ -30,6 +30,12 @@ export interface ChildConfig {
   /** Python logging level: records below it are dropped (0 keeps all). */
   logLevel: number;
   print2stdout: boolean;
+  /**
+   * The GraceDB API the handler talks to (`[general] gracedb`, or
+   * approval_processor's `[general] client` when it is a URL); the worker
+   * may reach that host and no other.
+   */
+  gracedb: string | undefined;
   grants: Grants;
   /** The whole file, for the handler's own sections. */
   ini: IniData;
@@ -231,6 +237,11 @@ export async function loadChildConfig(
   }
   grants.read = grants.read.map((p) => beside(path, p));
   grants.write = grants.write.map((p) => beside(path, p));
+  const gracedb = gracedbUrl(ini);
+  if (gracedb !== undefined) {
+    const { host } = new URL(gracedb);
+    if (!grants.net.includes(host)) grants.net.push(host);
+  }
   return {
     path,
     processType,
@@ -238,9 +249,38 @@ export async function loadChildConfig(
     logDirectory: beside(path, logRaw),
     logLevel: parseLogLevel(ini),
     print2stdout: ini.getBoolean("general", "print2stdout", true),
+    gracedb,
     grants,
     ini: ini.data,
   };
+}
+
+/**
+ * The GraceDB API URL of a childConfig: `[general] gracedb`, else
+ * `[general] client` when it is an http(s) URL (approval_processor's key;
+ * there a plain folder meant a fake GraceDB of the original's tests).
+ */
+function gracedbUrl(ini: Ini): string | undefined {
+  const key = ini.has("general", "gracedb")
+    ? "gracedb"
+    : /^https?:/i.test(ini.get("general", "client", "").trim())
+    ? "client"
+    : undefined;
+  if (key === undefined) return undefined;
+  const raw = ini.get("general", key).trim();
+  let url: URL;
+  try {
+    url = new URL(raw);
+  } catch {
+    url = new URL("invalid:");
+  }
+  if (url.protocol !== "https:" && url.protocol !== "http:") {
+    throw new ConfigError(ini.file, `[general] ${key} must be an http(s) URL, got "${raw}"`, {
+      line: ini.line("general", key),
+    });
+  }
+  if (!url.pathname.endsWith("/")) url.pathname += "/";
+  return url.href;
 }
 
 function parseLogLevel(ini: Ini): number {

@@ -20,6 +20,7 @@ import { Logger, stdoutSink } from "../core/log.ts";
 import { failed, type Outcome } from "../core/outcome.ts";
 import type { ListenArgs } from "../config/cli.ts";
 import { type ListenerConfig, loadListenerConfig } from "../config/config.ts";
+import { describeGraceDbAuth, type GraceDbAuth, resolveGraceDbAuth } from "../gracedb/auth.ts";
 import { childPermissions, describePermissions } from "../config/permissions.ts";
 import { SeenStore } from "../durability/seen_store.ts";
 import { defaultStateDir, openStateDir } from "../durability/state_dir.ts";
@@ -55,6 +56,17 @@ interface Setup {
   stateDir: string;
   /** Removed at exit (a replay without --state-dir). */
   ephemeral: boolean;
+  /** GraceDB credentials per child whose childConfig names a GraceDB. */
+  gracedbAuth: Map<string, GraceDbAuth>;
+}
+
+/** Finds the GraceDB credentials of every child that names a GraceDB (main thread only). */
+async function gracedbAuth(config: ListenerConfig): Promise<Map<string, GraceDbAuth>> {
+  const found = new Map<string, GraceDbAuth>();
+  for (const s of config.sections) {
+    if (s.child.gracedb) found.set(s.name, await resolveGraceDbAuth(s.child.gracedb));
+  }
+  return found;
 }
 
 const XMPP_EXIT: Record<XmppFailure["kind"], "auth" | "unavailable" | "runtime"> = {
@@ -102,7 +114,7 @@ async function prepare(args: ListenArgs, config: ListenerConfig): Promise<Setup>
   const stateDir = ephemeral
     ? await Deno.makeTempDir({ prefix: "lvalertmp-replay-" })
     : await openStateDir(args.stateDir ?? defaultStateDir(config.path));
-  return { credentials, ca, stateDir, ephemeral };
+  return { credentials, ca, stateDir, ephemeral, gracedbAuth: await gracedbAuth(config) };
 }
 
 /** Reads the config (and, unless only checking, credentials and the state folder). */
@@ -158,6 +170,7 @@ async function checkConfig(
   config: ListenerConfig,
   log: ChildLog,
 ): Promise<Outcome> {
+  const auth = await gracedbAuth(config);
   const supervisor = new Supervisor({
     config,
     stateDir: "",
@@ -165,6 +178,7 @@ async function checkConfig(
     log,
     identity: identity(),
     checkOnly: true,
+    gracedbAuth: auth,
   });
   supervisor.events.on("line", ({ text }) => stdoutSink(text));
   try {
@@ -183,6 +197,10 @@ async function checkConfig(
       `  childConfig: ${s.child.path}; log: ${s.child.logDirectory}`,
       `  permissions: ${describePermissions(childPermissions(s))}`,
     );
+    const gdb = auth.get(s.name);
+    if (s.child.gracedb && gdb) {
+      lines.push(`  gracedb: ${s.child.gracedb} (${describeGraceDbAuth(gdb)})`);
+    }
   }
   const nodes = config.sections.reduce((n, s) => n + s.nodes.length, 0);
   lines.push(`OK: ${config.sections.length} children, ${nodes} nodes`);
@@ -243,6 +261,7 @@ async function run(
       log,
       identity: identity(),
       stopTimeout: args.stopTimeout,
+      gracedbAuth: setup.gracedbAuth,
     });
     const r: Running = {
       args,

@@ -13,6 +13,8 @@ import { pathToFileURL } from "node:url";
 import type { JsonObject } from "../core/alert.ts";
 import type { ChildLog, LogFormat } from "../core/log.ts";
 import { type ChildSection, type ListenerConfig, logFileName } from "../config/config.ts";
+import { VERSION } from "../core/version.ts";
+import type { GraceDbAuth } from "../gracedb/auth.ts";
 import { systemClock } from "../queue/clock.ts";
 import type { ChildSettings } from "../child/messages.ts";
 import { ChildBus, ChildDiedError, ChildStartError } from "./child_events.ts";
@@ -55,18 +57,26 @@ export interface SupervisorOptions {
   startTimeout?: number;
   /** Seconds children may take to stop before they are terminated. @default {30} */
   stopTimeout?: number;
+  /** GraceDB credentials per child (found by main). */
+  gracedbAuth?: ReadonlyMap<string, GraceDbAuth>;
+}
+
+/** What {@linkcode childSettings} needs besides the section. */
+export interface SettingsContext {
+  logFormat: LogFormat;
+  identity: Identity;
+  configPath: string;
+  checkOnly: boolean;
+  /** The child's state folder. */
+  stateDir: string;
+  /** GraceDB credentials for the child, when its childConfig names a GraceDB. */
+  gracedbAuth: GraceDbAuth | undefined;
 }
 
 /** Builds what a worker needs from its section. */
-export function childSettings(
-  section: ChildSection,
-  logFormat: LogFormat,
-  identity: Identity,
-  configPath: string,
-  checkOnly: boolean,
-  stateDir: string,
-): ChildSettings {
+export function childSettings(section: ChildSection, c: SettingsContext): ChildSettings {
   const { child } = section;
+  const { logFormat, identity, configPath, checkOnly, stateDir } = c;
   return {
     child: section.name,
     handlerUrl: pathToFileURL(child.handlerPath).href,
@@ -95,6 +105,10 @@ export function childSettings(
     stateDir,
     checkpointEvery: section.checkpointEvery,
     checkpointInterval: section.checkpointInterval,
+    version: VERSION,
+    gracedb: child.gracedb === undefined
+      ? null
+      : { url: child.gracedb, auth: c.gracedbAuth ?? { kind: "none" } },
   };
 }
 
@@ -115,8 +129,15 @@ export class Supervisor implements AsyncDisposable {
     this.#o = options;
     const o = options;
     for (const section of o.config.sections) {
-      const settings = (dir: string) =>
-        childSettings(section, o.logFormat, o.identity, o.config.path, o.checkOnly ?? false, dir);
+      const settings = (stateDir: string) =>
+        childSettings(section, {
+          logFormat: o.logFormat,
+          identity: o.identity,
+          configPath: o.config.path,
+          checkOnly: o.checkOnly ?? false,
+          stateDir,
+          gracedbAuth: o.gracedbAuth?.get(section.name),
+        });
       const link = new ChildLink({
         section,
         stateDir: o.stateDir,

@@ -10,6 +10,7 @@
 import type { JsonObject } from "../core/alert.ts";
 import type { ChildLog } from "../core/log.ts";
 import type { Ini } from "../config/ini.ts";
+import type { GraceDbClient } from "../gracedb/client.ts";
 
 /**
  * The child's queue, as handlers use it: items go in with
@@ -84,6 +85,12 @@ export interface ChildContext {
   readonly logDirectory: string;
   /** Where the child runs. */
   readonly identity: ChildIdentity;
+  /**
+   * A client of the GraceDB the childConfig names (`[general] gracedb`),
+   * logged in with the credentials the listener found; `undefined` when the
+   * childConfig names none (the worker may then reach no network at all).
+   */
+  readonly gracedb: GraceDbClient | undefined;
   /** Seconds since the epoch, from the child's clock. */
   now(): number;
   /**
