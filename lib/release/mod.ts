@@ -6,7 +6,8 @@
  * the program (main.ts, lib/, workers/, etc/), its npm packages installed
  * into node_modules/ for offline use, deno.lock, the `lvalert_listenMP`
  * launcher (POSIX sh), INSTALL and README.md. Build tool only: nothing the
- * listener runs imports this folder, and the release leaves it out.
+ * listener runs imports this folder, and the release leaves it out. It
+ * imports only the platform (`node:` built-ins) and its own modules.
  *
  * Usage: deno task release [--out-dir DIR]
  *
