@@ -13,7 +13,7 @@ import {
   takeSnapshot,
 } from "../lib/durability/snapshot.ts";
 import * as testHandler from "../workers/handlers/test.ts";
-import { tempDir } from "./helpers.ts";
+import { tempDir, waitFor } from "./helpers.ts";
 
 /** A record as journal text. */
 const encodeRecord = (r: JournalRecord) => new TextDecoder().decode(encodeBytes(r));
@@ -151,7 +151,7 @@ Deno.test("ChildState recovers: snapshot, then the journal after it, with overdu
     replayed: 2,
   });
   // Overdue timers fire on the next turn of the event loop.
-  await new Promise((r) => setTimeout(r, 50));
+  await waitFor(() => c.events("task_executed").length >= 2, "the overdue tasks");
   await c.runtime.settled();
   const ran = c.events("task_executed").map((e) => [e.graceid, e.task]);
   assert.deepEqual(

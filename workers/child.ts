@@ -67,57 +67,67 @@ async function openLog(settings: ChildSettings): Promise<Logger> {
   });
 }
 
+/** The runtime for these settings, its outlets posting to the listener. */
+function makeRuntime(
+  settings: ChildSettings,
+  module: Record<string, unknown>,
+  log: Logger,
+): ChildRuntime {
+  const config = new Ini(settings.childConfig);
+  const handler = asHandlerModule(module, settings.handlerUrl);
+  handler.validateConfig?.(config);
+  return new ChildRuntime({
+    child: settings.child,
+    handler,
+    handlerExports: module,
+    config,
+    log,
+    logDirectory: settings.logDirectory,
+    recipients: settings.recipients,
+    taskTimeout: settings.taskTimeout,
+    queue: { maxComplete: settings.maxComplete, maxFrac: settings.maxFrac },
+    watch: settings.watch,
+    identity: settings.identity,
+    gracedb: settings.gracedb
+      ? new GraceDbClient(settings.gracedb.url, {
+        auth: settings.gracedb.auth,
+        version: settings.version,
+      })
+      : undefined,
+    notify: (subject, body, recipients) =>
+      post({ type: "notify", subject, body, recipients: [...recipients] }),
+    publish: (node, payload) => post({ type: "publish", node, payload }),
+    reply: (token, r) =>
+      post({
+        type: "command_result",
+        token,
+        ok: r.ok,
+        output: r.ok ? r.output : null,
+        error: r.ok ? null : r.error,
+      }),
+    onChange: (s) => {
+      queueState = s;
+      state?.changed();
+      // While alerts are being applied, their acks carry the state.
+      if (delivering === 0) post({ type: "state", ...s });
+    },
+  });
+}
+
+const NOTHING_RECOVERED: Recovery = {
+  snapshotSeq: 0,
+  previousSeq: 0,
+  replayedTo: 0,
+  restored: 0,
+  replayed: 0,
+};
+
 async function init(settings: ChildSettings): Promise<boolean> {
   try {
     const log = await openLog(settings);
-    const config = new Ini(settings.childConfig);
-    const module = await import(settings.handlerUrl);
-    const handler = asHandlerModule(module, settings.handlerUrl);
-    handler.validateConfig?.(config);
-    const rt = new ChildRuntime({
-      child: settings.child,
-      handler,
-      handlerExports: module,
-      config,
-      log,
-      logDirectory: settings.logDirectory,
-      recipients: settings.recipients,
-      taskTimeout: settings.taskTimeout,
-      queue: { maxComplete: settings.maxComplete, maxFrac: settings.maxFrac },
-      watch: settings.watch,
-      identity: settings.identity,
-      gracedb: settings.gracedb
-        ? new GraceDbClient(settings.gracedb.url, {
-          auth: settings.gracedb.auth,
-          version: settings.version,
-        })
-        : undefined,
-      notify: (subject, body, recipients) =>
-        post({ type: "notify", subject, body, recipients: [...recipients] }),
-      publish: (node, payload) => post({ type: "publish", node, payload }),
-      reply: (token, r) =>
-        post({
-          type: "command_result",
-          token,
-          ok: r.ok,
-          output: r.ok ? r.output : null,
-          error: r.ok ? null : r.error,
-        }),
-      onChange: (s) => {
-        queueState = s;
-        state?.changed();
-        // While alerts are being applied, their acks carry the state.
-        if (delivering === 0) post({ type: "state", ...s });
-      },
-    });
+    const rt = makeRuntime(settings, await import(settings.handlerUrl), log);
     runtime = rt;
-    let recovery: Recovery = {
-      snapshotSeq: 0,
-      previousSeq: 0,
-      replayedTo: 0,
-      restored: 0,
-      replayed: 0,
-    };
+    let recovery = NOTHING_RECOVERED;
     if (!settings.checkOnly) {
       state = new ChildState({
         dir: settings.stateDir,

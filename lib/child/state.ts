@@ -57,7 +57,7 @@ export interface Recovery {
 }
 
 /** Recovery and checkpoints for one child. */
-export class ChildState {
+export class ChildState implements AsyncDisposable {
   #o: ChildStateOptions;
   #covered = 0;
   #previous = 0;
@@ -186,6 +186,11 @@ export class ChildState {
         if (this.#dirty && !this.#closed) this.changed();
       });
     return this.#writing;
+  }
+
+  /** Closes, for `await using`. */
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
   }
 
   /** A last checkpoint; no more after it. */

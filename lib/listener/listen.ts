@@ -221,6 +221,8 @@ interface Running {
   mailer: Mailer;
   supervisor: Supervisor;
   router: Router;
+  /** The XMPP session, once there is one. */
+  source: XmppSource | undefined;
   counts: { applied: number; refused: number };
   started: number;
 }
@@ -233,84 +235,100 @@ async function run(
   options: ListenOptions,
 ): Promise<Outcome> {
   const stop = new AbortController();
-  if (options.signal?.aborted) stop.abort();
-  options.signal?.addEventListener("abort", () => stop.abort(), { once: true });
+  if (options.signal?.aborted) stop.abort(options.signal.reason);
+  options.signal?.addEventListener("abort", () => stop.abort(options.signal?.reason), {
+    once: true,
+  });
+  stop.signal.addEventListener("abort", () => {
+    const reason = stop.signal.reason;
+    log.event("info", "stopping", {
+      reason: typeof reason === "string" ? reason : failureReason(reason),
+    });
+  }, { once: true });
   let failure: Outcome | undefined;
   const fail = (outcome: Outcome) => {
     failure ??= outcome;
-    stop.abort();
+    stop.abort(outcome);
   };
   let outcome: Outcome | undefined;
-  let router: Router | undefined;
-  const counts = { applied: 0, refused: 0 };
+  let r: Running;
   {
-    // Disposed in reverse: intake, control socket, children, session, mail, seen ids.
     await using stack = new AsyncDisposableStack();
-    const seen = stack.use(
-      await SeenStore.open(setup.stateDir, {
-        onError: (error) => log.event("error", "seen_write_failed", { error: error.message }),
-      }),
-    );
-    const mailer = stack.use(new Mailer(log));
-    let source: XmppSource | undefined;
-    stack.defer(() => source?.stop());
-    const supervisor = new Supervisor({
-      config,
-      stateDir: setup.stateDir,
-      logFormat: args.logFormat,
-      log,
-      identity: identity(),
-      stopTimeout: args.stopTimeout,
-      gracedbAuth: setup.gracedbAuth,
-    });
-    const r: Running = {
-      args,
-      config,
-      setup,
-      log,
-      stop,
-      fail,
-      seen,
-      mailer,
-      supervisor,
-      router: makeRouter(args, config, log, supervisor, seen),
-      counts,
-      started: Date.now() / 1000,
-    };
-    router = r.router;
-    wireChildren(r, () => source);
-    let journalIds: [string, string][];
-    try {
-      journalIds = await supervisor.start();
-    } catch (error) {
-      if (error instanceof ChildStartError) return failed("config", error);
-      throw error;
-    }
-    stack.use(supervisor);
-    // An alert journaled just before a crash may not have reached the seen file.
-    for (const [node, id] of journalIds) if (!seen.has(node, id)) seen.record(node, id);
-    const control = await openControl(r, () => source);
-    if (!control.ok) return control.outcome;
-    stack.use(control.server);
-    stack.defer(() => r.router.close());
+    const assembled = await assemble(stack, { args, config, setup, log, stop, fail });
+    if ("ok" in assembled) return assembled;
+    r = assembled;
     if (options.progress) options.progress.describe = () => pending(r);
     if (setup.credentials) {
-      source = makeSource(r, setup.credentials);
-      outcome = await runXmpp(r, source);
+      r.source = makeSource(r, setup.credentials);
+      outcome = await runXmpp(r, r.source);
     } else outcome = await runReplay(r);
   }
-  const c = router!.counts;
+  const c = r.router.counts;
   log.event("info", "summary", {
     ...c,
-    applied: counts.applied,
-    rejected: c.rejected + counts.refused,
-    rejected_by_child: counts.refused,
+    applied: r.counts.applied,
+    rejected: c.rejected + r.counts.refused,
+    rejected_by_child: r.counts.refused,
   });
   return failure ?? outcome ?? { ok: true };
 }
 
+/**
+ * Opens the parts in the order that makes the stack dispose them in the
+ * shutdown order: intake, control socket, children (they finish and
+ * checkpoint; journals close), session, mail, seen ids.
+ */
+async function assemble(
+  stack: AsyncDisposableStack,
+  base: Pick<Running, "args" | "config" | "setup" | "log" | "stop" | "fail">,
+): Promise<Running | Outcome> {
+  const { args, config, setup, log } = base;
+  const seen = stack.use(
+    await SeenStore.open(setup.stateDir, {
+      onError: (error) => log.event("error", "seen_write_failed", { error: error.message }),
+    }),
+  );
+  const mailer = stack.use(new Mailer(log));
+  const supervisor = new Supervisor({
+    config,
+    stateDir: setup.stateDir,
+    logFormat: args.logFormat,
+    log,
+    identity: identity(),
+    stopTimeout: args.stopTimeout,
+    gracedbAuth: setup.gracedbAuth,
+  });
+  const r: Running = {
+    ...base,
+    seen,
+    mailer,
+    supervisor,
+    router: makeRouter(args, config, log, supervisor, seen),
+    source: undefined,
+    counts: { applied: 0, refused: 0 },
+    started: Date.now() / 1000,
+  };
+  stack.defer(() => r.source?.stop());
+  wireChildren(r);
+  let journalIds: [string, string][];
+  try {
+    journalIds = await supervisor.start();
+  } catch (error) {
+    if (error instanceof ChildStartError) return failed("config", error);
+    throw error;
+  }
+  stack.use(supervisor);
+  // An alert journaled just before a crash may not have reached the seen file.
+  for (const [node, id] of journalIds) if (!seen.has(node, id)) seen.record(node, id);
+  const control = await openControl(r);
+  if (!control.ok) return control.outcome;
+  stack.use(control.server);
+  stack.defer(() => r.router.close());
+  return r;
+}
+
 /** Listens to the children: mail, publishing, log lines, journal receipts, deaths. */
-function wireChildren(r: Running, source: () => XmppSource | undefined): void {
+function wireChildren(r: Running): void {
   const bus = r.supervisor.events;
   const sections = new Map(r.config.sections.map((s) => [s.name, s]));
   bus.on(
@@ -336,7 +354,7 @@ function wireChildren(r: Running, source: () => XmppSource | undefined): void {
     });
   });
   bus.on("publish", ({ child, node, payload }) => {
-    const session = source();
+    const session = r.source;
     // Without a server, what would be published is logged instead.
     if (!session) return r.log.event("info", "publish", { child, node, payload });
     session.publish(node, JSON.stringify(payload)).catch((error) =>
@@ -369,7 +387,6 @@ function makeRouter(
 
 async function openControl(
   r: Running,
-  source: () => XmppSource | undefined,
 ): Promise<{ ok: true; server: ControlServer } | { ok: false; outcome: Outcome }> {
   try {
     const server = await ControlServer.start(join(r.setup.stateDir, "control.sock"), {
@@ -377,7 +394,7 @@ async function openControl(
         statusDocument({
           started: r.started,
           config: r.config,
-          session: source(),
+          session: r.source,
           children: r.supervisor.status(),
           counts: r.router.counts,
           applied: r.counts.applied,
@@ -469,7 +486,7 @@ async function runReplay(r: Running): Promise<Outcome | undefined> {
     return undefined;
   }
   const idle = () => {
-    if (r.supervisor.isIdle()) r.stop.abort();
+    if (r.supervisor.isIdle()) r.stop.abort("idle");
   };
   const bus = r.supervisor.events;
   for (const on of [bus.on("changed", idle), bus.on("ack", idle), bus.on("given_up", idle)]) {
@@ -478,6 +495,14 @@ async function runReplay(r: Running): Promise<Outcome | undefined> {
   idle();
   await whenAborted(signal);
   return undefined;
+}
+
+/** Why a stop began, for the `stopping` log line. */
+function failureReason(reason: unknown): string {
+  if (reason && typeof reason === "object" && "error" in reason && reason.error instanceof Error) {
+    return `failure: ${reason.error.message}`;
+  }
+  return reason === undefined ? "done" : String(reason);
 }
 
 /** What a forced exit now would abandon. */
