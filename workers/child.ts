@@ -120,6 +120,7 @@ const NOTHING_RECOVERED: Recovery = {
   replayedTo: 0,
   restored: 0,
   replayed: 0,
+  problems: [],
 };
 
 async function init(settings: ChildSettings): Promise<boolean> {
@@ -150,6 +151,7 @@ async function init(settings: ChildSettings): Promise<boolean> {
       commands: rt.commands.names,
       snapshotSeq: recovery.snapshotSeq,
       replayedTo: recovery.replayedTo,
+      problems: recovery.problems,
     });
     return true;
   } catch (error) {

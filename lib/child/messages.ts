@@ -132,6 +132,8 @@ export const FromChildSchema = v.variant("type", [
     commands: strings,
     snapshotSeq: v.number(),
     replayedTo: v.number(),
+    /** What recovery could not bring back. */
+    problems: strings,
   }),
   /** A snapshot covering the journal up to `seq` is on disk. */
   v.object({ type: v.literal("checkpointed"), seq: v.number(), previous: v.number() }),

@@ -9,7 +9,7 @@
 import type { JsonObject } from "../core/alert.ts";
 import { commandFile, type CommandSpec, type EngineContext } from "./commands.ts";
 import type { ChildContext } from "../queue/queue_item.ts";
-import { parseSnapshot, restoreItems, takeSnapshot } from "../durability/snapshot.ts";
+import { parseSnapshot, restoreItems, snapshotText } from "../durability/snapshot.ts";
 import { writePrivateFile } from "../durability/state_dir.ts";
 
 function target(ctx: ChildContext, kwargs: JsonObject): string {
@@ -28,7 +28,7 @@ export const SNAPSHOT_COMMANDS: readonly CommandSpec<EngineContext>[] = [
       const items = ctx.queue.items().filter((item) => item !== self);
       await writePrivateFile(
         path,
-        JSON.stringify(takeSnapshot(ctx.child, 0, items, [], ctx.now())),
+        snapshotText(ctx.child, 0, items, [], ctx.now()),
       );
       ctx.log.event("info", "command", { command: "checkpointQueue", path, items: items.length });
       return `${items.length} item(s) written to ${path}`;

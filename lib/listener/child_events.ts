@@ -38,6 +38,13 @@ export interface ChildEvents extends Record<string, unknown> {
     output: string | null;
     error: string | null;
   };
+  /**
+   * Something a child held may be lost (its journal ends below its
+   * snapshot, no usable snapshot): reported until an operator acknowledges it.
+   */
+  loss: { child: string; message: string };
+  /** A child's journal writes fail (`failing`), or work again. */
+  journal_state: { child: string; failing: boolean; error: string | null };
   /** A child died too often and is no longer restarted. */
   given_up: { child: string; deaths: number; message: string };
   /** A child died and its section says the listener must stop. */

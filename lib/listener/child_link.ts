@@ -17,7 +17,8 @@ import type { ChildSection } from "../config/config.ts";
 import { childPermissions } from "../config/permissions.ts";
 import { GroupCommit } from "../durability/group_commit.ts";
 import { Journal, type JournalRead } from "../durability/journal.ts";
-import { openStateDir } from "../durability/state_dir.ts";
+import { readSnapshotSeq } from "../durability/snapshot.ts";
+import { openStateDir, removeStaleTemps } from "../durability/state_dir.ts";
 import {
   type AlertDelivery,
   type ChildSettings,
@@ -55,6 +56,10 @@ export interface ChildStatus {
   checkpointSeq: number;
   journalSeq: number;
   commands: string[];
+  /** Journal writes are failing (the disk is full or gone): alerts are held. */
+  journalFailing: boolean;
+  /** What may have been lost, until an operator acknowledges it (`ctl --acknowledge`). */
+  losses: string[];
 }
 
 const WORKER_URL = new URL("../../workers/child.ts", import.meta.url);
@@ -76,6 +81,13 @@ export interface ChildLinkOptions {
   settings(dir: string): ChildSettings;
   bus: ChildBus;
   log: ChildLog;
+  /**
+   * Alerts held in memory while the journal cannot take them, at most;
+   * beyond it the child takes no more (the server keeps them).
+   *
+   * @default {10000}
+   */
+  maxHeld?: number;
 }
 
 /** One child: journal, worker, alerts in flight. */
@@ -93,16 +105,32 @@ export class ChildLink implements AsyncDisposable {
   #outbox = new GroupCommit<AlertDelivery>({
     write: (batch) => this.#journal!.append(batch),
     committed: (batch) => this.#committed(batch),
-    failed: (error, batch) => {
+    failed: (error) => {
       const message = (error as Error).message;
+      const held = this.#outbox.pending;
+      if (!this.#status.journalFailing) {
+        this.#status.journalFailing = true;
+        this.#o.bus.emit("journal_state", {
+          child: this.section.name,
+          failing: true,
+          error: message,
+        });
+      }
       this.#o.log.event("error", "journal_failed", {
         child: this.section.name,
         error: message,
-        waiting: batch.length,
-      }, `journal write failed (${message}); ${batch.length} alert(s) held, retrying`);
+        held,
+      }, `journal write failed (${message}); ${held} alert(s) held, retrying`);
+    },
+    recovered: () => {
+      this.#status.journalFailing = false;
+      this.#o.log.event("info", "journal_recovered", { child: this.section.name });
+      this.#o.bus.emit("journal_state", { child: this.section.name, failing: false, error: null });
     },
   });
   #unacked = new Map<number, AlertDelivery & { at: number }>();
+  /** Who wants to hear that an alert is on disk, by seq. */
+  #onJournaled = new Map<number, () => void>();
   #stopped: PromiseWithResolvers<void> = Promise.withResolvers();
 
   constructor(options: ChildLinkOptions) {
@@ -120,6 +148,8 @@ export class ChildLink implements AsyncDisposable {
       checkpointSeq: 0,
       journalSeq: 0,
       commands: [],
+      journalFailing: false,
+      losses: [],
     };
   }
 
@@ -130,22 +160,81 @@ export class ChildLink implements AsyncDisposable {
 
   /** What the listener knows of the child now (a copy). */
   status(): ChildStatus {
+    const now = performance.now();
     const oldest = this.#unacked.values().next().value;
+    // An alert still waiting for the journal counts from when it arrived.
+    const waited = Math.max(oldest ? now - oldest.at : 0, this.#outbox.oldestWait(now));
     return {
       ...this.#status,
+      losses: [...this.#status.losses],
       inFlight: this.#unacked.size + this.#outbox.pending,
-      oldestInFlight: oldest ? Math.max(0, (performance.now() - oldest.at) / 1000) : 0,
+      oldestInFlight: waited / 1000,
     };
   }
 
-  /** Opens (and checks) the journal; returns what it holds. */
+  /** Whether the child takes more alerts (it holds fewer than `maxHeld` unjournaled). */
+  get accepting(): boolean {
+    return this.#outbox.pending < (this.#o.maxHeld ?? 10_000);
+  }
+
+  /** Clears the loss reports (an operator has seen them); returns how many. */
+  acknowledge(): number {
+    const n = this.#status.losses.length;
+    this.#status.losses = [];
+    return n;
+  }
+
+  /** Records and announces a possible loss. */
+  #loss(message: string): void {
+    this.#status.losses.push(message);
+    this.#o.log.event("error", "loss", { child: this.section.name }, message);
+    this.#o.bus.emit("loss", { child: this.section.name, message });
+  }
+
+  /**
+   * Opens (and checks) the journal; returns what it holds. Its numbering
+   * continues above the newest snapshot's position; a journal that ends
+   * below it, or damage, is reported.
+   */
   async openJournal(): Promise<JournalRead> {
     await openStateDir(this.dir);
     // The worker writes snapshots here, and nowhere else in the state folder.
-    await openStateDir(join(this.dir, "snapshots"));
-    const { journal, read } = await Journal.open(join(this.dir, "journal.log"));
+    const snapshots = await openStateDir(join(this.dir, "snapshots"));
+    for (const dir of [this.dir, snapshots]) await removeStaleTemps(dir);
+    const floor = Math.max(
+      await readSnapshotSeq(join(snapshots, "snapshot.json")) ?? 0,
+      await readSnapshotSeq(join(snapshots, "snapshot.prev.json")) ?? 0,
+    );
+    const { journal, read, lost, movedAside } = await Journal.open(
+      join(this.dir, "journal.log"),
+      { floor },
+    );
     this.#journal = journal;
     this.#status.journalSeq = journal.lastSeq;
+    if (lost) {
+      this.#loss(
+        `${journal.path} ends at record ${lost.last}, but the snapshot covers up to ` +
+          `${lost.floor}: alerts journaled after ${lost.floor} before the last stop are lost; ` +
+          `numbering continues above ${lost.floor}`,
+      );
+    }
+    if (movedAside) {
+      const lines = read.damaged.map((d) => `${d.line} (${d.reason})`).join(", ");
+      this.#o.log.event(
+        "warning",
+        "journal_damaged",
+        {
+          child: this.section.name,
+          damaged: read.damaged.length,
+          kept: read.records.length,
+          header: read.header,
+          moved_to: movedAside,
+        },
+        `${journal.path}: damaged line(s) ${lines || "none"} skipped` +
+          (read.header === "rebuilt" ? ", header rebuilt" : "") +
+          `; ${read.records.length} record(s) kept; the original is at ${movedAside}`,
+      );
+    }
     if (read.cut) {
       this.#o.log.event(
         "warning",
@@ -202,9 +291,13 @@ export class ChildLink implements AsyncDisposable {
     this.#post({ type: "init", settings: this.#o.settings(this.dir) });
   }
 
-  /** Journals an alert and hands it over once it is on disk; returns its seq. */
-  deliver(d: Omit<AlertDelivery, "seq">): number {
+  /**
+   * Journals an alert and hands it over once it is on disk (then
+   * `onJournaled` is called); returns its seq.
+   */
+  deliver(d: Omit<AlertDelivery, "seq">, onJournaled?: () => void): number {
     const seq = ++this.#status.journalSeq;
+    if (onJournaled) this.#onJournaled.set(seq, onJournaled);
     this.#outbox.push({ ...d, seq });
     return seq;
   }
@@ -272,6 +365,11 @@ export class ChildLink implements AsyncDisposable {
     for (const d of batch) {
       if (track) this.#unacked.set(d.seq, { ...d, at });
       if (d.id !== null) this.#o.bus.emit("journaled", { child, node: d.node, id: d.id });
+      const heard = this.#onJournaled.get(d.seq);
+      if (heard) {
+        this.#onJournaled.delete(d.seq);
+        heard();
+      }
     }
     if (this.#status.state === "ready") this.#post({ type: "alerts", alerts: batch });
   }
@@ -282,6 +380,7 @@ export class ChildLink implements AsyncDisposable {
     this.#status.commands = message.commands;
     this.#status.checkpointSeq = message.snapshotSeq;
     this.lastPong = performance.now();
+    for (const problem of message.problems) this.#loss(problem);
     // What the new worker replayed from the journal is applied.
     const resend: AlertDelivery[] = [];
     for (const [seq, d] of this.#unacked) {

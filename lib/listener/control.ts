@@ -17,6 +17,8 @@ import type { CommandOutcome } from "./supervisor.ts";
 export interface ControlHandlers {
   status(): JsonObject;
   command(child: string | undefined, name: string, kwargs: JsonObject): Promise<CommandOutcome[]>;
+  /** Clears loss reports (of one child or all); returns how many. */
+  acknowledge(child: string | undefined): number;
 }
 
 const jsonObject = v.custom<JsonObject>(isJsonObject, '"kwargs" must be an object');
@@ -27,13 +29,17 @@ const ControlRequestSchema = v.variant(
   [
     v.object({ op: v.literal("status") }),
     v.object({
+      op: v.literal("acknowledge"),
+      child: v.optional(v.string('"child" must be a string')),
+    }),
+    v.object({
       op: v.literal("command"),
       child: v.optional(v.string('"child" must be a string')),
       name: v.pipe(v.string('"name" must be a string'), v.minLength(1, '"name" is empty')),
       kwargs: v.optional(jsonObject, {}),
     }),
   ],
-  'unknown request: "op" must be "status" or "command" (with "name")',
+  'unknown request: "op" must be "status", "acknowledge" or "command" (with "name")',
 );
 
 /** A request as the socket takes it. */
@@ -118,7 +124,11 @@ export class ControlServer implements AsyncDisposable {
           let reply: JsonObject;
           if (typeof request === "string") reply = { ok: false, error: request };
           else if (request.op === "status") reply = { ok: true, status: handlers.status() };
-          else {
+          else if (request.op === "acknowledge") {
+            const cleared = handlers.acknowledge(request.child);
+            log.event("info", "acknowledged", { child: request.child ?? null, cleared });
+            reply = { ok: true, cleared };
+          } else {
             log.event("info", "control_command", {
               name: request.name,
               child: request.child ?? null,

@@ -13,7 +13,7 @@
  */
 
 import { join } from "node:path";
-import { whenAborted } from "../core/async.ts";
+import { delay, whenAborted } from "../core/async.ts";
 import { ConfigError } from "../core/config_error.ts";
 import type { ChildLog } from "../core/log.ts";
 import { Logger, stdoutSink } from "../core/log.ts";
@@ -31,6 +31,7 @@ import { ChildStartError } from "./child_events.ts";
 import { ControlServer } from "./control.ts";
 import { Mailer } from "./mailer.ts";
 import { replayFile } from "./replay.ts";
+import { ReplayPosition } from "./replay_position.ts";
 import { Router } from "./router.ts";
 import { statusDocument } from "./status.ts";
 import { type Identity, Supervisor } from "./supervisor.ts";
@@ -100,6 +101,16 @@ async function readCa(path: string): Promise<string> {
 
 async function prepare(args: ListenArgs, config: ListenerConfig): Promise<Setup> {
   const xmpp = !args.replay;
+  if (args.replay) {
+    try {
+      if (!(await Deno.stat(args.replay)).isFile) throw new Error("not a file");
+    } catch (error) {
+      const why = error instanceof Deno.errors.NotFound
+        ? "Replay file not found"
+        : `Replay file not readable: ${(error as Error).message}`;
+      throw new ConfigError(args.replay, why, { cause: error });
+    }
+  }
   const credentials = xmpp
     ? await resolveCredentials({
       server: args.server,
@@ -223,6 +234,8 @@ interface Running {
   router: Router;
   /** The XMPP session, once there is one. */
   source: XmppSource | undefined;
+  /** Where a replay through a kept state folder got to. */
+  position: ReplayPosition | undefined;
   counts: { applied: number; refused: number };
   started: number;
 }
@@ -289,6 +302,10 @@ async function assemble(
     }),
   );
   const mailer = stack.use(new Mailer(log));
+  // Flushed after the children have stopped, when every journal write is done.
+  const position = args.replay && !setup.ephemeral
+    ? stack.use(await ReplayPosition.open(setup.stateDir, args.replay, log))
+    : undefined;
   const supervisor = new Supervisor({
     config,
     stateDir: setup.stateDir,
@@ -305,6 +322,7 @@ async function assemble(
     supervisor,
     router: makeRouter(args, config, log, supervisor, seen),
     source: undefined,
+    position,
     counts: { applied: 0, refused: 0 },
     started: Date.now() / 1000,
   };
@@ -353,6 +371,18 @@ function wireChildren(r: Running): void {
       recipients: section.recipients,
     });
   });
+  bus.on("loss", ({ child, message }) => {
+    const section = sections.get(child)!;
+    if (section.recipients.length === 0) return;
+    r.mailer.send({
+      child,
+      command: section.mailCommand,
+      subject: `CRITICAL: lvalertMP child ${child} may have lost alerts on ${identity().hostname}`,
+      body:
+        `${message}\n\nAcknowledge with: lvalertMP ctl --acknowledge (status stays CRITICAL until then)\n`,
+      recipients: section.recipients,
+    });
+  });
   bus.on("publish", ({ child, node, payload }) => {
     const session = r.source;
     // Without a server, what would be published is logged instead.
@@ -378,6 +408,7 @@ function makeRouter(
     owners: config.owners,
     log,
     deliver: (d) => supervisor.deliver(d),
+    accepts: (child) => supervisor.accepts(child),
     seen,
     ...(args.show
       ? { show: (child: string, text: string) => stdoutSink(`${child} < ${text}`) }
@@ -401,6 +432,7 @@ async function openControl(
           refused: r.counts.refused,
         }),
       command: (child, name, kwargs) => r.supervisor.command(child, name, kwargs),
+      acknowledge: (child) => r.supervisor.acknowledge(child),
     }, r.log);
     return { ok: true, server };
   } catch (error) {
@@ -454,32 +486,51 @@ async function runXmpp(r: Running, source: XmppSource): Promise<Outcome | undefi
   return undefined;
 }
 
-/** Feeds a replay file to the router; with `--exit-when-idle`, waits until all is done. */
+/** In-flight alerts per child beyond which a replay waits for its children. */
+const REPLAY_HIGH_WATER = 2000;
+
+/**
+ * Feeds a replay file to the router, in order and at its pace; waits while
+ * a child is saturated; stops taking lines at a signal. With
+ * `--exit-when-idle`, then waits until all is done.
+ */
 async function runReplay(r: Running): Promise<Outcome | undefined> {
   const { args, router } = r;
   const signal = r.stop.signal;
-  r.log.event("info", "listening", { source: `replay ${args.replay}` });
-  try {
-    for await (const line of replayFile(args.replay!, { speed: args.speed, signal })) {
-      const where = `${args.replay}:${line.line}`;
-      if (!line.ok) router.reject(where, line.reason);
-      else {
-        router.route({
-          node: line.node,
-          id: line.id,
-          payload: line.payload,
-          t0: systemClock.now(),
-          where,
-        });
+  const from = r.position?.start;
+  r.log.event("info", "listening", {
+    source: `replay ${args.replay}`,
+    ...(from?.line ? { resume_after_line: from.line } : {}),
+  });
+  let n = 0;
+  for await (
+    const line of replayFile(args.replay!, { speed: args.speed, signal, ...(from ? { from } : {}) })
+  ) {
+    const where = `${args.replay}:${line.line}`;
+    r.position?.begin(line.line, line.end);
+    const done = () => r.position?.done(line.line);
+    if (!line.ok) {
+      router.reject(where, line.reason);
+      done();
+    } else {
+      const input = {
+        node: line.node,
+        id: line.id,
+        payload: line.payload,
+        t0: systemClock.now(),
+        where,
+      };
+      if (router.route({ ...input, onJournaled: done }) !== "routed") done();
+    }
+    // Let signals, acks and journal writes through; wait while a child is saturated.
+    if (++n % 256 === 0) {
+      await delay(0);
+      while (!signal.aborted && r.supervisor.busy(REPLAY_HIGH_WATER)) {
+        await delay(20, { signal }).catch(() => {});
       }
     }
-  } catch (error) {
-    if (!(error instanceof Deno.errors.NotFound)) throw error;
-    return failed(
-      "config",
-      new ConfigError(args.replay!, "Replay file not found", { cause: error }),
-    );
   }
+  if (signal.aborted) return undefined;
   r.log.event("info", "source_done", { source: `replay ${args.replay}` });
   if (!args.exitWhenIdle) {
     await whenAborted(signal);

@@ -220,7 +220,10 @@ export class Supervisor implements AsyncDisposable {
       return;
     }
     const { node, id, alert, t0 } = delivery;
-    link.deliver({ node, id, text: delivery.text ?? JSON.stringify(alert), t0, token });
+    link.deliver(
+      { node, id, text: delivery.text ?? JSON.stringify(alert), t0, token },
+      delivery.onJournaled,
+    );
   }
 
   /**
@@ -252,6 +255,26 @@ export class Supervisor implements AsyncDisposable {
       link.deliver({ node: "ctl", id: null, text, t0, token });
       return answer;
     }));
+  }
+
+  /** Whether a child takes more alerts (its journal keeps up). */
+  accepts(child: string): boolean {
+    return this.#links.get(child)?.accepting ?? false;
+  }
+
+  /** Whether any child holds more than `limit` alerts not yet applied (a replay waits then). */
+  busy(limit: number): boolean {
+    for (const link of this.#links.values()) if (link.status().inFlight > limit) return true;
+    return false;
+  }
+
+  /** Clears the loss reports of one child or all; returns how many were cleared. */
+  acknowledge(child?: string): number {
+    let n = 0;
+    for (const link of this.#links.values()) {
+      if (child === undefined || link.section.name === child) n += link.acknowledge();
+    }
+    return n;
   }
 
   /** True when no alert is in flight and every queue is empty. */
