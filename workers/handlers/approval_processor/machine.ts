@@ -20,10 +20,10 @@ const SELECTED_ALREADY: readonly State[] = [
   "complete",
 ];
 
-/** Moves the record to `to`, logging `State: from --> to.` once. */
+/** Moves the record to `to` (after the actions before it), logging `State: from --> to.` once. */
 export function transition(p: Plan, from: State, to: State): void {
-  p.rec.currentstate = to;
   if (from !== to) p.onceLogged(`State: ${from} --> ${to}.`);
+  p.state(to);
 }
 
 /** Runs injectionCheck first when a VOEvent needs its result and it has none (§2.10). */
@@ -58,12 +58,12 @@ function onLabel(p: Plan, label: string, start: State): boolean {
     }
     transition(p, start, "initial_to_update");
   } else if (label === "EM_Throttled") {
-    rec.currentstate = "throttled";
+    p.state("throttled");
     retractIfSent(p);
   } else if (label === "EM_Superseded") {
-    rec.currentstate = "superseded";
+    p.state("superseded");
   } else if (badLabels(p.s).includes(label)) {
-    rec.currentstate = "rejected";
+    p.state("rejected");
     retractIfSent(p);
   }
   if (label !== "EM_Selected") return false;
@@ -71,7 +71,7 @@ function onLabel(p: Plan, label: string, start: State): boolean {
     p.note(`Ignoring EM_Selected in state ${start}: the selection was acted on already.`);
     return false;
   }
-  rec.currentstate = "selected_to_preliminary";
+  p.state("selected_to_preliminary");
   return true;
 }
 

@@ -21,6 +21,8 @@ function describe(effect: Effect): string {
       return `${effect.voType} VOEvent`;
     case "mail":
       return `mail "${effect.subject}"`;
+    case "state":
+      return `move to ${effect.to}`;
   }
 }
 
@@ -54,6 +56,9 @@ async function carryOut(p: Plan, effect: Effect): Promise<void> {
       return await sendVoEvent(p, effect.voType);
     case "mail":
       p.ctx.notify(effect.subject, effect.body, effect.to);
+      return;
+    case "state":
+      p.rec.currentstate = effect.to;
       return;
   }
 }

@@ -10,7 +10,7 @@
 
 import type { ChildContext } from "../../../lib/mod.ts";
 import type { ApSettings } from "./config.ts";
-import type { EventRecord } from "./record.ts";
+import type { EventRecord, State } from "./record.ts";
 
 /** A VOEvent type as the original names them. */
 export type VoType = "preliminary" | "initial" | "update" | "retraction";
@@ -28,7 +28,9 @@ export type Effect =
   }
   | { type: "label"; id: string; name: string }
   | { type: "voevent"; voType: VoType }
-  | { type: "mail"; to: string[]; subject: string; body: string };
+  | { type: "mail"; to: string[]; subject: string; body: string }
+  /** The record moves on only after the actions decided before it are done. */
+  | { type: "state"; to: State };
 
 /** The record being decided on, and where decisions go. */
 export class Plan {
@@ -91,6 +93,11 @@ export class Plan {
   /** Asks GraceDB for a VOEvent (flags and de-duplication when it is carried out). */
   voevent(voType: VoType): void {
     this.outbox.push({ type: "voevent", voType });
+  }
+
+  /** Moves the record to `to` once the actions queued before are done. */
+  state(to: State): void {
+    this.outbox.push({ type: "state", to });
   }
 
   /** Sends mail. */
