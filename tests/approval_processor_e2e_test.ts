@@ -34,6 +34,13 @@ Deno.test("--check-config accepts the original's childConfig form; a wrong type 
   assert.equal(ok.code, 0, ok.stderr);
   assert.match(ok.stdout, /handler: approval_processorMP .*loaded/);
   assert.match(ok.stdout, /gracedb: https:\/\/gracedb-test\.ligo\.org\/api\//);
+  const etc = new URL("../etc/childConfig-approval_processor.ini", import.meta.url).pathname;
+  await Deno.writeTextFile(
+    join(dir.path, "etc.ini"),
+    LISTENER.replace(/childConfig = .*/, `childConfig = ${etc}`),
+  );
+  const example = await runListener(["-c", join(dir.path, "etc.ini"), "--check-config"]);
+  assert.equal(example.code, 0, example.stderr);
   const cases: [string, string, RegExp][] = [
     [
       "forgetmenow_timeout = 604800",
