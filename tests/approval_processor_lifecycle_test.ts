@@ -5,6 +5,7 @@
  */
 
 import assert from "node:assert/strict";
+import type { Alert } from "../lib/core/alert.ts";
 import { GraceDbClient } from "../lib/gracedb/mod.ts";
 import { type ApHarness, startAp } from "./fixtures/approval_processor/harness.ts";
 
@@ -275,4 +276,31 @@ Deno.test("a superevent (current schema) goes from new to complete", async () =>
     "EM_READY",
     "PE_READY",
   ]);
+});
+
+Deno.test("the shared sample streams (both schemas, and bad alerts) pass through without a failure", async () => {
+  await using ap = await startAp();
+  const dir = new URL("./fixtures/approval_processor/", import.meta.url);
+  for (const name of ["alerts-legacy.jsonl", "alerts-current.jsonl", "bad-alerts.jsonl"]) {
+    const text = await Deno.readTextFile(new URL(name, dir));
+    for (const line of text.split("\n").filter((l) => l.trim())) {
+      const { payload } = JSON.parse(line);
+      let alert: unknown = payload;
+      try {
+        alert = typeof payload === "string" ? JSON.parse(payload) : payload;
+      } catch {
+        continue; // not JSON: the listener refuses it before any child
+      }
+      const a = alert as { uid?: unknown; alert_type?: unknown };
+      if (typeof a.uid !== "string" || !a.uid || typeof a.alert_type !== "string") continue;
+      await ap.deliver(alert as Alert);
+    }
+  }
+  await ap.advance(120);
+  // T129911 came twice as new (two nodes): one record, one throttle entry; its DQV label rejected it.
+  assert.equal(ap.record("T129911").currentstate, "rejected");
+  assert.equal(ap.record("T129911").group, "CBC");
+  assert.deepEqual(ap.record("T129911").operatorsignoffs, { H1: "OK" });
+  assert.equal(ap.record("S220316r").gpstime, 1331490617.3);
+  assert.ok(ap.events("ap_unknown_event").length >= 1, "alerts for events GraceDB does not know");
 });
