@@ -272,3 +272,43 @@ for (const schema of SCHEMAS) {
     assert.ok(!lines.some((l) => l.includes("This initial VOEvent has been sent previously")));
   });
 }
+
+Deno.test("a per-pipeline FAR threshold (farthresh[gstlal.LowMass]) overrides the default", async () => {
+  const { ap, g } = await selected(
+    "legacy",
+    {},
+    "\n[farCheck]\nfarthresh[gstlal.LowMass] = 1e-9\n",
+  );
+  await using _ = ap;
+  assert.equal(ap.record(g).currentstate, "rejected");
+  assert.ok(
+    ap.comments(g).includes("AP: Candidate event rejected due to large FAR. 1e-08 >= 1e-09"),
+  );
+});
+
+Deno.test("VOEvent flags: preliminary_internal, open alerts below open_default_farthresh, vetted", async () => {
+  const config =
+    "\n[general]\nforce_all_internal = no\n[farCheck]\nopen_default_farthresh = 1e-6\n";
+  const { ap, g } = await selected("legacy", {}, config);
+  await using _ = ap;
+  ap.uploadSkymap(g, "bayestar.fits.gz");
+  ap.server.addLabel(g, "EM_READY");
+  await ap.pump();
+  ap.server.addLabel(g, "DQV");
+  await ap.pump();
+  const flags = ap.voevents(g).map((
+    v,
+  ) => [v.voevent_type, v.internal, v.open_alert, v.skymap_type]);
+  assert.deepEqual(flags, [
+    ["PR", true, true, null],
+    ["PR", true, true, "bayestar-CBCLowMass"],
+    ["IN", false, true, "bayestar-CBCLowMass"],
+    ["RE", false, true, null],
+  ]);
+  assert.deepEqual(ap.record(g).voevents.map((v) => v.replace(/^\d+-\(.*?\):/, "")), [
+    "(1,0,1,0,None)-preliminary",
+    "(1,0,1,0,bayestar.fits.gz)-preliminary",
+    "(0,1,1,0,bayestar.fits.gz)-initial",
+    "(0,1,1,0,None)-retraction",
+  ]);
+});
