@@ -27,9 +27,41 @@ export function transient(error: unknown): boolean {
   return error instanceof GraceDbError && error.retryable;
 }
 
-/** Options for one call: it ends within `gracedb_call_time`, retries included. */
+/** The run is out of time: its work waits for the next run (no GraceDB failure). */
+export class OutOfTime extends Deferred {
+  constructor() {
+    super("this run is out of time", "the rest waits for the next run");
+    this.name = "OutOfTime";
+  }
+}
+
+// The child runs one task at a time, so one deadline serves the running one.
+let runEnds = Infinity;
+
+/**
+ * Starts a run that must end within `ms` (inside the child's task time
+ * limit): no GraceDB call outlives it, so a task never times out with a
+ * call still changing its event behind the next run's back.
+ */
+export function beginRun(ms: number): void {
+  runEnds = performance.now() + ms;
+}
+
+/** Ends the run (calls outside a run are bounded by `gracedb_call_time` only). */
+export function endRun(): void {
+  runEnds = Infinity;
+}
+
+/**
+ * Options for one call: it ends within `gracedb_call_time`, retries
+ * included, and within the run.
+ *
+ * @throws {OutOfTime} when less than a second of the run is left
+ */
 export function callOptions(s: ApSettings): GraceDbCallOptions {
-  const total = s.callTime * 1000;
+  const left = runEnds - performance.now();
+  if (left < 1000) throw new OutOfTime();
+  const total = Math.min(s.callTime * 1000, left);
   return { totalTimeMs: total, timeoutMs: Math.min(total, 30_000) };
 }
 

@@ -17,7 +17,16 @@ import type { Entry } from "./alerts.ts";
 import { type ApSettings, settingsOf } from "./config.ts";
 import { type ApEvent, expirationText, findEvent, findRecord } from "./events.ts";
 import { decideExternal } from "./external.ts";
-import { attempt, callOptions, client, Deferred, transient } from "./gracedb.ts";
+import {
+  attempt,
+  beginRun,
+  callOptions,
+  client,
+  Deferred,
+  endRun,
+  OutOfTime,
+  transient,
+} from "./gracedb.ts";
 import type { Grouper } from "./grouper.ts";
 import { decide, runChecks } from "./machine.ts";
 import { onNew, selectedAlready } from "./new_alert.ts";
@@ -28,8 +37,10 @@ import { badLabels, type EventRecord, isIgnoredId, labelNames } from "./record.t
 import { ravenFacts } from "./recorders.ts";
 import { pyFloat } from "./text.ts";
 
-/** How long one run may start new work; GraceDB calls are bounded on their own. */
+/** How long one run may start new work. */
 const BUDGET_MS = 30_000;
+/** How long one run may take in all: below the child's default task_timeout (60 s). */
+const RUN_MS = 50_000;
 /** The longest wait between retries of a failing event. */
 const MAX_RETRY_S = 600;
 
@@ -216,6 +227,7 @@ export class ProcessAlerts extends Task {
     if (!ev) return;
     const s = settingsOf(ctx.config);
     const due = this.expiration;
+    beginRun(RUN_MS);
     try {
       const next = await drive(ctx, ev, s);
       if (ev.failures > 0) {
@@ -227,8 +239,11 @@ export class ProcessAlerts extends Task {
       }
       if (next !== undefined) this.expiration = Math.max(next, due + 1e-3);
     } catch (error) {
-      if (!(error instanceof Deferred) && !transient(error)) throw error;
-      retryLater(ctx, ev, this, error, s);
+      if (error instanceof OutOfTime) this.expiration = Math.max(ctx.now(), due + 1e-3);
+      else if (error instanceof Deferred || transient(error)) retryLater(ctx, ev, this, error, s);
+      else throw error;
+    } finally {
+      endRun();
     }
   }
 }

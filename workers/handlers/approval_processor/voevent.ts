@@ -180,9 +180,10 @@ export async function sendVoEvent(p: Plan, type: VoType): Promise<void> {
   }
   p.note(`Requesting ${type} VOEvent from GraceDB.`);
   const base = f.skymap?.replace(/\.fits(\.gz)?$/, "");
+  const options = callOptions(s);
   try {
     await gracedb.createVoEvent(rec.graceid, type, {
-      ...callOptions(s),
+      ...options,
       internal: f.internal === 1,
       vetted: f.vetted === 1,
       openAlert: f.openAlert === 1,
