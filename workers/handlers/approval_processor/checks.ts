@@ -201,23 +201,9 @@ function idqCheck(p: Plan): Verdict {
       .reduce((product, [, value]) => product * value, 1);
   }
   const joint = Math.min(...pipelines.map((q) => rec.jointfapvalues[q] ?? 1));
-  const t = pyFloat(thr);
-  if (values.length === 0) {
+  if (values.length < expected || values.length === 0) {
     p.once("Have not gotten all the minfap values yet.");
-    return null;
-  }
-  if (values.length < expected) {
-    p.once("Have not gotten all the minfap values yet.");
-    if (!(joint < thr)) return null;
-    if (rec.idqlogkey === "no") {
-      p.log(
-        "AP: Finished running iDQ checks. Candidate event rejected because incomplete joint " +
-          `min-FAP value already less than iDQ threshold. ${pyFloat(joint)} < ${t}`,
-      );
-      rec.idqlogkey = "yes";
-    }
-    p.once(`iDQ check result: ${pyFloat(joint)} < ${t}`);
-    return rec.idq_joint_fapCheckresult = false;
+    return values.length > 0 && joint < thr ? idqVerdict(p, joint, thr, "early") : null;
   }
   if (values.length > expected) {
     p.once("Too many minfap values in idqvalues dictionary.");
@@ -225,27 +211,28 @@ function idqCheck(p: Plan): Verdict {
   }
   p.once("Ready to run iDQ checks.");
   for (const pipeline of pipelines) {
-    const v = rec.jointfapvalues[pipeline] ?? 1;
-    p.once(`Got joint_fap = ${pyFloat(v)} for iDQ pipeline ${pipeline}.`);
-  }
-  const passed = joint > thr;
-  if (rec.idqlogkey === "no") {
-    p.log(
-      passed
-        ? `AP: Finished running iDQ checks. Candidate event passed iDQ checks. ${
-          pyFloat(joint)
-        } > ${t}`
-        : "AP: Finished running iDQ checks. Candidate event rejected due to low iDQ FAP value. " +
-          `${pyFloat(joint)} < ${t}`,
+    p.once(
+      `Got joint_fap = ${pyFloat(rec.jointfapvalues[pipeline] ?? 1)} for iDQ pipeline ${pipeline}.`,
     );
-    rec.idqlogkey = "yes";
   }
-  p.once(
-    passed
-      ? `Passed iDQ check: ${pyFloat(joint)} > ${t}.`
-      : `iDQ check result: ${pyFloat(joint)} < ${t}`,
-  );
-  return rec.idq_joint_fapCheckresult = passed;
+  return idqVerdict(p, joint, thr, joint > thr ? "pass" : "fail");
+}
+
+/** The iDQ verdict, with its GraceDB log once (idqlogkey) and its local message. */
+function idqVerdict(p: Plan, joint: number, thr: number, how: "early" | "pass" | "fail"): Verdict {
+  const rec = p.rec;
+  const v = pyFloat(joint);
+  const t = pyFloat(thr);
+  const done = "AP: Finished running iDQ checks. Candidate event";
+  const comment = how === "early"
+    ? `${done} rejected because incomplete joint min-FAP value already less than iDQ threshold. ${v} < ${t}`
+    : how === "pass"
+    ? `${done} passed iDQ checks. ${v} > ${t}`
+    : `${done} rejected due to low iDQ FAP value. ${v} < ${t}`;
+  if (rec.idqlogkey === "no") p.log(comment);
+  rec.idqlogkey = "yes";
+  p.once(how === "pass" ? `Passed iDQ check: ${v} > ${t}.` : `iDQ check result: ${v} < ${t}`);
+  return rec.idq_joint_fapCheckresult = how === "pass";
 }
 
 function operatorCheck(p: Plan): Verdict {

@@ -6,7 +6,7 @@
  * @module
  */
 
-import type { GraceDbVoEvent } from "../../../lib/gracedb/mod.ts";
+import type { GraceDbVoEvent, VoEventFields } from "../../../lib/gracedb/mod.ts";
 import type { ChildContext } from "../../../lib/mod.ts";
 import type { ApSettings } from "./config.ts";
 import { attempt, callOptions, client, Deferred } from "./gracedb.ts";
@@ -146,6 +146,58 @@ function failed(p: Plan, type: VoType, sig: string, error: unknown): void {
   }
 }
 
+/** What GraceDB is asked for: the flags, the sky map and its type, coincidence and EM-Bright. */
+function request(rec: EventRecord, f: VoFlags): VoEventFields {
+  const base = f.skymap?.replace(/\.fits(\.gz)?$/, "");
+  return {
+    internal: f.internal === 1,
+    vetted: f.vetted === 1,
+    openAlert: f.openAlert === 1,
+    hardwareInj: f.hardwareInj === 1,
+    ...(f.skymap && base !== undefined
+      ? {
+        skymapFilename: f.skymap,
+        skymapType: `${base}-${rec.group}${rec.search}`,
+        skymapImageFilename: `${base}.png`,
+      }
+      : {}),
+    coincComment: rec.external_trigger !== null,
+    ...(rec.em_bright_info
+      ? {
+        probHasNs: rec.em_bright_info.ProbHasNS,
+        probHasRemnant: rec.em_bright_info.ProbHasRemnant,
+      }
+      : {}),
+  };
+}
+
+/** The flags and signature of the VOEvent to send, or undefined when it was sent already. */
+async function unsent(p: Plan, type: VoType): Promise<{ f: VoFlags; sig: string } | undefined> {
+  const { rec, s } = p;
+  const pending = () =>
+    type !== "retraction" ||
+    (rec.voevents.length > 0 && !rec.voevents.some((v) => v.endsWith("-retraction")));
+  const decide = () => {
+    if (!pending()) return undefined;
+    const f = voFlags(rec, type, s);
+    const sig = signature(f, type);
+    if (!sentBefore(rec.voevents, sig)) return { f, sig };
+    p.note(`This ${type} VOEvent has been sent previously.`);
+    return undefined;
+  };
+  const first = decide();
+  if (!first) return undefined;
+  const gracedb = client(p.ctx);
+  const remote = await attempt(
+    "listing VOEvents",
+    () => gracedb.voEvents(rec.graceid, callOptions(s)),
+  );
+  if (remote.length <= rec.voevents.length) return first;
+  // GraceDB built more than the record knows (a crash after a request): adopt its list.
+  await adoptVoEvents(p.ctx, rec, remote, s);
+  return decide();
+}
+
 /**
  * Carries out a VOEvent request: skipped when the same VOEvent (or, for a
  * retraction, any retraction) was sent; otherwise GraceDB's list is read
@@ -155,54 +207,13 @@ function failed(p: Plan, type: VoType, sig: string, error: unknown): void {
  */
 export async function sendVoEvent(p: Plan, type: VoType): Promise<void> {
   const { rec, s } = p;
-  const gracedb = client(p.ctx);
-  const pending = () =>
-    type !== "retraction" ||
-    (rec.voevents.length > 0 && !rec.voevents.some((v) => v.endsWith("-retraction")));
-  if (!pending()) return;
-  let f = voFlags(rec, type, s);
-  let sig = signature(f, type);
-  if (sentBefore(rec.voevents, sig)) {
-    return p.note(`This ${type} VOEvent has been sent previously.`);
-  }
-  const remote = await attempt(
-    "listing VOEvents",
-    () => gracedb.voEvents(rec.graceid, callOptions(s)),
-  );
-  if (remote.length > rec.voevents.length) {
-    await adoptVoEvents(p.ctx, rec, remote, s);
-    if (!pending()) return;
-    f = voFlags(rec, type, s);
-    sig = signature(f, type);
-    if (sentBefore(rec.voevents, sig)) {
-      return p.note(`This ${type} VOEvent has been sent previously.`);
-    }
-  }
+  const todo = await unsent(p, type);
+  if (!todo) return;
+  const { f, sig } = todo;
   p.note(`Requesting ${type} VOEvent from GraceDB.`);
-  const base = f.skymap?.replace(/\.fits(\.gz)?$/, "");
   const options = callOptions(s);
   try {
-    await gracedb.createVoEvent(rec.graceid, type, {
-      ...options,
-      internal: f.internal === 1,
-      vetted: f.vetted === 1,
-      openAlert: f.openAlert === 1,
-      hardwareInj: f.hardwareInj === 1,
-      ...(f.skymap && base !== undefined
-        ? {
-          skymapFilename: f.skymap,
-          skymapType: `${base}-${rec.group}${rec.search}`,
-          skymapImageFilename: `${base}.png`,
-        }
-        : {}),
-      coincComment: rec.external_trigger !== null,
-      ...(rec.em_bright_info
-        ? {
-          probHasNs: rec.em_bright_info.ProbHasNS,
-          probHasRemnant: rec.em_bright_info.ProbHasRemnant,
-        }
-        : {}),
-    });
+    await client(p.ctx).createVoEvent(rec.graceid, type, { ...options, ...request(rec, f) });
   } catch (error) {
     failed(p, type, sig, error);
     if (error instanceof Deferred || (error as { retryable?: boolean })?.retryable === true) {
