@@ -248,6 +248,18 @@ Deno.test("resetThrottle as a command alert and through ctl, on a running listen
   ]);
   assert.equal(ctl.code, 0, ctl.stderr);
   assert.match(ctl.stdout, /\[approval_processorMP\] no PipelineThrottle for CBC_gstlal_LowMass/);
+  const dump = await runListener([
+    "ctl",
+    "--state-dir",
+    s.state,
+    `graceid,${ids[0]}`,
+    "printEventDicts",
+  ]);
+  assert.equal(dump.code, 0, dump.stderr);
+  assert.match(dump.stdout, new RegExp(`^${ids[0]}$`, "m"));
+  assert.match(dump.stdout, /^ {4}currentstate: new_awaiting_grouperSelection$/m);
+  assert.match(dump.stdout, /^ {4}pipeline: gstlal$/m);
+  assert.doesNotMatch(dump.stdout, /loggermessages/);
   const missing = await runListener(["ctl", "--state-dir", s.state, "group,CBC", "resetThrottle"]);
   assert.notEqual(missing.code, 0);
   assert.match(missing.stdout + missing.stderr, /missing required kwarg\(s\): pipeline/);

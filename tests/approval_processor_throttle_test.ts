@@ -136,7 +136,9 @@ Deno.test("T5: with requireManualReset the throttle holds past its window until 
   assert.ok(!ap.server.labelsOf(d).includes("EM_Throttled"));
 });
 
-Deno.test("resetThrottle is exported with the original's arguments", () => {
+Deno.test("the handler's commands: resetThrottle with the original's arguments, printEventDicts", () => {
+  assert.deepEqual(commands.map((c) => c.name), ["resetThrottle", "printEventDicts"]);
+  assert.deepEqual(commands[1]?.optional, ["graceid"]);
   const spec = commands.find((c) => c.name === "resetThrottle");
   assert.deepEqual(spec?.required, ["group", "pipeline"]);
   assert.deepEqual(spec?.optional, ["search"]);

@@ -26,6 +26,7 @@ import { graceDbKind } from "../../lib/gracedb/mod.ts";
 import type { Alert, ChildContext, CommandSpec, Ini } from "../../lib/mod.ts";
 import { readEntry } from "./approval_processor/alerts.ts";
 import { readSettings, settingsOf } from "./approval_processor/config.ts";
+import { printEventDicts } from "./approval_processor/dump.ts";
 import { ApEvent, findEvent } from "./approval_processor/events.ts";
 import { kick } from "./approval_processor/process.ts";
 import { resetThrottle } from "./approval_processor/throttle.ts";
@@ -39,8 +40,11 @@ export {
   poissonThreshold,
 } from "./approval_processor/throttle.ts";
 
-/** The handler's own commands: `resetThrottle` (group, pipeline, optional search). */
-export const commands: readonly CommandSpec[] = [resetThrottle];
+/**
+ * The handler's own commands: `resetThrottle` (group, pipeline, optional
+ * search), as the original's, and `printEventDicts` (optional graceid).
+ */
+export const commands: readonly CommandSpec[] = [resetThrottle, printEventDicts];
 
 /** Checks the childConfig at start: every key of the original, with its type. */
 export function validateConfig(config: Ini): void {

@@ -184,6 +184,7 @@ export function newRecord(facts: EventFacts, s: ApSettings): EventRecord {
       advocates: s.advocates ? "yes" : "no",
       ignore_idq: s.ignoreIdq,
       default_idqthresh: s.idqThresh,
+      client: s.ini.get("general", "gracedb", s.ini.get("general", "client", "")),
     },
     expirationtime: null,
     loggermessages: [],
