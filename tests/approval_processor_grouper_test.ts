@@ -50,37 +50,41 @@ function selectedOnes(ap: ApHarness, ids: string[]): string[] {
   return ids.filter((id) => ap.server.labelsOf(id).includes("EM_Selected"));
 }
 
-Deno.test("G-R: one group of five; the lowest-FAR gstlal event is selected, four superseded", async () => {
-  await using ap = await startAp({ config: GROUPER_CONFIG });
-  const e = five(ap);
-  const ids = Object.values(e);
-  await ap.pump();
-  assert.equal(ap.items("Grouper").length, 1);
-  await ap.advance(59);
-  assert.deepEqual(selectedOnes(ap, ids), [], "no decision before decisionWin");
-  await ap.advance(1);
-  assert.deepEqual(selectedOnes(ap, ids), [e.gstlalTriple]);
-  for (const id of ids.filter((id) => id !== e.gstlalTriple)) {
-    assert.ok(ap.server.labelsOf(id).includes("EM_Superseded"), id);
-    assert.equal(ap.record(id).currentstate, "superseded");
-  }
-  assert.equal(ap.record(e.gstlalTriple).currentstate, "preliminary_to_initial");
-  const tag = "Group_1000000000.11";
-  for (const id of ids) {
-    const entry = ap.server.logsOf(id).find((l) => l.comment === "AP: Grouper made a selection.");
-    assert.equal(entry?.filename, `${tag}.json`, id);
-    const json = JSON.parse(new TextDecoder().decode(ap.server.fileVersions(id, `${tag}.json`)[0]));
-    assert.deepEqual(json, {
-      groupTag: tag,
-      EM_Selected: e.gstlalTriple,
-      EM_Superseded: ids.filter((x) => x !== e.gstlalTriple),
-    });
-    assert.deepEqual(ap.record(id).grouperGroupMembers, ids);
-  }
-  assert.equal(ap.items("Grouper").length, 0, "the Grouper is done");
-});
+for (const schema of ["legacy", "current"] as const) {
+  Deno.test(`G-R: one group of five; the lowest-FAR gstlal event is selected, four superseded (${schema})`, async () => {
+    await using ap = await startAp({ schema, config: GROUPER_CONFIG });
+    const e = five(ap);
+    const ids = Object.values(e);
+    await ap.pump();
+    assert.equal(ap.items("Grouper").length, 1);
+    await ap.advance(59);
+    assert.deepEqual(selectedOnes(ap, ids), [], "no decision before decisionWin");
+    await ap.advance(1);
+    assert.deepEqual(selectedOnes(ap, ids), [e.gstlalTriple]);
+    for (const id of ids.filter((id) => id !== e.gstlalTriple)) {
+      assert.ok(ap.server.labelsOf(id).includes("EM_Superseded"), id);
+      assert.equal(ap.record(id).currentstate, "superseded");
+    }
+    assert.equal(ap.record(e.gstlalTriple).currentstate, "preliminary_to_initial");
+    const tag = "Group_1000000000.11";
+    for (const id of ids) {
+      const entry = ap.server.logsOf(id).find((l) => l.comment === "AP: Grouper made a selection.");
+      assert.equal(entry?.filename, `${tag}.json`, id);
+      const json = JSON.parse(
+        new TextDecoder().decode(ap.server.fileVersions(id, `${tag}.json`)[0]),
+      );
+      assert.deepEqual(json, {
+        groupTag: tag,
+        EM_Selected: e.gstlalTriple,
+        EM_Superseded: ids.filter((x) => x !== e.gstlalTriple),
+      });
+      assert.deepEqual(ap.record(id).grouperGroupMembers, ids);
+    }
+    assert.equal(ap.items("Grouper").length, 0, "the Grouper is done");
+  });
+}
 
-Deno.test("G-R: when the H1,V1 event wins it is selected, then rejected by ifosCheck", async () => {
+Deno.test("G-R variants: the lower FAR decides among gstlal events; a winning H1,V1 event is rejected by ifosCheck", async () => {
   await using ap = await startAp({ config: GROUPER_CONFIG });
   const e = five(ap, 0, 9e-8);
   await ap.pump();

@@ -46,39 +46,41 @@ function command(ap: ApHarness, name: string, object: Record<string, unknown>) {
   return ap.deliver({ uid: "command", alert_type: name, object });
 }
 
-Deno.test("T1: three gstlal events in one window are all throttled; resetThrottle lets a 4th through", async () => {
-  await using ap = await startAp();
-  const ids: string[] = [];
-  for (let i = 0; i < 3; i++) {
-    ids.push(ap.addEvent({ ...GSTLAL, gpstime: 1e9 + 10 * i }));
-    await ap.advance(10);
-  }
-  for (const id of ids) assert.ok(ap.server.labelsOf(id).includes("EM_Throttled"), id);
-  assert.equal(ap.record(ids[2]!).currentstate, "throttled");
-  await ap.advance(60);
-  // The first two sat in Groupers of their own: selected, then rejected by labelCheck.
-  for (const id of ids.slice(0, 2)) {
-    assert.equal(ap.record(id).currentstate, "rejected", id);
-    assert.ok(
-      ap.comments(id).includes("AP: Failed labelCheck in currentstate: selected_to_preliminary."),
-    );
-  }
-  assert.equal(ap.record(ids[2]!).currentstate, "throttled");
-  assert.deepEqual(ap.voevents(ids[0]!), []);
+for (const schema of ["legacy", "current"] as const) {
+  Deno.test(`T1: three gstlal events in one window are all throttled; resetThrottle lets a 4th through (${schema})`, async () => {
+    await using ap = await startAp({ schema });
+    const ids: string[] = [];
+    for (let i = 0; i < 3; i++) {
+      ids.push(ap.addEvent({ ...GSTLAL, gpstime: 1e9 + 10 * i }));
+      await ap.advance(10);
+    }
+    for (const id of ids) assert.ok(ap.server.labelsOf(id).includes("EM_Throttled"), id);
+    assert.equal(ap.record(ids[2]!).currentstate, "throttled");
+    await ap.advance(60);
+    // The first two sat in Groupers of their own: selected, then rejected by labelCheck.
+    for (const id of ids.slice(0, 2)) {
+      assert.equal(ap.record(id).currentstate, "rejected", id);
+      assert.ok(
+        ap.comments(id).includes("AP: Failed labelCheck in currentstate: selected_to_preliminary."),
+      );
+    }
+    assert.equal(ap.record(ids[2]!).currentstate, "throttled");
+    assert.deepEqual(ap.voevents(ids[0]!), []);
 
-  await command(ap, "resetThrottle", { group: "CBC", pipeline: "gstlal", search: "LowMass" });
-  const lines = ap.events("command").map((r) => r.msg);
-  assert.ok(lines.includes("received PipelineThrottle throttleKey: CBC_gstlal_LowMass"));
-  assert.ok(lines.includes("Found PipelineThrottle QueueItem, calling reset method"));
-  assert.ok(lines.includes("After reset, events list: []"));
-  assert.equal(ap.items("PipelineThrottle").length, 0);
-  await ap.advance(20);
-  const fourth = ap.addEvent({ ...GSTLAL, gpstime: 1e9 + 100 });
-  await ap.pump();
-  assert.ok(!ap.server.labelsOf(fourth).includes("EM_Throttled"));
-  assert.equal(ap.record(fourth).currentstate, "new_awaiting_grouperSelection");
-  for (const id of ids) assert.ok(ap.server.labelsOf(id).includes("EM_Throttled"), "labels stay");
-});
+    await command(ap, "resetThrottle", { group: "CBC", pipeline: "gstlal", search: "LowMass" });
+    const lines = ap.events("command").map((r) => r.msg);
+    assert.ok(lines.includes("received PipelineThrottle throttleKey: CBC_gstlal_LowMass"));
+    assert.ok(lines.includes("Found PipelineThrottle QueueItem, calling reset method"));
+    assert.ok(lines.includes("After reset, events list: []"));
+    assert.equal(ap.items("PipelineThrottle").length, 0);
+    await ap.advance(20);
+    const fourth = ap.addEvent({ ...GSTLAL, gpstime: 1e9 + 100 });
+    await ap.pump();
+    assert.ok(!ap.server.labelsOf(fourth).includes("EM_Throttled"));
+    assert.equal(ap.record(fourth).currentstate, "new_awaiting_grouperSelection");
+    for (const id of ids) assert.ok(ap.server.labelsOf(id).includes("EM_Throttled"), "labels stay");
+  });
+}
 
 Deno.test("T2: a two-part key (Test_CWB2G) and its reset; events at one gpstime count once", async () => {
   await using ap = await startAp();
