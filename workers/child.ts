@@ -167,11 +167,13 @@ async function apply(alerts: AlertDelivery[]): Promise<void> {
       // The listener checked each text before journaling it; a text that
       // fails here was damaged on the way and is refused, not applied.
       const read = readAlert(text);
-      if (!read.ok) return Promise.resolve({ seq, ok: false, reason: read.reason });
+      if (!read.ok) {
+        return Promise.resolve({ seq, ok: false, reason: read.reason, duplicate: false });
+      }
       const meta = { node, id, seq, ...(token ? { token } : {}) };
       return runtime!.deliver(read.alert, t0, meta).then((r): AlertAck => {
         state?.applied();
-        return { seq, ok: r.ok, reason: r.ok ? null : r.reason };
+        return { seq, ok: r.ok, reason: r.ok ? null : r.reason, duplicate: !r.ok && !!r.duplicate };
       });
     });
     post({ type: "acks", acks: await Promise.all(results), ...queueState });

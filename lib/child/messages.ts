@@ -107,7 +107,13 @@ const alertDelivery = v.object({
 /** One alert for a child, numbered in its journal order. */
 export type AlertDelivery = v.InferOutput<typeof alertDelivery>;
 
-const alertAck = v.object({ seq: v.number(), ok: v.boolean(), reason: v.nullable(v.string()) });
+const alertAck = v.object({
+  seq: v.number(),
+  ok: v.boolean(),
+  reason: v.nullable(v.string()),
+  /** Refused because it had been applied already (after a restart). */
+  duplicate: v.boolean(),
+});
 
 /** The outcome of one alert. */
 export type AlertAck = v.InferOutput<typeof alertAck>;

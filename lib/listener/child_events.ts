@@ -19,7 +19,15 @@ export interface ChildEvents extends Record<string, unknown> {
   /** A ready child's worker died. */
   died: { child: string; reason: string };
   /** An alert was applied (`ok`) or refused by its child. */
-  ack: { child: string; seq: number; ok: boolean; reason: string | null; token: string | null };
+  ack: {
+    child: string;
+    seq: number;
+    ok: boolean;
+    reason: string | null;
+    /** Refused because it had been applied already. */
+    duplicate: boolean;
+    token: string | null;
+  };
   /** A child's queue or in-flight alerts changed. */
   changed: { child: string };
   /** An alert with an item id is durable in a child's journal. */

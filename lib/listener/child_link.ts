@@ -386,7 +386,14 @@ export class ChildLink implements AsyncDisposable {
     for (const [seq, d] of this.#unacked) {
       if (seq <= message.replayedTo) {
         this.#unacked.delete(seq);
-        this.#o.bus.emit("ack", { child, seq, ok: true, reason: null, token: d.token });
+        this.#o.bus.emit("ack", {
+          child,
+          seq,
+          ok: true,
+          reason: null,
+          duplicate: false,
+          token: d.token,
+        });
       } else resend.push(d);
     }
     if (resend.length > 0) this.#post({ type: "alerts", alerts: resend });

@@ -48,6 +48,27 @@ type ParsedRequest = v.InferOutput<typeof ControlRequestSchema>;
 
 const MAX_REQUEST = 1 << 20;
 
+/** Seconds a client has to send its request line. */
+const REQUEST_TIMEOUT = 5;
+
+/** The first line the client sends, within {@linkcode REQUEST_TIMEOUT} seconds. */
+async function readRequest(conn: Deno.Conn): Promise<string> {
+  const timer = setTimeout(() => {
+    try {
+      conn.close();
+    } catch {
+      // Already closed.
+    }
+  }, REQUEST_TIMEOUT * 1000);
+  try {
+    return await readLine(conn);
+  } catch (error) {
+    throw new Error(`no complete request within ${REQUEST_TIMEOUT} s`, { cause: error });
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 async function readLine(conn: Deno.Conn): Promise<string> {
   const decoder = new TextDecoder();
   const buffer = new Uint8Array(4096);
@@ -120,7 +141,7 @@ export class ControlServer implements AsyncDisposable {
     for await (const conn of this.#listener) {
       void (async () => {
         try {
-          const request = parseRequest(await readLine(conn));
+          const request = parseRequest(await readRequest(conn));
           let reply: JsonObject;
           if (typeof request === "string") reply = { ok: false, error: request };
           else if (request.op === "status") reply = { ok: true, status: handlers.status() };

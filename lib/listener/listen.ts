@@ -236,7 +236,7 @@ interface Running {
   source: XmppSource | undefined;
   /** Where a replay through a kept state folder got to. */
   position: ReplayPosition | undefined;
-  counts: { applied: number; refused: number };
+  counts: { applied: number; refused: number; skipped: number };
   started: number;
 }
 
@@ -282,6 +282,7 @@ async function run(
     applied: r.counts.applied,
     rejected: c.rejected + r.counts.refused,
     rejected_by_child: r.counts.refused,
+    skipped_applied: r.counts.skipped,
   });
   return failure ?? outcome ?? { ok: true };
 }
@@ -323,7 +324,7 @@ async function assemble(
     router: makeRouter(args, config, log, supervisor, seen),
     source: undefined,
     position,
-    counts: { applied: 0, refused: 0 },
+    counts: { applied: 0, refused: 0, skipped: 0 },
     started: Date.now() / 1000,
   };
   stack.defer(() => r.source?.stop());
@@ -393,7 +394,11 @@ function wireChildren(r: Running): void {
   });
   bus.on("line", ({ text }) => stdoutSink(text));
   bus.on("journaled", ({ node, id }) => r.seen.record(node, id));
-  bus.on("ack", ({ ok }) => ok ? r.counts.applied++ : r.counts.refused++);
+  bus.on("ack", ({ ok, duplicate }) => {
+    if (ok) r.counts.applied++;
+    else if (duplicate) r.counts.skipped++;
+    else r.counts.refused++;
+  });
   bus.on("fatal", ({ error }) => r.fail({ ok: false, kind: "runtime", error }));
 }
 
