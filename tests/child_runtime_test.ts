@@ -332,11 +332,15 @@ Deno.test("ChildRuntime answers a heartbeat request on the node it came from", a
     node: "cbc_gstlal",
     payload: {
       uid: "heartbeat",
+      alert_type: "heartbeat",
       ptype: "response",
       key: "k1",
+      hostname: "h",
+      user: "u",
+      pid: 42,
+      name: "kid",
       child: "kid",
       host: "h",
-      pid: 42,
       queue: 1,
     },
   }]);

@@ -118,7 +118,7 @@ export const commands = [{
 export async function parseAlert(ctx, alert, t0) {
   if (alert.uid === "poison") setTimeout(() => { throw new Error("poisoned"); }, 0);
   if (alert.uid === "die-once") {
-    const marker = ctx.logDirectory + "/died-once";
+    const marker = ctx.filesDirectory + "/died-once";
     try { await Deno.stat(marker); return; } catch { /* first time */ }
     await Deno.writeTextFile(marker, "x");
     self.close();

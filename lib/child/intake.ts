@@ -36,8 +36,12 @@ export interface AlertIntakeOptions {
   context: ChildContext;
   scheduler: Scheduler;
   commands: CommandTable;
-  /** Host and pid reported in heartbeat responses. */
-  identity: { hostname: string; pid: number };
+  /** Host, user and pid reported in heartbeat responses. */
+  identity: { hostname: string; username?: string; pid: number };
+  /** The `name` heartbeat responses carry (lvalertHeartbeat's monitor matches on it). */
+  heartbeatName?: string;
+  /** Hears the journal position of the alert being applied (0 once it is). */
+  applying?(seq: number): void;
   /** A command accepted with a reply token; its outcome will follow. */
   commandQueued?(task: CommandTask, token: string): void;
   /** Alert ids remembered as applied. @default {10000} */
@@ -93,9 +97,14 @@ export class AlertIntake {
     const scheduler = this.#o.scheduler;
     while (scheduler.gate) await scheduler.gate;
     return scheduler.run(async () => {
-      const result = await this.#apply(alert, t0, meta);
-      if (meta.seq !== undefined) this.#appliedSeq = Math.max(this.#appliedSeq, meta.seq);
-      return result;
+      this.#o.applying?.(meta.seq ?? 0);
+      try {
+        const result = await this.#apply(alert, t0, meta);
+        if (meta.seq !== undefined) this.#appliedSeq = Math.max(this.#appliedSeq, meta.seq);
+        return result;
+      } finally {
+        this.#o.applying?.(0);
+      }
     });
   }
 
@@ -199,14 +208,18 @@ export class AlertIntake {
     if (meta.node === undefined) {
       return { ok: false, reason: "heartbeat request without a node to answer on" };
     }
-    const { hostname, pid } = this.#o.identity;
+    const { hostname, username, pid } = this.#o.identity;
+    // lvalertHeartbeat's response: the request, ptype "response", and who answers.
     const response: JsonObject = {
-      uid: "heartbeat",
+      ...alert,
       ptype: "response",
       key: alert.key ?? null,
+      hostname,
+      user: username ?? "",
+      pid,
+      name: this.#o.heartbeatName ?? this.#o.context.child,
       child: this.#o.context.child,
       host: hostname,
-      pid,
       queue: this.#o.scheduler.queue.size,
     };
     this.#o.context.publish(meta.node, response);

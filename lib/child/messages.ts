@@ -54,6 +54,12 @@ export const ChildSettingsSchema = v.object({
   childConfig: iniData,
   logFile: v.string(),
   logDirectory: v.string(),
+  /** The handler's own files (`ctx.filesDirectory`). */
+  filesDirectory: v.string(),
+  /** Where command files live (`<log_directory>/queue`). */
+  commandFolder: v.string(),
+  /** Commands accepted from the network. */
+  networkCommands: v.union([v.literal("all"), v.literal("none"), strings]),
   logLevel: v.number(),
   logFormat: v.picklist(["text", "json"]),
   print2stdout: v.boolean(),
@@ -83,6 +89,10 @@ export const ChildSettingsSchema = v.object({
   /** Checkpoint after this many alerts, or this many seconds after a change. */
   checkpointEvery: v.number(),
   checkpointInterval: v.number(),
+  /** Journal positions of alerts quarantined for killing the child: never applied. */
+  quarantined: v.array(v.number()),
+  /** The `name` heartbeat responses carry (`[data] name`, else the process_type). */
+  heartbeatName: v.string(),
   /** The program's version (User-Agent of the GraceDB client). */
   version: v.string(),
   /** The GraceDB API this child uses, and how it logs in; null when none. */
@@ -120,7 +130,12 @@ export type AlertAck = v.InferOutput<typeof alertAck>;
 
 /** Main to worker. */
 export const ToChildSchema = v.variant("type", [
-  v.object({ type: v.literal("init"), settings: ChildSettingsSchema }),
+  v.object({
+    type: v.literal("init"),
+    settings: ChildSettingsSchema,
+    /** Where the child shows the journal position it is applying (a Web Worker only). */
+    applying: v.nullable(v.instance(SharedArrayBuffer)),
+  }),
   /** Alerts in routing order; a burst travels as one message. */
   v.object({ type: v.literal("alerts"), alerts: v.array(alertDelivery) }),
   v.object({ type: v.literal("ping"), n: v.number() }),

@@ -71,6 +71,12 @@ export interface ChildRuntimeOptions {
   reply?(token: string, result: CommandReply): void;
   /** Alert ids remembered as applied. @default {10000} */
   appliedLimit?: number;
+  /** Commands accepted from the network. @default {"all"} */
+  networkCommands?: "all" | "none" | readonly string[];
+  /** Hears the journal position of the alert being applied (0 once it is). */
+  applying?(seq: number): void;
+  /** The `name` of heartbeat responses. @default {the child's name} */
+  heartbeatName?: string;
 }
 
 /** What a command sent through `ctl` answers. */
@@ -168,6 +174,9 @@ export class ChildRuntime {
       identity: options.identity ?? NO_IDENTITY,
       commandQueued: (task, token) => this.#tokens.set(task, token),
       ...(options.appliedLimit ? { appliedLimit: options.appliedLimit } : {}),
+      ...(options.networkCommands ? { networkCommands: options.networkCommands } : {}),
+      ...(options.applying ? { applying: options.applying } : {}),
+      heartbeatName: options.heartbeatName ?? options.child,
     });
   }
 

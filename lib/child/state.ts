@@ -39,6 +39,8 @@ export interface ChildStateOptions {
    * expensive: they never take more than a tenth of the time. @default {0.5}
    */
   interval?: number;
+  /** Journal positions never to apply (quarantined alerts). @default {[]} */
+  skip?: readonly number[];
   /** A checkpoint is on disk: it covers journal records up to `seq`. */
   onCheckpoint(seq: number, previous: number): void;
 }
@@ -114,7 +116,8 @@ export class ChildState implements AsyncDisposable {
     const used = await this.#restoreNewest(journal.base);
     this.#covered = used?.seq ?? 0;
     this.#previous = used?.previous ?? 0;
-    const pending = journal.records.filter((r) => r.seq > this.#covered);
+    const skip = new Set(this.#o.skip ?? []);
+    const pending = journal.records.filter((r) => r.seq > this.#covered && !skip.has(r.seq));
     const results = pending.map((r) =>
       runtime.deliver(r.alert, r.t0, { node: r.node, id: r.id, seq: r.seq, recovered: true })
     );

@@ -51,6 +51,8 @@ export interface ChildEvents extends Record<string, unknown> {
    * snapshot, no usable snapshot): reported until an operator acknowledges it.
    */
   loss: { child: string; message: string };
+  /** An alert killed its child twice in a row; it is set aside and never applied. */
+  quarantined: { child: string; seq: number; file: string; message: string };
   /** A child's journal writes fail (`failing`), or work again. */
   journal_state: { child: string; failing: boolean; error: string | null };
   /** A child died too often and is no longer restarted. */

@@ -18,7 +18,7 @@ import { childPermissions } from "../config/permissions.ts";
 import { GroupCommit } from "../durability/group_commit.ts";
 import { Journal, type JournalRead } from "../durability/journal.ts";
 import { readSnapshotSeq } from "../durability/snapshot.ts";
-import { openStateDir, removeStaleTemps } from "../durability/state_dir.ts";
+import { openStateDir, readIfExists, removeStaleTemps } from "../durability/state_dir.ts";
 import {
   type AlertDelivery,
   type ChildSettings,
@@ -60,6 +60,8 @@ export interface ChildStatus {
   journalFailing: boolean;
   /** What may have been lost, until an operator acknowledges it (`ctl --acknowledge`). */
   losses: string[];
+  /** Alerts set aside for killing the child (`poison.jsonl`). */
+  quarantined: number;
 }
 
 const WORKER_URL = new URL("../../workers/child.ts", import.meta.url);
@@ -70,6 +72,21 @@ export function childDirName(name: string): string {
   let hash = 0;
   for (const c of name) hash = (Math.imul(hash, 31) + c.codePointAt(0)!) >>> 0;
   return `${safe}-${hash.toString(36)}`;
+}
+
+/** The journal positions `poison.jsonl` sets aside. */
+async function readPoison(path: string): Promise<number[]> {
+  const text = await readIfExists(path) ?? "";
+  const seqs: number[] = [];
+  for (const line of text.split("\n")) {
+    try {
+      const seq = JSON.parse(line)?.seq;
+      if (typeof seq === "number") seqs.push(seq);
+    } catch {
+      // A torn last line: the rest stands.
+    }
+  }
+  return seqs;
 }
 
 /** Options for {@linkcode ChildLink}. */
@@ -129,6 +146,10 @@ export class ChildLink implements AsyncDisposable {
     },
   });
   #unacked = new Map<number, AlertDelivery & { at: number }>();
+  /** Where the worker shows the journal position it is applying. */
+  #applying: Float64Array | undefined;
+  /** Journal positions set aside for killing the child. */
+  #quarantined = new Set<number>();
   /** Who wants to hear that an alert is on disk, by seq. */
   #onJournaled = new Map<number, () => void>();
   #stopped: PromiseWithResolvers<void> = Promise.withResolvers();
@@ -150,6 +171,7 @@ export class ChildLink implements AsyncDisposable {
       commands: [],
       journalFailing: false,
       losses: [],
+      quarantined: 0,
     };
   }
 
@@ -177,10 +199,11 @@ export class ChildLink implements AsyncDisposable {
     return this.#outbox.pending < (this.#o.maxHeld ?? 10_000);
   }
 
-  /** Clears the loss reports (an operator has seen them); returns how many. */
+  /** Clears the loss and quarantine reports (an operator has seen them); returns how many. */
   acknowledge(): number {
-    const n = this.#status.losses.length;
+    const n = this.#status.losses.length + this.#status.quarantined;
     this.#status.losses = [];
+    this.#status.quarantined = 0;
     return n;
   }
 
@@ -211,6 +234,8 @@ export class ChildLink implements AsyncDisposable {
     );
     this.#journal = journal;
     this.#status.journalSeq = journal.lastSeq;
+    for (const seq of await readPoison(this.#poisonPath)) this.#quarantined.add(seq);
+    this.#status.quarantined = this.#quarantined.size;
     if (lost) {
       this.#loss(
         `${journal.path} ends at record ${lost.last}, but the snapshot covers up to ` +
@@ -270,6 +295,8 @@ export class ChildLink implements AsyncDisposable {
       name: this.section.name,
       deno: { permissions: childPermissions(this.section, checkOnly ? undefined : this.dir) },
     });
+    const applying = new SharedArrayBuffer(8);
+    this.#applying = new Float64Array(applying);
     this.#worker = worker;
     worker.onmessage = (event: MessageEvent<unknown>) => {
       if (worker !== this.#worker) return;
@@ -288,7 +315,8 @@ export class ChildLink implements AsyncDisposable {
     worker.onmessageerror = () => {
       if (worker === this.#worker) this.die("a message from the worker could not be read");
     };
-    this.#post({ type: "init", settings: this.#o.settings(this.dir) });
+    const settings = { ...this.#o.settings(this.dir), quarantined: [...this.#quarantined] };
+    this.#post({ type: "init", settings, applying });
   }
 
   /**
@@ -315,6 +343,52 @@ export class ChildLink implements AsyncDisposable {
     if (from === "starting" || from === "restarting") {
       this.#o.bus.emit("start_failed", { child, message: reason });
     } else this.#o.bus.emit("died", { child, reason });
+  }
+
+  /**
+   * The journal position the worker was applying when it last died (0:
+   * none): the alert that may have killed it.
+   */
+  suspect(): number {
+    return this.#applying?.[0] ?? 0;
+  }
+
+  get #poisonPath(): string {
+    return join(this.dir, "poison.jsonl");
+  }
+
+  /**
+   * Sets an alert aside for good: written to `poison.jsonl`, refused, and
+   * skipped by every later start of the child.
+   */
+  async quarantine(seq: number, reason: string): Promise<void> {
+    if (this.#quarantined.has(seq)) return;
+    this.#quarantined.add(seq);
+    this.#status.quarantined = this.#quarantined.size;
+    const d = this.#unacked.get(seq);
+    this.#unacked.delete(seq);
+    const line = JSON.stringify({
+      seq,
+      node: d?.node ?? null,
+      id: d?.id ?? null,
+      t0: d?.t0 ?? null,
+      alert: d?.text ?? null,
+      reason,
+      at: new Date().toISOString(),
+    });
+    await Deno.writeTextFile(this.#poisonPath, line + "\n", { append: true, mode: 0o600 });
+    const child = this.section.name;
+    const message = `Alert ${seq}${d ? ` (node ${d.node}, id ${d.id ?? "-"})` : ""} killed child ` +
+      `[${child}] twice in a row (${reason}); it is set aside in ${this.#poisonPath} and never applied`;
+    this.#o.bus.emit("ack", {
+      child,
+      seq,
+      ok: false,
+      reason: "quarantined",
+      duplicate: false,
+      token: d?.token ?? null,
+    });
+    this.#o.bus.emit("quarantined", { child, seq, file: this.#poisonPath, message });
   }
 
   /** A dead child is not restarted any more; its alerts stay in its journal. */
@@ -384,6 +458,7 @@ export class ChildLink implements AsyncDisposable {
     // What the new worker replayed from the journal is applied.
     const resend: AlertDelivery[] = [];
     for (const [seq, d] of this.#unacked) {
+      if (this.#quarantined.has(seq)) continue;
       if (seq <= message.replayedTo) {
         this.#unacked.delete(seq);
         this.#o.bus.emit("ack", {

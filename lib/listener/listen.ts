@@ -21,13 +21,20 @@ import { failed, type Outcome } from "../core/outcome.ts";
 import type { ListenArgs } from "../config/cli.ts";
 import { type ListenerConfig, loadListenerConfig } from "../config/config.ts";
 import { describeGraceDbAuth, type GraceDbAuth, resolveGraceDbAuth } from "../gracedb/auth.ts";
-import { childPermissions, describePermissions } from "../config/permissions.ts";
+import {
+  childPaths,
+  childPermissions,
+  describePermissions,
+  grantWarnings,
+  inside,
+} from "../config/permissions.ts";
 import { SeenStore } from "../durability/seen_store.ts";
 import { defaultStateDir, openStateDir } from "../durability/state_dir.ts";
 import { systemClock } from "../queue/clock.ts";
 import { type Credentials, CredentialsError, resolveCredentials } from "../xmpp/credentials.ts";
 import { type XmppFailure, XmppSource } from "../xmpp/source.ts";
 import { ChildStartError } from "./child_events.ts";
+import { childDirName } from "./child_link.ts";
 import { ControlServer } from "./control.ts";
 import { Mailer } from "./mailer.ts";
 import { replayFile } from "./replay.ts";
@@ -122,10 +129,41 @@ async function prepare(args: ListenArgs, config: ListenerConfig): Promise<Setup>
   const ca = xmpp && args.caFile ? await readCa(args.caFile) : undefined;
   // A replay keeps no state between runs unless asked to.
   const ephemeral = !xmpp && args.stateDir === undefined;
+  if (!ephemeral) checkLayout(config, args.stateDir ?? defaultStateDir(config.path));
   const stateDir = ephemeral
     ? await Deno.makeTempDir({ prefix: "lvalertmp-replay-" })
     : await openStateDir(args.stateDir ?? defaultStateDir(config.path));
   return { credentials, ca, stateDir, ephemeral, gracedbAuth: await gracedbAuth(config) };
+}
+
+/**
+ * Refuses a layout in which a child could write what it must not: the
+ * state folder (journals, snapshots, the control socket), a config or a
+ * handler inside a folder a child may write (its command-file folder or
+ * its own files folder).
+ *
+ * @throws {ConfigError} naming the childConfig
+ */
+function checkLayout(config: ListenerConfig, stateDir: string): void {
+  const guarded: [string, string][] = [["the state folder", stateDir], [
+    "the listener config",
+    config.path,
+  ]];
+  for (const { child } of config.sections) {
+    guarded.push(["a childConfig", child.path], ["a handler", child.handlerPath]);
+  }
+  for (const { child } of config.sections) {
+    const { commandFolder, filesDirectory } = childPaths(child);
+    for (const writable of [commandFolder, filesDirectory]) {
+      for (const [what, path] of guarded) {
+        if (!inside(path, writable)) continue;
+        throw new ConfigError(
+          child.path,
+          `${what} (${path}) lies inside ${writable}, which the child may write; keep it apart`,
+        );
+      }
+    }
+  }
 }
 
 /** Reads the config (and, unless only checking, credentials and the state folder). */
@@ -200,14 +238,25 @@ async function checkConfig(
   } finally {
     await supervisor.shutdown(5);
   }
-  const lines = [`config: ${config.path}`];
+  const stateDir = args.stateDir ?? defaultStateDir(config.path);
+  const lines = [`config: ${config.path}`, `state folder: ${stateDir}`];
+  const context = {
+    home: Deno.env.get("HOME"),
+    netrc: args.netrc ?? Deno.env.get("NETRC") ?? join(Deno.env.get("HOME") ?? "", ".netrc"),
+    stateDir,
+  };
   for (const s of config.sections) {
+    const childState = join(stateDir, "children", childDirName(s.name));
     lines.push(
       `[${s.name}] nodes: ${s.nodes.join(", ")}`,
       `  handler: ${s.child.processType} (${s.child.handlerPath}), loaded`,
-      `  childConfig: ${s.child.path}; log: ${s.child.logDirectory}`,
-      `  permissions: ${describePermissions(childPermissions(s))}`,
+      `  childConfig: ${s.child.path}; log: ${s.child.logDirectory}; isolation: ${s.isolation}`,
+      `  permissions: ${describePermissions(childPermissions(s, childState))}`,
     );
+    for (const w of grantWarnings(s, context)) {
+      lines.push(`  WARNING: ${w}`);
+      log.event("warning", "grant_warning", { child: s.name }, w);
+    }
     const gdb = auth.get(s.name);
     if (s.child.gracedb && gdb) {
       lines.push(`  gracedb: ${s.child.gracedb} (${describeGraceDbAuth(gdb)})`);
@@ -381,6 +430,18 @@ function wireChildren(r: Running): void {
       subject: `CRITICAL: lvalertMP child ${child} may have lost alerts on ${identity().hostname}`,
       body:
         `${message}\n\nAcknowledge with: lvalertMP ctl --acknowledge (status stays CRITICAL until then)\n`,
+      recipients: section.recipients,
+    });
+  });
+  bus.on("quarantined", ({ child, seq, message }) => {
+    r.log.event("error", "alert_quarantined", { child, seq }, message);
+    const section = sections.get(child)!;
+    if (section.recipients.length === 0) return;
+    r.mailer.send({
+      child,
+      command: section.mailCommand,
+      subject: `WARNING: lvalertMP child ${child} set an alert aside on ${identity().hostname}`,
+      body: `${message}\n`,
       recipients: section.recipients,
     });
   });

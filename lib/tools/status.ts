@@ -65,6 +65,12 @@ export function judge(
     else if (c.state === "restarting") warn.push(`child ${name} restarting`);
     if (c.journalFailing === true) crit.push(`child ${name} journal writes failing`);
     const losses = Array.isArray(c.losses) ? c.losses.length : 0;
+    const quarantined = Number(c.quarantined ?? 0);
+    if (quarantined > 0) {
+      warn.push(
+        `child ${name} set ${quarantined} alert(s) aside (poison.jsonl; ctl --acknowledge)`,
+      );
+    }
     if (losses > 0) {
       crit.push(`child ${name} may have lost alerts (${losses} report(s); ctl --acknowledge)`);
     }
