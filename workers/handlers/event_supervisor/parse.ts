@@ -22,7 +22,13 @@ const announced = new WeakSet<Ini>();
 type Creating = Extract<Change, { kind: "new" | "update" }>;
 
 /** The checks a new event creates, `far thr` applied. */
-function forNew(ctx: ChildContext, s: Settings, config: Ini, change: Creating & { kind: "new" }) {
+function forNew(
+  ctx: ChildContext,
+  s: Settings,
+  config: Ini,
+  graceid: string,
+  change: Creating & { kind: "new" },
+) {
   const out: CheckSpec[] = [];
   for (const spec of s.checks) {
     if (spec.on !== "new") continue;
@@ -30,7 +36,10 @@ function forNew(ctx: ChildContext, s: Settings, config: Ini, change: Creating & 
     if (far !== null && config.has(spec.section, "far thr")) {
       const thr = config.getFloat(spec.section, "far thr");
       if (far > thr) {
-        ctx.log.debug(
+        ctx.log.event(
+          "info",
+          "item_skipped",
+          { graceid, item: spec.section, far, thr },
           `skipping QueueItem=${spec.section} (large FAR ${pyExp(far, 3)} > ${pyExp(thr, 3)})`,
         );
         continue;
@@ -134,7 +143,7 @@ export function parseAlert(ctx: ChildContext, alert: Alert, t0: number, config: 
   }
   if (change.kind === "label" || change.kind === "signoff") return;
   let specs: CheckSpec[];
-  if (change.kind === "new") specs = forNew(ctx, s, config, change);
+  if (change.kind === "new") specs = forNew(ctx, s, config, graceid, change);
   else {
     if (s.general.completeEarly) completeEarly(ctx, graceid, change);
     specs = forUpdate(s, config, change);
