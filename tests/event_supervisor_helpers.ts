@@ -11,48 +11,77 @@ import { join } from "node:path";
 import { GraceDbTestServer } from "./gracedb_server.ts";
 import { ListenerProcess, tempDir } from "./helpers.ts";
 
+/** Options for {@linkcode skymapFits}. */
+export interface SkymapOptions {
+  /** Total probability. @default {1} */
+  sum?: number;
+  /** The COORDSYS keyword; null leaves it out. @default {"C"} */
+  coordsys?: string | null;
+  /** @default {true} */
+  gzip?: boolean;
+  /** A multi-order map (UNIQ, PROBDENSITY), as today's `*.multiorder.fits`. @default {false} */
+  multiorder?: boolean;
+}
+
+function fitsCard(key: string, value: string | number | boolean): string {
+  const v = typeof value === "string"
+    ? `'${value.padEnd(8)}'`.padEnd(20)
+    : typeof value === "boolean"
+    ? (value ? "T" : "F").padStart(20)
+    : String(value).padStart(20);
+  return `${key.padEnd(8)}= ${v}`.padEnd(80);
+}
+
+function fitsBlock(cards: string[]): Uint8Array {
+  const text = [...cards, "END".padEnd(80)].join("");
+  return new TextEncoder().encode(text.padEnd(Math.ceil(text.length / 2880) * 2880));
+}
+
 /** A HEALPix map for `skymap sanity`: NSIDE 1 (12 pixels), the given total and frame. */
-export async function skymapFits(
-  options: { sum?: number; coordsys?: string | null; gzip?: boolean } = {},
-): Promise<Uint8Array> {
-  const { sum = 1, coordsys = "C", gzip = true } = options;
-  const card = (key: string, value: string | number | boolean) => {
-    const v = typeof value === "string"
-      ? `'${value.padEnd(8)}'`.padEnd(20)
-      : typeof value === "boolean"
-      ? (value ? "T" : "F").padStart(20)
-      : String(value).padStart(20);
-    return `${key.padEnd(8)}= ${v}`.padEnd(80);
-  };
-  const block = (cards: string[]) => {
-    const text = [...cards, "END".padEnd(80)].join("");
-    return new TextEncoder().encode(text.padEnd(Math.ceil(text.length / 2880) * 2880));
-  };
-  const primary = block([
+export async function skymapFits(options: SkymapOptions = {}): Promise<Uint8Array> {
+  const { sum = 1, coordsys = "C", gzip = true, multiorder = false } = options;
+  const card = fitsCard;
+  const primary = fitsBlock([
     card("SIMPLE", true),
     card("BITPIX", 8),
     card("NAXIS", 0),
     card("EXTEND", true),
   ]);
-  const table = block([
+  const columns = multiorder
+    ? [
+      card("TTYPE1", "UNIQ"),
+      card("TFORM1", "K"),
+      card("TTYPE2", "PROBDENSITY"),
+      card("TFORM2", "D"),
+    ]
+    : [card("TTYPE1", "PROB"), card("TFORM1", "D")];
+  const width = multiorder ? 16 : 8;
+  const table = fitsBlock([
     card("XTENSION", "BINTABLE"),
     card("BITPIX", 8),
     card("NAXIS", 2),
-    card("NAXIS1", 8),
+    card("NAXIS1", width),
     card("NAXIS2", 12),
     card("PCOUNT", 0),
     card("GCOUNT", 1),
-    card("TFIELDS", 1),
-    card("TTYPE1", "PROB"),
-    card("TFORM1", "D"),
+    card("TFIELDS", multiorder ? 2 : 1),
+    ...columns,
     card("PIXTYPE", "HEALPIX"),
-    card("ORDERING", "NESTED"),
+    card("ORDERING", multiorder ? "NUNIQ" : "NESTED"),
     ...(coordsys === null ? [] : [card("COORDSYS", coordsys)]),
-    card("NSIDE", 1),
+    ...(multiorder ? [] : [card("NSIDE", 1)]),
   ]);
   const data = new Uint8Array(2880);
   const view = new DataView(data.buffer);
-  for (let i = 0; i < 12; i++) view.setFloat64(i * 8, sum / 12);
+  for (let i = 0; i < 12; i++) {
+    if (multiorder) {
+      // Order 0: UNIQ = 4 + pixel; each pixel covers pi/3 steradians.
+      view.setBigInt64(i * 16, BigInt(4 + i));
+      view.setFloat64(i * 16 + 8, sum / 12 / (Math.PI / 3));
+    } else {
+      view.setFloat64(i * 8, sum / 12);
+    }
+  }
   const whole = new Uint8Array([...primary, ...table, ...data]);
   if (!gzip) return whole;
   const stream = new Blob([whole]).stream().pipeThrough(new CompressionStream("gzip"));
