@@ -242,7 +242,9 @@ export function buildItem(spec: CheckSpec, o: Origin): CheckItem {
   const { vars, lists, event } = inputs(spec, o);
   const section = spec.section;
   const tasks = expandTasks(spec.tasks, vars, lists, event.pipeline)
-    .filter(({ template }) => !template.ifOption || o.config.has(section, template.ifOption))
+    .filter(({ template }) =>
+      !template.ifOption || o.config.get(section, template.ifOption, "").trim() !== ""
+    )
     .map(({ template, vars }) =>
       new CheckTask(
         o.config.getFloat(section, template.dt),

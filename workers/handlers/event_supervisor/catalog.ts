@@ -205,6 +205,8 @@ const NEW_LIST: CheckSpec[] = [
       name: "notifyByEmail",
       description: "notify folks by email that a new event was created",
       dt: "dt",
+      // With nobody to notify there is no item (the original left a task-less one behind).
+      ifOption: "by email",
       rule: { kind: "notify" },
     }],
   },

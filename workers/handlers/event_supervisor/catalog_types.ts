@@ -63,7 +63,7 @@ export interface TaskTemplate {
   description: string;
   /** The option holding its timeout, in seconds after the item's t0. */
   dt: string;
-  /** Only made when this option is set (segdb2grcdb's `any dt`). */
+  /** Only made when this option is set and not empty (segdb2grcdb's `any dt`, notify's `by email`). */
   ifOption?: string;
   /** The log texts a start check accepts, from this option when set. */
   textsOption?: string;

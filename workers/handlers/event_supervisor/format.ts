@@ -82,9 +82,9 @@ export function eventUrl(api: string, id: string): string {
   return isSupereventId(id) ? `${root}superevents/${id}/view/` : `${root}events/view/${id}`;
 }
 
-/** Whether an id names a superevent (anything that is not `G123`-like). */
+/** Whether an id names a superevent (`S190425z`, `TS190425a`, `GW170817A`, ...). */
 export function isSupereventId(id: string): boolean {
-  return !/^[GEHMTC]\d+$/.test(id);
+  return /^(T|M)?S\d{6}[a-z]+$|^(T|M)?GW\d{6}[A-Z]+$/.test(id);
 }
 
 /** Values a catalog template may name as `{name}`. */

@@ -99,7 +99,7 @@ export function dtOptions(entries: readonly TaskEntry[], out = new Map<string, O
     else if ("byPipeline" in entry) {
       for (const tasks of Object.values(entry.byPipeline)) dtOptions(tasks, out);
     } else if (out.get(entry.dt) !== "seconds") {
-      out.set(entry.dt, entry.ifOption ? "seconds?" : "seconds");
+      out.set(entry.dt, entry.ifOption === entry.dt ? "seconds?" : "seconds");
     }
   }
   return out;
