@@ -24,6 +24,7 @@ import { settingsOf } from "./event_supervisor/settings.ts";
 
 export { parseAlert } from "./event_supervisor/parse.ts";
 export { CheckItem, CheckTask } from "./event_supervisor/task.ts";
+export { CollectResults, ResultsItem } from "./event_supervisor/collector.ts";
 
 /** Reads the whole childConfig at start: a problem stops the listener with `file:line` (exit 78). */
 export function validateConfig(config: Ini): void {

@@ -44,10 +44,16 @@ export interface CheckRun {
 interface Job {
   result: JobResult | undefined;
   settledAt: number;
+  /** Tells the task its result is ready (moves it due). */
+  wake: () => void;
 }
 
 const jobs = new Map<string, Job>();
+/** Settled jobs whose tasks have not been woken yet. */
+const ready: string[] = [];
+let running = 0;
 let counter = 0;
+let lastSweep = 0;
 /** Results nobody came back for (their item was cleared) are dropped after this. */
 const FORGET_AFTER_MS = 15 * 60_000;
 
@@ -88,20 +94,43 @@ export async function runCheck(r: CheckRun): Promise<JobResult> {
   }
 }
 
-/** Starts `work` and returns the id its result will be found under. */
-export function startJob(work: Promise<JobResult>): string {
+/** Starts `work`; `wake` runs (from {@linkcode wakeReady}) once it settled. Returns its id. */
+export function startJob(work: Promise<JobResult>, wake: () => void): string {
   const now = Date.now();
-  for (const [id, job] of jobs) {
-    if (job.result && now - job.settledAt > FORGET_AFTER_MS) jobs.delete(id);
+  if (now - lastSweep > FORGET_AFTER_MS) {
+    lastSweep = now;
+    for (const [id, job] of jobs) {
+      if (job.result && now - job.settledAt > FORGET_AFTER_MS) jobs.delete(id);
+    }
   }
   const id = `${now.toString(36)}.${(++counter).toString(36)}`;
-  const job: Job = { result: undefined, settledAt: 0 };
+  const job: Job = { result: undefined, settledAt: 0, wake };
   jobs.set(id, job);
+  running++;
   void work.then((result) => {
     job.result = result;
     job.settledAt = Date.now();
+    running--;
+    ready.push(id);
   });
   return id;
+}
+
+/** Wakes the tasks of every job settled since the last call; returns how many. */
+export function wakeReady(): number {
+  const woken = ready.splice(0);
+  for (const id of woken) jobs.get(id)?.wake();
+  return woken.length;
+}
+
+/** Whether this worker started the job `id` (and its result was not yet taken). */
+export function knownJob(id: string): boolean {
+  return jobs.has(id);
+}
+
+/** Jobs still running. */
+export function runningJobs(): number {
+  return running;
 }
 
 /**
@@ -114,9 +143,4 @@ export function takeJob(id: string): "running" | "lost" | JobResult {
   if (!job.result) return "running";
   jobs.delete(id);
   return job.result;
-}
-
-/** Jobs started and not yet collected (for tests and benchmarks). */
-export function pendingJobs(): number {
-  return jobs.size;
 }

@@ -3,11 +3,11 @@
  * JSON-safe fields only (snapshots rebuild them without constructors).
  *
  * A task never waits on GraceDB while the child's line is held. When it
- * comes due it starts its job (`job.ts`) and moves its own expiration a
- * little later, which the engine treats as "run again then"; each later
- * run either collects the settled result and reports it (the task is then
- * done), or looks again later, 20 ms after the start and doubling up to a
- * second. Every check due at one moment therefore reads GraceDB at once,
+ * comes due it starts its job (`job.ts`) and parks: it moves its own
+ * expiration past the job's longest possible run, which the engine treats
+ * as "run again then". The child's collector (`collector.ts`) moves it due
+ * as soon as the job settles; that run reports the result and the task
+ * is done. Every check due at one moment therefore reads GraceDB at once,
  * and alerts and other items keep flowing meanwhile.
  *
  * @module
@@ -15,6 +15,7 @@
 
 import { type ChildContext, type QueueItem, QueueItem as Item, Task } from "../../../lib/mod.ts";
 import { eventUrl } from "./format.ts";
+import { ensureCollector } from "./collector.ts";
 import { type JobResult, runCheck, startJob, takeJob } from "./job.ts";
 import { report, type Subject } from "./report.ts";
 import type { Rule, Verdict } from "./rules.ts";
@@ -61,11 +62,6 @@ export class CheckItem extends Item {
 /** The default GraceDB API root, when a task runs without a client (tests only). */
 const DEFAULT_API = "https://gracedb.ligo.org/api/";
 
-/** First look for a job's result this long after it started; doubling, at most a second. */
-export function pollDelay(polls: number): number {
-  return Math.min(0.02 * 2 ** polls, 1);
-}
-
 /** One expectation of a check, judged when it comes due (or when an alert proves it). */
 export class CheckTask extends Task {
   description: string;
@@ -74,8 +70,6 @@ export class CheckTask extends Task {
   proof: Verdict | null = null;
   /** The running job's id, once started. */
   job: string | null = null;
-  /** Looks for the job's result so far. */
-  polls = 0;
 
   constructor(timeout: number, name: string, description: string, rule: Rule) {
     super(timeout, name);
@@ -89,7 +83,8 @@ export class CheckTask extends Task {
     if (this.job !== null) {
       const state = takeJob(this.job);
       if (state === "running") {
-        this.expiration = now + pollDelay(this.polls++);
+        // Woken early, or the job outlived its bounds: look again later.
+        this.expiration = now + settingsOf(ctx.config).general.checkTimeout;
         return;
       }
       if (state !== "lost") return finish(ctx, this, item, state);
@@ -105,19 +100,28 @@ export class CheckTask extends Task {
       // Nothing to read, nothing to write: the outcome is known now.
       return finish(ctx, this, item, { verdict: this.proof, error: null, annotation: "skipped" });
     }
-    this.job = startJob(runCheck({
-      client: ctx.gracedb,
-      graceid: item.graceid ?? "",
-      rule: this.rule,
-      proof: this.proof,
-      annotate: item.annotate,
-      deadline: now + settings.checkTimeout,
-      annotateWithin: settings.checkTimeout,
-      now: () => ctx.now(),
-      url,
-    }));
-    this.polls = 0;
-    this.expiration = now + pollDelay(this.polls++);
+    const wake = () => {
+      if (item.complete || !item.tasks.includes(this)) return;
+      this.expiration = Math.min(this.expiration, ctx.now());
+      item.sortTasks();
+    };
+    this.job = startJob(
+      runCheck({
+        client: ctx.gracedb,
+        graceid: item.graceid ?? "",
+        rule: this.rule,
+        proof: this.proof,
+        annotate: item.annotate,
+        deadline: now + settings.checkTimeout,
+        annotateWithin: settings.checkTimeout,
+        now: () => ctx.now(),
+        url,
+      }),
+      wake,
+    );
+    // Parked past the job's bounds (reads, then the annotation); woken when it settles.
+    this.expiration = now + 2 * settings.checkTimeout + 1;
+    ensureCollector(ctx);
   }
 }
 
