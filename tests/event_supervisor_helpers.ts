@@ -182,6 +182,9 @@ export async function healthyFollowups(graceid: string, skymap = true): Promise<
   const psd = "<LIGO_LW>" + "x".repeat(200) + "</LIGO_LW>";
   const anchor = (name: string) => `<a href="https://example.org/${name}">${name}</a>`;
   const out: Followup[] = [
+    { comment: "Uploaded coinc.xml", file: { name: "coinc.xml", data: "<LIGO_LW/>" } },
+    { comment: "Uploaded psd", file: { name: "psd.xml.gz", data: psd } },
+    { comment: "INFO:BAYESTAR:starting sky localization" },
     { comment: "Coincidence search complete" },
     { comment: "No unblind injections in window" },
     { comment: "Automatic Data-quality report posted" },
@@ -231,9 +234,6 @@ export async function healthyFollowups(graceid: string, skymap = true): Promise<
     },
     { comment: "all active flags", file: { name: "allActive-1187008872-20.json", data: "{}" } },
     { comment: "finished searching for segments in : https://segments.ligo.org" },
-    { comment: "Uploaded coinc.xml", file: { name: "coinc.xml", data: "<LIGO_LW/>" } },
-    { comment: "Uploaded psd", file: { name: "psd.xml.gz", data: psd } },
-    { comment: "INFO:BAYESTAR:starting sky localization" },
   ];
   if (skymap) {
     out.push(
