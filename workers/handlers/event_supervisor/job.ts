@@ -13,7 +13,8 @@
 
 import type { GraceDbClient } from "../../../lib/gracedb/mod.ts";
 import { graceDbFacts } from "./facts.ts";
-import { judge, type Rule, type Verdict } from "./rules.ts";
+import { judge } from "./judge.ts";
+import type { Rule, Verdict } from "./rules.ts";
 
 /** What a job found out. */
 export interface JobResult {
