@@ -7,7 +7,7 @@
 
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { runListener, tempDir } from "./helpers.ts";
+import { ROOT, runListener, tempDir } from "./helpers.ts";
 
 const FIXTURES = new URL("./fixtures/event_supervisor/", import.meta.url).pathname;
 
@@ -20,24 +20,31 @@ async function checkConfig(childConfig: string) {
   return { ...r, file: join(dir.path, "c.ini") };
 }
 
-Deno.test("every O2 childConfig form and the original's test config pass --check-config unchanged", async (t) => {
-  for (
-    const name of [
-      "O2-gstlal.ini",
-      "O2-cWB.ini",
-      "O2-cWBLong.ini",
-      "O2-oLIB.ini",
-      "O2-External.ini",
-      "Tests.ini",
-    ]
-  ) {
-    await t.step(name, async () => {
-      const r = await checkConfig(await Deno.readTextFile(join(FIXTURES, name)));
-      assert.equal(r.code, 0, r.stdout + r.stderr);
-      assert.match(r.stdout, /handler: event_supervisor .*loaded/);
-      assert.match(r.stdout, /net: gracedb\.ligo\.org/);
-    });
-  }
+Deno.test("every O2 childConfig form, the original's test config and etc/'s pass --check-config unchanged", async () => {
+  const forms = [
+    "O2-gstlal.ini",
+    "O2-cWB.ini",
+    "O2-cWBLong.ini",
+    "O2-oLIB.ini",
+    "O2-External.ini",
+    "Tests.ini",
+  ]
+    .map((name) => join(FIXTURES, name));
+  forms.push(
+    join(ROOT, "etc/childConfig-event_supervisor.ini"),
+    join(ROOT, "etc/childConfig-event_supervisor-demo.ini"),
+  );
+  // One child per form, in one listener config: one start-up checks them all.
+  await using dir = await tempDir({
+    "l.ini": forms.map((path, i) => `[child${i}]\nnodes = node${i}\nchildConfig = ${path}\n`).join(
+      "\n",
+    ),
+  });
+  const r = await runListener(["-c", join(dir.path, "l.ini"), "--check-config"]);
+  assert.equal(r.code, 0, r.stdout + r.stderr);
+  assert.equal(r.stdout.match(/handler: event_supervisor .*loaded/g)?.length, forms.length);
+  assert.match(r.stdout, /net: gracedb\.ligo\.org/);
+  assert.match(r.stdout, new RegExp(`OK: ${forms.length} children`));
 });
 
 Deno.test("a missing or mistyped option stops start-up with exit 78 and file:line", async (t) => {
@@ -94,10 +101,12 @@ Deno.test("a missing or mistyped option stops start-up with exit 78 and file:lin
       "[bayestar finish]",
     ],
   ];
-  for (const [what, text, message, line] of cases) {
-    await t.step(what, async () => {
-      assert.notEqual(text, o2, "the case edits the config");
-      const r = await checkConfig(text);
+  // Each case is its own start-up; they run side by side.
+  const results = await Promise.all(cases.map(([, text]) => checkConfig(text)));
+  for (const [i, [what, text, message, line]] of cases.entries()) {
+    await t.step(what, () => {
+      if (i > 0) assert.notEqual(text, o2, "the case edits the config");
+      const r = results[i]!;
       assert.equal(r.code, 78, r.stdout + r.stderr);
       const output = r.stdout + r.stderr;
       assert.match(output, message);
@@ -115,27 +124,28 @@ Deno.test("a site's own check in the childConfig: accepted, and its mistakes nam
     "annotate = True\nwarnings = True\n";
   const own = (body: string) =>
     `${base}\n[gwcelery sky map]\n${body}\nemail on success =\nemail on failure = ops@example.org\nemail on exception =\n`;
-  await t.step("accepted", async () => {
-    const r = await checkConfig(own(
-      "created by = new\ncheck = file bayestar.multiorder.fits\n        logrx sky localization (complete|done)\ntags = sky_loc\ndt = 120",
-    ));
-    assert.equal(r.code, 0, r.stdout + r.stderr);
-  });
-  for (
-    const [what, body, message] of [
-      ["an unknown kind", "check = lgo text\ndt = 1", /check: "lgo text" is not "log TEXT"/],
-      ["a bad pattern", "check = logrx (unclosed\ndt = 1", /not a regular expression/],
-      ["an unknown place", "check = file {fits}.png\ndt = 1", /\{fits\} is not known here/],
-      [
-        "a bad trigger",
-        "created by = label DQV\ncheck = log x\ndt = 1",
-        /created by must be new, fits/,
-      ],
-      ["no timeout", "check = log x", /Missing required option "dt" in \[gwcelery sky map\]/],
-    ] as const
-  ) {
-    await t.step(what, async () => {
-      const r = await checkConfig(own(body));
+  const accepted = own(
+    "created by = new\ncheck = file bayestar.multiorder.fits\n        logrx sky localization (complete|done)\ntags = sky_loc\ndt = 120",
+  );
+  const cases = [
+    ["an unknown kind", "check = lgo text\ndt = 1", /check: "lgo text" is not "log TEXT"/],
+    ["a bad pattern", "check = logrx (unclosed\ndt = 1", /not a regular expression/],
+    ["an unknown place", "check = file {fits}.png\ndt = 1", /\{fits\} is not known here/],
+    [
+      "a bad trigger",
+      "created by = label DQV\ncheck = log x\ndt = 1",
+      /created by must be new, fits/,
+    ],
+    ["no timeout", "check = log x", /Missing required option "dt" in \[gwcelery sky map\]/],
+  ] as const;
+  // Each case is its own start-up; they run side by side.
+  const [ok, ...results] = await Promise.all(
+    [accepted, ...cases.map(([, body]) => own(body))].map(checkConfig),
+  );
+  await t.step("accepted", () => assert.equal(ok!.code, 0, ok!.stdout + ok!.stderr));
+  for (const [i, [what, , message]] of cases.entries()) {
+    await t.step(what, () => {
+      const r = results[i]!;
       assert.equal(r.code, 78, r.stdout + r.stderr);
       assert.match(r.stdout + r.stderr, message);
       assert.match(r.stdout + r.stderr, /c\.ini:\d+: /);
