@@ -328,3 +328,84 @@ Deno.test("early completion marks the task proved and due now; a later deadline 
     "no action required : found bayestar.fits.gz while ignoring tagnames and log message",
   );
 });
+
+Deno.test("our own ES: annotations, published back as log alerts, create and prove nothing", () => {
+  const text = TESTS + "\n[p_astro]\ncheck = log p_astro computed\ndt = 5\n" +
+    "email on success =\nemail on failure = a@example.org\nemail on exception =\n";
+  const ctx = testContext(ini(text), { now: T0 });
+  parseAlert(
+    ctx,
+    { uid: "G1", alert_type: "new", object: { pipeline: "gstlal" } } as never,
+    T0,
+    ctx.config,
+  );
+  const before = ctx.queue.size;
+  const comment = 'ES: action required : could not find log message "p_astro computed"';
+  const own = update(comment, { object: { comment, tag_names: ["event_supervisor"] } });
+  parseAlert(ctx, { uid: "G1", ...own } as never, T0 + 1, ctx.config);
+  assert.equal(ctx.queue.size, before);
+  assert.ok(!ctx.logged.some((e) => e.event === "check_proved"));
+  const someone = update(comment, { object: { comment, tag_names: [] } });
+  parseAlert(ctx, { uid: "G1", ...someone } as never, T0 + 2, ctx.config);
+  assert.ok(
+    ctx.logged.some((e) => e.event === "check_proved" && e.item === "p_astro"),
+    "anyone else's text counts",
+  );
+});
+
+Deno.test("the original's texts: Python number formats, event pages, names parsed the intended way", async () => {
+  const { pyExp, eventUrl } = await import("../workers/handlers/event_supervisor/format.ts");
+  const { snglFitsName, omegaChansets, multFitsNames } = await import(
+    "../workers/handlers/event_supervisor/alerts.ts"
+  );
+  const { flagPattern } = await import("../workers/handlers/event_supervisor/build.ts");
+  assert.deepEqual([pyExp(1e-3, 3), pyExp(0, 3), pyExp(3.8e-6, 3), pyExp(1.5e120, 6)], [
+    "1.000e-03",
+    "0.000e+00",
+    "3.800e-06",
+    "1.500000e+120",
+  ]);
+  assert.equal(
+    eventUrl("https://gracedb.ligo.org/api/", "G123"),
+    "https://gracedb.ligo.org/events/view/G123",
+  );
+  assert.equal(
+    eventUrl("https://gracedb-playground.ligo.org/api", "S190425z"),
+    "https://gracedb-playground.ligo.org/superevents/S190425z/view/",
+  );
+  // The original stripped characters: a name ending in "a" lost it, "v1_llhoft" became "v1_llh".
+  assert.equal(
+    snglFitsName('started skymap summary for <a href="x">gstlal_lalinfa</a>'),
+    "gstlal_lalinfa",
+  );
+  assert.deepEqual(
+    omegaChansets("automatic OmegaScans begun for: l1_llhoft, h1_llhoft, v1_llhoft"),
+    [
+      "l1_llhoft",
+      "h1_llhoft",
+      "v1_llhoft",
+    ],
+  );
+  assert.deepEqual(multFitsNames('x for <a href="a">b.fits.gz</a>, <a href="b">a.fits</a>'), [
+    "a.fits",
+    "b.fits.gz",
+  ]);
+  assert.throws(
+    () => multFitsNames("started skymap comparison for nothing"),
+    /cannot find a FITS file name/,
+  );
+  assert.equal(flagPattern("H1:DMT-ANALYSIS_READY:1"), "H1-DMT_ANALYSIS_READY_1-(.*)-(.*).xml.gz");
+});
+
+Deno.test("sky maps read in memory: plain, gzipped, multi-order; a file that is no FITS is an error", async () => {
+  const { readSkymap } = await import("../workers/handlers/event_supervisor/skymap.ts");
+  const { skymapFits } = await import("./event_supervisor_helpers.ts");
+  const near = (a: number, b: number) => assert.ok(Math.abs(a - b) < 1e-9, `${a} ~ ${b}`);
+  near((await readSkymap(await skymapFits({ gzip: false }))).sum, 1);
+  near((await readSkymap(await skymapFits({ sum: 0.25 }))).sum, 0.25);
+  const multi = await readSkymap(await skymapFits({ multiorder: true }));
+  near(multi.sum, 1);
+  assert.equal(multi.ordering, "NUNIQ");
+  assert.equal((await readSkymap(await skymapFits({ coordsys: "G" }))).coordsys, "G");
+  await assert.rejects(() => readSkymap(new TextEncoder().encode("not a fits file")), /FITS/);
+});

@@ -14,6 +14,7 @@ import { buildItem, type Origin } from "./build.ts";
 import type { CheckSpec } from "./catalog_types.ts";
 import { completeEarly } from "./early.ts";
 import { isSupereventId, pyExp, words } from "./format.ts";
+import { isAnnotation } from "./rules.ts";
 import { type Settings, settingsOf } from "./settings.ts";
 import { CheckItem } from "./task.ts";
 
@@ -145,6 +146,7 @@ export function parseAlert(ctx: ChildContext, alert: Alert, t0: number, config: 
   let specs: CheckSpec[];
   if (change.kind === "new") specs = forNew(ctx, s, config, graceid, change);
   else {
+    if (isAnnotation({ comment: change.comment, tag_names: change.tags ?? [] })) return;
     if (s.general.completeEarly) completeEarly(ctx, graceid, change);
     specs = forUpdate(s, config, change);
   }
