@@ -155,9 +155,16 @@ Deno.test("killed mid-scenario: after a restart on the same state folder the che
     () => first.events.some((e) => e.event === "task_executed" && e.task === "lldqReport"),
     "lldqReport started",
   );
-  // Let the checkpoint after the far outcome land, then kill while lldqReport waits on GraceDB.
-  await first.until(() => first.named("checkpoint").length >= 3, "checkpoints", 10);
-  await new Promise((r) => setTimeout(r, 200));
+  // Kill once a checkpoint taken after both (far done, lldqReport waiting on GraceDB) is written:
+  // the second one logged after them began after them.
+  const after = Math.max(
+    first.events.findIndex((e) => e.event === "check_outcome" && e.task === "far"),
+    first.events.findIndex((e) => e.event === "task_executed" && e.task === "lldqReport"),
+  );
+  await first.until(
+    () => first.events.slice(after).filter((e) => e.event === "checkpoint").length >= 2,
+    "two checkpoints after both",
+  );
   assert.equal(await first.stop("SIGKILL"), 137);
   assert.ok(
     !outcomes(first.events).some((e) => e.task === "lldqReport"),
