@@ -20,9 +20,13 @@ const PROCESS_WIDE = [
 
 /**
  * Replaces the process-wide `Deno` functions. `ended(why)` hears about a
- * handler ending its child (`Deno.exit`, `close()`) before it ends.
+ * handler ending its child (`Deno.exit`, `close()`) before `end()` ends it
+ * (a worker closes itself; a child process exits).
  */
-export function contain(ended: (why: string) => void): void {
+export function contain(
+  ended: (why: string) => void,
+  end: () => void = self.close.bind(self),
+): void {
   const deno = Deno as unknown as Record<string, unknown>;
   for (const name of PROCESS_WIDE) {
     Object.defineProperty(deno, name, {
@@ -33,18 +37,17 @@ export function contain(ended: (why: string) => void): void {
       configurable: false,
     });
   }
-  const close = self.close.bind(self);
   Object.defineProperty(deno, "exit", {
     value: (code?: number) => {
       ended(`the handler called Deno.exit(${code ?? ""})`);
-      close();
+      end();
       throw new Error("Deno.exit: the child ends");
     },
     writable: false,
     configurable: false,
   });
   self.close = () => {
-    ended("the worker closed itself (close() called)");
-    close();
+    ended("the child closed itself (close() called)");
+    end();
   };
 }
