@@ -30,7 +30,8 @@ Deno.test("a child gets a GraceDB client for its configured host only, logged in
   const graceid = gdb.addEvent({ group: "CBC", pipeline: "gstlal", gpstime: 1e9 });
   await using dir = await tempDir({
     "l.ini": "[a]\nnodes = n\nchildConfig = c.ini\n",
-    "c.ini": `[general]\nprocess_type = probe\nhandler = h.ts\ngracedb = ${gdb.url}\n`,
+    "c.ini":
+      `[general]\nprocess_type = probe\nhandler = h.ts\nlog_directory = logs\ngracedb = ${gdb.url}\n`,
     "h.ts": HANDLER,
     "r.jsonl": JSON.stringify({ node: "n", payload: { uid: graceid, alert_type: "new" } }) + "\n",
     "token": "s3cret-token\n",

@@ -51,6 +51,7 @@ Deno.test("Router drops the same payload on another node of the same child withi
     duplicates: 1,
     ignored: 0,
     deferred: 0,
+    unknown_type: 0,
   });
 });
 

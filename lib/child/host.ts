@@ -125,6 +125,7 @@ export class ChildHost {
       gracedb,
       applying: (seq) => {
         if (this.#applying) this.#applying[0] = seq;
+        else post({ type: "marker", seq });
       },
       notify: (subject, body, recipients) =>
         post({ type: "notify", subject, body, recipients: [...recipients] }),

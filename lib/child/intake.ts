@@ -40,8 +40,6 @@ export interface AlertIntakeOptions {
   identity: { hostname: string; username?: string; pid: number };
   /** The `name` heartbeat responses carry (lvalertHeartbeat's monitor matches on it). */
   heartbeatName?: string;
-  /** Hears the journal position of the alert being applied (0 once it is). */
-  applying?(seq: number): void;
   /** A command accepted with a reply token; its outcome will follow. */
   commandQueued?(task: CommandTask, token: string): void;
   /** Alert ids remembered as applied. @default {10000} */
@@ -97,13 +95,13 @@ export class AlertIntake {
     const scheduler = this.#o.scheduler;
     while (scheduler.gate) await scheduler.gate;
     return scheduler.run(async () => {
-      this.#o.applying?.(meta.seq ?? 0);
+      scheduler.applying(meta.seq ?? 0);
       try {
         const result = await this.#apply(alert, t0, meta);
         if (meta.seq !== undefined) this.#appliedSeq = Math.max(this.#appliedSeq, meta.seq);
         return result;
       } finally {
-        this.#o.applying?.(0);
+        scheduler.applying(0);
       }
     });
   }

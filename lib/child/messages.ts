@@ -187,6 +187,8 @@ export const FromChildSchema = v.variant("type", [
   }),
   v.object({ type: v.literal("publish"), node: v.string(), payload: jsonObject }),
   v.object({ type: v.literal("pong"), n: v.number() }),
+  /** The alert at work (a child process; a worker uses shared memory instead). */
+  v.object({ type: v.literal("marker"), seq: v.number() }),
   v.object({ type: v.literal("stopped") }),
 ]);
 

@@ -116,6 +116,7 @@ export class ChildRuntime {
       ...(options.clock ? { clock: options.clock } : {}),
       ...(options.taskTimeout ? { taskTimeout: options.taskTimeout } : {}),
       ...(options.queue ? { queue: options.queue } : {}),
+      ...(options.applying ? { marker: options.applying } : {}),
       execute: (task, item) =>
         task instanceof CommandTask
           ? this.commands.run(this.#engine, task, item)
@@ -175,7 +176,6 @@ export class ChildRuntime {
       commandQueued: (task, token) => this.#tokens.set(task, token),
       ...(options.appliedLimit ? { appliedLimit: options.appliedLimit } : {}),
       ...(options.networkCommands ? { networkCommands: options.networkCommands } : {}),
-      ...(options.applying ? { applying: options.applying } : {}),
       heartbeatName: options.heartbeatName ?? options.child,
     });
   }

@@ -37,6 +37,12 @@ export interface SchedulerOptions {
   failed?(item: QueueItem, task: Task, error: unknown): void;
   /** After every change of the queue. */
   changed?(state: QueueState): void;
+  /**
+   * Hears the journal position of the alert at work: the alert being
+   * applied, or the alert that made the item whose tasks are running (0:
+   * none known), so a death can be blamed on it.
+   */
+  marker?(seq: number): void;
 }
 
 /** Milliseconds, rounded to microseconds for readable logs. */
@@ -79,11 +85,26 @@ export class Scheduler {
   /** While set, alerts wait for it (a snapshot is being taken). */
   #gate: Promise<void> | undefined;
   #beforeRun: ((item: QueueItem) => void) | undefined;
+  /** The journal position of the alert that made each item, while known. */
+  #origin = new WeakMap<QueueItem, number>();
+  /** The alert being applied now (0: none). */
+  #applying = 0;
 
   constructor(options: SchedulerOptions) {
     this.#o = options;
     this.clock = options.clock ?? systemClock;
-    this.queue = new SortedQueue(options.queue);
+    this.queue = new SortedQueue({
+      ...options.queue,
+      onInsert: (item) => {
+        if (this.#applying > 0 && !this.#origin.has(item)) this.#origin.set(item, this.#applying);
+      },
+    });
+  }
+
+  /** Notes the alert being applied (its journal position; 0 once done). */
+  applying(seq: number): void {
+    this.#applying = seq;
+    this.#o.marker?.(seq);
   }
 
   /** Runs `work` in the line: no alert or task runs meanwhile; re-arms the timer after it. */
@@ -201,8 +222,11 @@ export class Scheduler {
       lateness_ms: ms(start - due),
     };
     let output: unknown;
+    this.#o.marker?.(this.#origin.get(item) ?? 0);
     try {
-      output = await this.#limited(task, this.#o.execute(task, item));
+      output = await this.#limited(task, this.#o.execute(task, item)).finally(() =>
+        this.#o.marker?.(0)
+      );
     } catch (error) {
       const message = (error as Error)?.message ?? String(error);
       this.#o.log.event(

@@ -5,6 +5,8 @@
  * @module
  */
 
+import { parsePythonJson } from "./json.ts";
+
 /** A JSON object. */
 export type JsonObject = { [key: string]: unknown };
 
@@ -59,7 +61,8 @@ export const CURRENT_ALERT_TYPES: ReadonlySet<string> = new Set([
 
 /** Result of reading a payload. */
 export type AlertResult =
-  | { ok: true; alert: Alert; schema: AlertSchema }
+  /** `known`: the alert_type is one GraceDB is known to send. */
+  | { ok: true; alert: Alert; schema: AlertSchema; known: boolean }
   | { ok: false; reason: string };
 
 /**
@@ -95,9 +98,11 @@ export function alertSchema(alert: Alert): AlertSchema {
 }
 
 /**
- * Narrows a payload (a JSON string or an already parsed value) into an
- * alert. Commands and heartbeats pass with any `alert_type`/`ptype`; their
- * contents are checked by whoever runs them.
+ * Narrows a payload (JSON text, read as Python's `json.loads` reads it, or
+ * an already parsed value) into an alert: any JSON object with a string
+ * `uid`, whatever its `alert_type` (a missing one reads as ""). Commands
+ * and heartbeats pass with any name/`ptype`; their contents are checked
+ * by whoever runs them.
  *
  * @example
  * ```ts
@@ -109,21 +114,20 @@ export function readAlert(payload: unknown): AlertResult {
   let value = payload;
   if (typeof payload === "string") {
     try {
-      value = JSON.parse(payload);
+      value = parsePythonJson(payload);
     } catch (error) {
-      return {
-        ok: false,
-        reason: `payload is not JSON: ${(error as Error).message}`,
-      };
+      return { ok: false, reason: `payload is not JSON: ${(error as Error).message}` };
     }
   }
   if (!isJsonObject(value)) {
-    return {
-      ok: false,
-      reason: `payload must be a JSON object, got ${describe(value)}`,
-    };
+    return { ok: false, reason: `payload must be a JSON object, got ${describe(value)}` };
   }
   const { uid, alert_type: type } = value;
+  // lvalertHeartbeat's packets may come without a uid.
+  if (uid === "heartbeat" || (uid === undefined && typeof value.ptype === "string")) {
+    const alert = { alert_type: "heartbeat", ...value, uid: "heartbeat" } as Alert;
+    return { ok: true, alert, schema: "heartbeat", known: true };
+  }
   if (typeof uid !== "string" || uid === "") {
     return {
       ok: false,
@@ -132,27 +136,17 @@ export function readAlert(payload: unknown): AlertResult {
         : `"uid" must be a non-empty string, got ${JSON.stringify(uid)}`,
     };
   }
-  if (uid === "heartbeat") {
-    const alert = { alert_type: "heartbeat", ...value, uid } as Alert;
-    return { ok: true, alert, schema: "heartbeat" };
+  if (uid === "command") {
+    if (typeof type !== "string" || type === "") {
+      return { ok: false, reason: `command without a name ("alert_type")` };
+    }
+    return { ok: true, alert: value as Alert, schema: "command", known: true };
   }
-  if (typeof type !== "string" || type === "") {
-    return {
-      ok: false,
-      reason: type === undefined
-        ? `payload for ${uid} has no "alert_type"`
-        : `"alert_type" must be a non-empty string, got ${JSON.stringify(type)}`,
-    };
-  }
-  const alert = value as Alert;
-  if (uid === "command") return { ok: true, alert, schema: "command" };
-  if (!LEGACY_ALERT_TYPES.has(type) && !CURRENT_ALERT_TYPES.has(type)) {
-    return {
-      ok: false,
-      reason: `unknown alert_type "${type}" for ${uid}`,
-    };
-  }
-  return { ok: true, alert, schema: alertSchema(alert) };
+  // Any alert_type is delivered (GraceDB adds types over time); handlers decide.
+  const alert = (typeof type === "string" ? value : { ...value, alert_type: "" }) as Alert;
+  const known = LEGACY_ALERT_TYPES.has(alert.alert_type) ||
+    CURRENT_ALERT_TYPES.has(alert.alert_type);
+  return { ok: true, alert, schema: alertSchema(alert), known };
 }
 
 function field(value: unknown, key: string): unknown {

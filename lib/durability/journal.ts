@@ -363,6 +363,29 @@ export class Journal implements AsyncDisposable {
     });
   }
 
+  /** The record numbered `seq`, read back from the file; undefined when not there. */
+  record(seq: number): Promise<JournalRecord | undefined> {
+    return this.#serial(async () => {
+      const i = this.#seqs.indexOf(seq);
+      if (i < 0) return undefined;
+      const end = this.#ends[i]!;
+      const start = i > 0 ? this.#ends[i - 1]! : end - 1;
+      using file = await Deno.open(this.path, { read: true });
+      // The first record's start is not kept: read back to the header's end.
+      const from = i > 0 ? start : 0;
+      const bytes = new Uint8Array(end - from);
+      await file.seek(from, Deno.SeekMode.Start);
+      for (let n = 0; n < bytes.length;) {
+        const got = await file.read(bytes.subarray(n));
+        if (got === null) return undefined;
+        n += got;
+      }
+      const text = new TextDecoder().decode(bytes).replace(/\n$/, "");
+      const decoded = decodeRecord(text.slice(text.lastIndexOf("\n") + 1));
+      return typeof decoded === "string" ? undefined : decoded;
+    });
+  }
+
   /** Waits for pending writes, then closes. */
   async close(): Promise<void> {
     await this.#line.idle();

@@ -14,7 +14,6 @@
 import { join } from "node:path";
 import type { ChildLog } from "../core/log.ts";
 import type { ChildSection } from "../config/config.ts";
-import { childPermissions } from "../config/permissions.ts";
 import { GroupCommit } from "../durability/group_commit.ts";
 import { Journal, type JournalRead } from "../durability/journal.ts";
 import { readSnapshotSeq } from "../durability/snapshot.ts";
@@ -28,6 +27,7 @@ import {
   unreachable,
 } from "../child/messages.ts";
 import type { ChildBus } from "./child_events.ts";
+import { type ChildHandle, type HandleEvents, processChild, workerChild } from "./child_handle.ts";
 
 /** A child's life, as the listener sees it. */
 export type ChildState =
@@ -63,8 +63,6 @@ export interface ChildStatus {
   /** Alerts set aside for killing the child (`poison.jsonl`). */
   quarantined: number;
 }
-
-const WORKER_URL = new URL("../../workers/child.ts", import.meta.url);
 
 /** A file-system-safe folder name for a child (names may hold spaces). */
 export function childDirName(name: string): string {
@@ -117,7 +115,7 @@ export class ChildLink implements AsyncDisposable {
   #status: ChildStatus;
   #ping = 0;
   #journal: Journal | undefined;
-  #worker: Worker | undefined;
+  #worker: ChildHandle | undefined;
   /** Alerts on their way into the journal (group commit), then to the worker. */
   #outbox = new GroupCommit<AlertDelivery>({
     write: (batch) => this.#journal!.append(batch),
@@ -150,6 +148,8 @@ export class ChildLink implements AsyncDisposable {
   #applying: Float64Array | undefined;
   /** Journal positions set aside for killing the child. */
   #quarantined = new Set<number>();
+  /** The alert at work, as a child process last reported it. */
+  #marker = 0;
   /** Who wants to hear that an alert is on disk, by seq. */
   #onJournaled = new Map<number, () => void>();
   #stopped: PromiseWithResolvers<void> = Promise.withResolvers();
@@ -290,31 +290,31 @@ export class ChildLink implements AsyncDisposable {
     this.#status.state = from === "new" ? "starting" : "restarting";
     this.lastPong = performance.now();
     this.#stopped = Promise.withResolvers();
-    const worker = new Worker(WORKER_URL, {
-      type: "module",
-      name: this.section.name,
-      deno: { permissions: childPermissions(this.section, checkOnly ? undefined : this.dir) },
-    });
-    const applying = new SharedArrayBuffer(8);
-    this.#applying = new Float64Array(applying);
-    this.#worker = worker;
-    worker.onmessage = (event: MessageEvent<unknown>) => {
-      if (worker !== this.#worker) return;
-      const read = readFromChild(event.data);
-      if (read.ok) return this.#receive(read.message);
-      this.#o.log.event("error", "bad_message", {
-        child: this.section.name,
-        reason: read.reason,
-        data: JSON.stringify(event.data)?.slice(0, 500) ?? String(event.data),
-      });
+    const stateDir = checkOnly ? undefined : this.dir;
+    const inProcess = this.section.isolation === "process";
+    // A Web Worker shows the position it is applying in shared memory.
+    const applying = inProcess ? null : new SharedArrayBuffer(8);
+    this.#applying = applying ? new Float64Array(applying) : undefined;
+    const events: HandleEvents = {
+      message: (data) => {
+        if (handle !== this.#worker) return;
+        const read = readFromChild(data);
+        if (read.ok) return this.#receive(read.message);
+        this.#o.log.event("error", "bad_message", {
+          child: this.section.name,
+          reason: read.reason,
+          data: JSON.stringify(data)?.slice(0, 500) ?? String(data),
+        });
+      },
+      ended: (reason) => {
+        if (handle === this.#worker) this.die(reason);
+      },
+      output: (line) => this.#o.bus.emit("line", { child: this.section.name, text: line }),
     };
-    worker.onerror = (event: ErrorEvent) => {
-      event.preventDefault();
-      if (worker === this.#worker) this.die(event.message || String(event.error));
-    };
-    worker.onmessageerror = () => {
-      if (worker === this.#worker) this.die("a message from the worker could not be read");
-    };
+    const handle: ChildHandle = inProcess
+      ? processChild(this.section, stateDir, events)
+      : workerChild(this.section, stateDir, events);
+    this.#worker = handle;
     const settings = { ...this.#o.settings(this.dir), quarantined: [...this.#quarantined] };
     this.#post({ type: "init", settings, applying });
   }
@@ -350,7 +350,7 @@ export class ChildLink implements AsyncDisposable {
    * none): the alert that may have killed it.
    */
   suspect(): number {
-    return this.#applying?.[0] ?? 0;
+    return this.#applying?.[0] ?? this.#marker;
   }
 
   get #poisonPath(): string {
@@ -367,18 +367,21 @@ export class ChildLink implements AsyncDisposable {
     this.#status.quarantined = this.#quarantined.size;
     const d = this.#unacked.get(seq);
     this.#unacked.delete(seq);
+    const record = await this.#journal?.record(seq);
     const line = JSON.stringify({
       seq,
-      node: d?.node ?? null,
-      id: d?.id ?? null,
-      t0: d?.t0 ?? null,
-      alert: d?.text ?? null,
+      node: record?.node ?? d?.node ?? null,
+      id: record?.id ?? d?.id ?? null,
+      t0: record?.t0 ?? d?.t0 ?? null,
+      alert: record?.alert ?? (d ? JSON.parse(d.text) : null),
       reason,
       at: new Date().toISOString(),
     });
     await Deno.writeTextFile(this.#poisonPath, line + "\n", { append: true, mode: 0o600 });
     const child = this.section.name;
-    const message = `Alert ${seq}${d ? ` (node ${d.node}, id ${d.id ?? "-"})` : ""} killed child ` +
+    const where = record ?? d;
+    const message =
+      `Alert ${seq}${where ? ` (node ${where.node}, id ${where.id ?? "-"})` : ""} killed child ` +
       `[${child}] twice in a row (${reason}); it is set aside in ${this.#poisonPath} and never applied`;
     this.#o.bus.emit("ack", {
       child,
@@ -519,6 +522,9 @@ export class ChildLink implements AsyncDisposable {
       case "pong":
         this.lastPong = performance.now();
         return;
+      case "marker":
+        this.#marker = message.seq;
+        return;
       case "stopped":
         this.#status.state = "stopped";
         this.#stopped.resolve();
@@ -529,6 +535,6 @@ export class ChildLink implements AsyncDisposable {
   }
 
   #post(message: ToChild): void {
-    this.#worker?.postMessage(message);
+    this.#worker?.post(message);
   }
 }

@@ -34,6 +34,7 @@ import { systemClock } from "../queue/clock.ts";
 import { type Credentials, CredentialsError, resolveCredentials } from "../xmpp/credentials.ts";
 import { type XmppFailure, XmppSource } from "../xmpp/source.ts";
 import { ChildStartError } from "./child_events.ts";
+import { compiled } from "./child_handle.ts";
 import { childDirName } from "./child_link.ts";
 import { ControlServer } from "./control.ts";
 import { Mailer } from "./mailer.ts";
@@ -174,6 +175,16 @@ async function load(
   try {
     const config = await loadListenerConfig(args.configFile!);
     for (const warning of config.warnings) log.event("warning", "config_warning", {}, warning);
+    for (const s of config.sections) {
+      if (s.isolation === "process" && compiled()) {
+        throw new ConfigError(
+          config.path,
+          `[${s.name}] isolation = process needs the Deno runtime (the portable release, or ` +
+            "deno run); a deno compile binary can run children only as workers",
+          { line: s.line },
+        );
+      }
+    }
     return { config, setup: args.checkConfig ? undefined : await prepare(args, config) };
   } catch (error) {
     if (error instanceof ConfigError || error instanceof CredentialsError) {

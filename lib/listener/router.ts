@@ -43,6 +43,8 @@ export interface RouteCounts {
   ignored: number;
   /** Offered while the listener was stopping: left on the server for the next start. */
   deferred: number;
+  /** Routed with an alert_type GraceDB is not known to send (each type logged once per child). */
+  unknown_type: number;
 }
 
 /**
@@ -95,7 +97,10 @@ export class Router {
     duplicates: 0,
     ignored: 0,
     deferred: 0,
+    unknown_type: 0,
   };
+  /** child -> alert types not known, already logged */
+  #unknownTypes = new Map<string, Set<string>>();
   #closed = false;
   #o: RouterOptions;
   #seen: SeenIds;
@@ -206,6 +211,9 @@ export class Router {
       return duplicate(`same payload already routed from node ${twin}`);
     }
     this.counts.routed++;
+    if (!read.known && read.schema !== "command" && read.schema !== "heartbeat") {
+      this.#unknownType(child, alert.alert_type, node);
+    }
     this.#o.show?.(child, text);
     this.#o.deliver({
       child,
@@ -217,6 +225,21 @@ export class Router {
       ...(input.onJournaled ? { onJournaled: input.onJournaled } : {}),
     });
     return "routed";
+  }
+
+  /** Counts an alert_type GraceDB is not known to send; logs it the first time per child. */
+  #unknownType(child: string, type: string, node: string): void {
+    this.counts.unknown_type++;
+    let seen = this.#unknownTypes.get(child);
+    if (!seen) this.#unknownTypes.set(child, seen = new Set());
+    if (seen.has(type)) return;
+    seen.add(type);
+    this.#o.log.event(
+      "warning",
+      "alert_type_unknown",
+      { child, node, alert_type: type },
+      `alert_type "${type}" is new to this listener; delivered to ${child}, whose handler decides`,
+    );
   }
 
   /** The other node this payload reached the child from recently, if any. */

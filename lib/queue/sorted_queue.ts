@@ -23,6 +23,8 @@ export interface SortedQueueOptions {
    * @default {0.5}
    */
   maxFrac?: number;
+  /** Hears about every item inserted (the engine notes which alert made it). */
+  onInsert?: (item: QueueItem) => void;
 }
 
 /** Seconds in a century: no follow-up is meant to come due further away than that. */
@@ -90,10 +92,12 @@ export class SortedQueue<T extends QueueItem = QueueItem> implements Iterable<T>
   #byGraceId = new Map<string, Set<T>>();
   #maxComplete: number;
   #maxFrac: number;
+  #onInsert: ((item: QueueItem) => void) | undefined;
 
   constructor(options: SortedQueueOptions = {}) {
     this.#maxComplete = options.maxComplete ?? 100;
     this.#maxFrac = options.maxFrac ?? 0.5;
+    this.#onInsert = options.onInsert;
   }
 
   /** Number of pending (not complete) items. */
@@ -121,6 +125,7 @@ export class SortedQueue<T extends QueueItem = QueueItem> implements Iterable<T>
     checkTime(item, key);
     item[OWNER] = this;
     this.#pending++;
+    this.#onInsert?.(item);
     if (item.graceid !== undefined) {
       let set = this.#byGraceId.get(item.graceid);
       if (!set) this.#byGraceId.set(item.graceid, set = new Set());
