@@ -75,6 +75,10 @@ const XMPP_EXIT: Record<XmppFailure["kind"], "auth" | "unavailable" | "runtime">
   unavailable: "unavailable",
   missing_nodes: "unavailable",
   conflict: "runtime",
+  kicked: "unavailable",
+  shutdown: "unavailable",
+  redirect: "unavailable",
+  stream: "unavailable",
 };
 
 function identity(): Identity {

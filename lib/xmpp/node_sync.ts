@@ -1,0 +1,186 @@
+/**
+ * What the session does after each (re)connect, before it calls itself
+ * online: find which configured nodes exist and are subscribed (one
+ * request per node: Prosody 0.12 never answers the all-node request once
+ * a subscribed node was deleted), record the baseline of nodes never
+ * watched before subscribing to them, subscribe where needed, and catch
+ * up on each node, oldest item first.
+ *
+ * @module
+ */
+
+import type { ChildLog } from "../core/log.ts";
+import type { RouteInput } from "../core/source.ts";
+import { catchUp, type CatchUpResult, type CatchUpSeen, takeBaseline } from "./catch_up.ts";
+import { XmppFailure } from "./failure.ts";
+import { condition, type Pubsub } from "./pubsub.ts";
+
+/** What a sync needs. */
+export interface NodeSyncOptions {
+  pubsub: Pubsub;
+  /** The session's full JID (subscriptions are made for it). */
+  jid: string;
+  nodes: readonly string[];
+  seen: CatchUpSeen;
+  /** Items per catch-up request; 0 turns catch-up off. */
+  pageSize: number;
+  /** Most items caught up per node. */
+  ceiling: number;
+  createMissingNodes: boolean;
+  /** The first connection: a missing node is fatal then, and only named afterwards. */
+  first: boolean;
+  log: ChildLog;
+  /** Epoch seconds. */
+  now(): number;
+}
+
+/** What the sync tells the session as it goes. */
+export interface NodeSyncHooks {
+  /** A caught-up item to route (oldest first). */
+  route(input: RouteInput): void;
+  /** The node receives from now on. */
+  subscribed(node: string): void;
+  /** A configured node does not exist (any more). */
+  missing(node: string): void;
+  /**
+   * The node is caught up: `routed` holds the ids just routed, `result` is
+   * undefined when catch-up was off or failed.
+   */
+  caughtUp(node: string, routed: ReadonlySet<string>, result: CatchUpResult | undefined): void;
+}
+
+type State = "subscribed" | "unsubscribed" | "missing";
+
+/** Whether a request failed with an answer from the server (not a timeout or a lost connection). */
+export function isStanzaError(error: unknown): boolean {
+  return (error as { name?: string } | null)?.name === "StanzaError";
+}
+
+async function states(o: NodeSyncOptions): Promise<Map<string, State>> {
+  const answers = await Promise.all(o.nodes.map(async (node): Promise<[string, State]> => {
+    try {
+      const subscriptions = await o.pubsub.subscriptions(node);
+      const mine = subscriptions.some((s) => s.jid === o.jid && s.subscription === "subscribed");
+      return [node, mine ? "subscribed" : "unsubscribed"];
+    } catch (error) {
+      if (condition(error) === "item-not-found") return [node, "missing"];
+      throw error;
+    }
+  }));
+  return new Map(answers);
+}
+
+async function create(o: NodeSyncOptions, nodes: string[]): Promise<void> {
+  for (const node of nodes) {
+    await o.pubsub.create(node);
+    o.log.event("warning", "node_created", { node }, `node ${node} did not exist and was created`);
+  }
+}
+
+/** On a node never watched, what it holds now is history: recorded, never routed. */
+async function baseline(o: NodeSyncOptions, node: string): Promise<void> {
+  if (o.seen.knows(node)) return;
+  try {
+    const items = await takeBaseline(node, o);
+    o.log.event(
+      "info",
+      "baseline",
+      { node, items },
+      `${items} existing item(s) of ${node} are history`,
+    );
+  } catch (error) {
+    if (!isStanzaError(error)) throw error;
+    // Nothing to list (a node without persistent items): nothing to replay either.
+    o.seen.mark(node);
+    await o.seen.flush();
+    o.log.event("warning", "baseline_failed", { node, condition: condition(error) ?? null });
+  }
+}
+
+async function subscribe(o: NodeSyncOptions, node: string): Promise<boolean> {
+  try {
+    await o.pubsub.subscribe(node, o.jid);
+  } catch (error) {
+    if (condition(error) === "item-not-found") return false;
+    throw error;
+  }
+  o.log.event("info", "subscribed", { node, jid: o.jid });
+  return true;
+}
+
+async function catchUpNode(o: NodeSyncOptions, node: string, hooks: NodeSyncHooks): Promise<void> {
+  const routed = new Set<string>();
+  if (o.pageSize === 0) return hooks.caughtUp(node, routed, undefined);
+  const started = performance.now();
+  let result: CatchUpResult;
+  try {
+    result = await catchUp(node, o, o.now);
+  } catch (error) {
+    // A lost connection or a timeout: the reconnect starts over.
+    if (!isStanzaError(error)) throw error;
+    o.log.event("warning", "catch_up_failed", {
+      node,
+      condition: condition(error) ?? null,
+      error: (error as Error).message,
+    }, `catch-up on ${node} refused: alerts published while disconnected may be missing`);
+    return hooks.caughtUp(node, routed, undefined);
+  }
+  for (const item of result.items) {
+    routed.add(item.id);
+    hooks.route({
+      node,
+      id: item.id,
+      payload: item.payload,
+      t0: o.now(),
+      where: `catch-up ${node} item ${item.id}`,
+    });
+  }
+  o.log.event("info", "caught_up", {
+    node,
+    items: result.fetched,
+    routed: result.items.length,
+    requests: result.requests,
+    paging: result.paging,
+    end: result.end,
+    ms: Math.round((performance.now() - started) * 10) / 10,
+  });
+  hooks.caughtUp(node, routed, result);
+}
+
+/**
+ * Brings every configured node in sync on a fresh connection.
+ *
+ * @throws {XmppFailure} (`missing_nodes`) on the first connection when nodes do not exist
+ * @throws the request's error when one fails other than by a server's answer
+ */
+export async function syncNodes(o: NodeSyncOptions, hooks: NodeSyncHooks): Promise<void> {
+  const found = await states(o);
+  let missing = o.nodes.filter((node) => found.get(node) === "missing");
+  if (missing.length > 0 && o.createMissingNodes) {
+    await create(o, missing);
+    for (const node of missing) found.set(node, "unsubscribed");
+    missing = [];
+  }
+  if (missing.length > 0 && o.first) {
+    throw new XmppFailure(
+      "missing_nodes",
+      `Node(s) not found on ${o.pubsub.service}: ${missing.join(", ")} ` +
+        "(create them with `lvalert_listenMP admin --create --node N`, or pass --create-missing-nodes)",
+    );
+  }
+  for (const node of missing) hooks.missing(node);
+  const ready: string[] = [];
+  for (const node of o.nodes) {
+    const state = found.get(node);
+    if (state === "missing") continue;
+    // Before subscribing: what the server pushes on subscribe is then known as history.
+    await baseline(o, node);
+    if (state === "unsubscribed" && !(await subscribe(o, node))) {
+      hooks.missing(node);
+      continue;
+    }
+    hooks.subscribed(node);
+    ready.push(node);
+  }
+  for (const node of ready) await catchUpNode(o, node, hooks);
+}
