@@ -22,7 +22,7 @@ import type { ListenArgs } from "../config/cli.ts";
 import { type ListenerConfig, loadListenerConfig } from "../config/config.ts";
 import { describeGraceDbAuth, type GraceDbAuth, resolveGraceDbAuth } from "../gracedb/auth.ts";
 import { childPermissions, describePermissions } from "../config/permissions.ts";
-import { SeenStore } from "../durability/seen_store.ts";
+import { SEEN_LIMIT, SeenStore } from "../durability/seen_store.ts";
 import { defaultStateDir, openStateDir } from "../durability/state_dir.ts";
 import { systemClock } from "../queue/clock.ts";
 import { type Credentials, CredentialsError, resolveCredentials } from "../xmpp/credentials.ts";
@@ -252,6 +252,8 @@ async function run(
     await using stack = new AsyncDisposableStack();
     const seen = stack.use(
       await SeenStore.open(setup.stateDir, {
+        // A catch-up never pages back past what the seen ids remember.
+        limit: Math.max(SEEN_LIMIT, args.catchUpMax),
         onError: (error) => log.event("error", "seen_write_failed", { error: error.message }),
       }),
     );
@@ -411,6 +413,9 @@ function makeSource(r: Running, credentials: Credentials): XmppSource {
     service: args.pubsubService ?? `pubsub.${args.server}`,
     nodes: [...r.config.owners.keys()],
     catchUp: args.catchUp,
+    catchUpMax: args.catchUpMax,
+    nodeCheckInterval: args.nodeCheckInterval,
+    backoff: args.backoff,
     createMissingNodes: args.createMissingNodes,
     seen: r.seen,
     log: r.log,
