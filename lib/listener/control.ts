@@ -2,7 +2,8 @@
  * The control socket: a Unix socket in the state folder (mode 0600) on
  * which `lvalert_listenMP ctl` and `status` talk to a running listener.
  * One JSON request line, one JSON reply line:
- * `{"op":"status"}` or `{"op":"command","child":C?,"name":N,"kwargs":{...}}`.
+ * `{"op":"status"}`, `{"op":"command","child":C?,"name":N,"kwargs":{...}}`
+ * or `{"op":"ack_gap","node":N?}` (a catch-up gap acknowledged).
  *
  * @module
  */
@@ -17,6 +18,8 @@ import type { CommandOutcome } from "./supervisor.ts";
 export interface ControlHandlers {
   status(): JsonObject;
   command(child: string | undefined, name: string, kwargs: JsonObject): Promise<CommandOutcome[]>;
+  /** Acknowledges the catch-up gaps of `node` (or all); returns the nodes acknowledged. */
+  ackGap?(node: string | undefined): string[];
 }
 
 const jsonObject = v.custom<JsonObject>(isJsonObject, '"kwargs" must be an object');
@@ -32,8 +35,9 @@ const ControlRequestSchema = v.variant(
       name: v.pipe(v.string('"name" must be a string'), v.minLength(1, '"name" is empty')),
       kwargs: v.optional(jsonObject, {}),
     }),
+    v.object({ op: v.literal("ack_gap"), node: v.optional(v.string('"node" must be a string')) }),
   ],
-  'unknown request: "op" must be "status" or "command" (with "name")',
+  'unknown request: "op" must be "status", "command" (with "name") or "ack_gap"',
 );
 
 /** A request as the socket takes it. */
@@ -118,7 +122,9 @@ export class ControlServer implements AsyncDisposable {
           let reply: JsonObject;
           if (typeof request === "string") reply = { ok: false, error: request };
           else if (request.op === "status") reply = { ok: true, status: handlers.status() };
-          else {
+          else if (request.op === "ack_gap") {
+            reply = { ok: true, acknowledged: handlers.ackGap?.(request.node) ?? [] };
+          } else {
             log.event("info", "control_command", {
               name: request.name,
               child: request.child ?? null,

@@ -390,6 +390,7 @@ async function openControl(
           refused: r.counts.refused,
         }),
       command: (child, name, kwargs) => r.supervisor.command(child, name, kwargs),
+      ackGap: (node) => source()?.acknowledgeGaps(node) ?? [],
     }, r.log);
     return { ok: true, server };
   } catch (error) {
@@ -424,7 +425,33 @@ function makeSource(r: Running, credentials: Credentials): XmppSource {
   });
   source.events.on("item", (input) => r.router.route(input));
   source.events.on("fatal", (f) => r.fail(failed(XMPP_EXIT[f.kind], f)));
+  mailSessionEvents(r, source);
   return source;
+}
+
+/** Mails a catch-up gap or a deleted node to the recipients of the section listening to it. */
+function mailSessionEvents(r: Running, source: XmppSource): void {
+  const host = identity().hostname;
+  const mail = (node: string, subject: string, body: string) => {
+    const child = r.config.owners.get(node);
+    const section = r.config.sections.find((s) => s.name === child);
+    if (!child || !section || section.recipients.length === 0) return;
+    const { mailCommand: command, recipients } = section;
+    r.mailer.send({ child, command, subject, body, recipients });
+  };
+  source.events.on("catch_up_gap", (gap) =>
+    mail(
+      gap.node,
+      `WARNING: lvalertMP catch-up gap on ${gap.node} (${host})`,
+      `${gap.message}.\n\n\`lvalert_listenMP status\` warns until the next clean catch-up on ` +
+        `${gap.node} or \`lvalert_listenMP ctl --ack-gap ${gap.node}\`.\n`,
+    ));
+  source.events.on("node_deleted", ({ node }) =>
+    mail(
+      node,
+      `CRITICAL: lvalertMP node ${node} deleted (${host})`,
+      `Node ${node} no longer exists on ${source.service}: nothing more will come from it.\n`,
+    ));
 }
 
 async function runXmpp(r: Running, source: XmppSource): Promise<Outcome | undefined> {
