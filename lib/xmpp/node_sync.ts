@@ -1,10 +1,14 @@
 /**
  * What the session does after each (re)connect, before it calls itself
- * online: find which configured nodes exist and are subscribed (one
- * request per node: Prosody 0.12 never answers the all-node request once
- * a subscribed node was deleted), record the baseline of nodes never
- * watched before subscribing to them, subscribe where needed, and catch
- * up on each node, oldest item first.
+ * online: record the baseline of nodes never watched before subscribing to
+ * them, subscribe to every configured node, and catch up on each node,
+ * oldest item first.
+ *
+ * Subscribing is idempotent on both servers (one subscription, one
+ * delivery), and done at every (re)connect rather than after asking:
+ * Prosody 0.12 reports a subscription to a node deleted and created again
+ * under the same name that delivers nothing, and never answers the
+ * all-node `<subscriptions/>` request once a subscribed node was deleted.
  *
  * @module
  */
@@ -49,25 +53,9 @@ export interface NodeSyncHooks {
   caughtUp(node: string, routed: ReadonlySet<string>, result: CatchUpResult | undefined): void;
 }
 
-type State = "subscribed" | "unsubscribed" | "missing";
-
 /** Whether a request failed with an answer from the server (not a timeout or a lost connection). */
 export function isStanzaError(error: unknown): boolean {
   return (error as { name?: string } | null)?.name === "StanzaError";
-}
-
-async function states(o: NodeSyncOptions): Promise<Map<string, State>> {
-  const answers = await Promise.all(o.nodes.map(async (node): Promise<[string, State]> => {
-    try {
-      const subscriptions = await o.pubsub.subscriptions(node);
-      const mine = subscriptions.some((s) => s.jid === o.jid && s.subscription === "subscribed");
-      return [node, mine ? "subscribed" : "unsubscribed"];
-    } catch (error) {
-      if (condition(error) === "item-not-found") return [node, "missing"];
-      throw error;
-    }
-  }));
-  return new Map(answers);
 }
 
 async function create(o: NodeSyncOptions, nodes: string[]): Promise<void> {
@@ -75,6 +63,11 @@ async function create(o: NodeSyncOptions, nodes: string[]): Promise<void> {
     await o.pubsub.create(node);
     o.log.event("warning", "node_created", { node }, `node ${node} did not exist and was created`);
   }
+}
+
+/** Whether a request failed because the node does not exist. */
+function notFound(error: unknown): boolean {
+  return condition(error) === "item-not-found";
 }
 
 /** On a node never watched, what it holds now is history: recorded, never routed. */
@@ -89,7 +82,7 @@ async function baseline(o: NodeSyncOptions, node: string): Promise<void> {
       `${items} existing item(s) of ${node} are history`,
     );
   } catch (error) {
-    if (!isStanzaError(error)) throw error;
+    if (!isStanzaError(error) || notFound(error)) throw error;
     // Nothing to list (a node without persistent items): nothing to replay either.
     o.seen.mark(node);
     await o.seen.flush();
@@ -97,14 +90,17 @@ async function baseline(o: NodeSyncOptions, node: string): Promise<void> {
   }
 }
 
-async function subscribe(o: NodeSyncOptions, node: string): Promise<boolean> {
+/** Baseline, then subscription; false when the node does not exist. */
+async function join(o: NodeSyncOptions, node: string): Promise<boolean> {
   try {
+    // Before subscribing: what the server pushes on subscribe is then known as history.
+    await baseline(o, node);
     await o.pubsub.subscribe(node, o.jid);
   } catch (error) {
-    if (condition(error) === "item-not-found") return false;
+    if (notFound(error)) return false;
     throw error;
   }
-  o.log.event("info", "subscribed", { node, jid: o.jid });
+  o.log.event("debug", "subscribed", { node, jid: o.jid });
   return true;
 }
 
@@ -154,11 +150,11 @@ async function catchUpNode(o: NodeSyncOptions, node: string, hooks: NodeSyncHook
  * @throws the request's error when one fails other than by a server's answer
  */
 export async function syncNodes(o: NodeSyncOptions, hooks: NodeSyncHooks): Promise<void> {
-  const found = await states(o);
-  let missing = o.nodes.filter((node) => found.get(node) === "missing");
+  const joined = await Promise.all(o.nodes.map((node) => join(o, node)));
+  let missing = o.nodes.filter((_, i) => !joined[i]);
   if (missing.length > 0 && o.createMissingNodes) {
     await create(o, missing);
-    for (const node of missing) found.set(node, "unsubscribed");
+    for (const node of missing) if (!(await join(o, node))) throw new Error(`${node} vanished`);
     missing = [];
   }
   if (missing.length > 0 && o.first) {
@@ -169,18 +165,7 @@ export async function syncNodes(o: NodeSyncOptions, hooks: NodeSyncHooks): Promi
     );
   }
   for (const node of missing) hooks.missing(node);
-  const ready: string[] = [];
-  for (const node of o.nodes) {
-    const state = found.get(node);
-    if (state === "missing") continue;
-    // Before subscribing: what the server pushes on subscribe is then known as history.
-    await baseline(o, node);
-    if (state === "unsubscribed" && !(await subscribe(o, node))) {
-      hooks.missing(node);
-      continue;
-    }
-    hooks.subscribed(node);
-    ready.push(node);
-  }
+  const ready = o.nodes.filter((node) => !missing.includes(node));
+  for (const node of ready) hooks.subscribed(node);
   for (const node of ready) await catchUpNode(o, node, hooks);
 }
