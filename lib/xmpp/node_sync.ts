@@ -17,7 +17,8 @@ import type { ChildLog } from "../core/log.ts";
 import type { RouteInput } from "../core/source.ts";
 import { catchUp, type CatchUpResult, type CatchUpSeen, takeBaseline } from "./catch_up.ts";
 import { XmppFailure } from "./failure.ts";
-import { condition, type Pubsub } from "./pubsub.ts";
+import type { XmppClient } from "./client.ts";
+import { condition, Pubsub } from "./pubsub.ts";
 
 /** What a sync needs. */
 export interface NodeSyncOptions {
@@ -168,4 +169,28 @@ export async function syncNodes(o: NodeSyncOptions, hooks: NodeSyncHooks): Promi
   const ready = o.nodes.filter((node) => !missing.includes(node));
   for (const node of ready) hooks.subscribed(node);
   for (const node of ready) await catchUpNode(o, node, hooks);
+}
+
+/**
+ * Nodes `jid` is subscribed to that are not configured, or undefined when
+ * the server does not answer within 5 s: Prosody 0.12 never answers the
+ * all-node request once a subscribed node was deleted, so nothing may
+ * wait for it.
+ */
+export async function unconfiguredSubscriptions(
+  client: XmppClient,
+  service: string,
+  jid: string,
+  nodes: readonly string[],
+  o: { signal: AbortSignal; log: ChildLog },
+): Promise<string[] | undefined> {
+  try {
+    const all = await new Pubsub(client, service, 5000, o.signal).subscriptions();
+    const configured = new Set(nodes);
+    const mine = all.filter((s) => s.jid === jid && s.subscription === "subscribed");
+    return [...new Set(mine.map((s) => s.node))].filter((node) => !configured.has(node));
+  } catch (error) {
+    o.log.event("debug", "subscriptions_unanswered", { error: (error as Error).message });
+    return undefined;
+  }
 }

@@ -12,29 +12,19 @@
  * @module
  */
 
-import {
-  backoff,
-  delay,
-  retry,
-  RetryError,
-  type RetryOptions,
-  whenAborted,
-} from "../core/async.ts";
+import { backoff, delay, retry, RetryError, type RetryOptions } from "../core/async.ts";
 import { Emitter } from "../core/emitter.ts";
 import type { ChildLog } from "../core/log.ts";
 import type { RouteInput } from "../core/source.ts";
 import { systemClock } from "../queue/clock.ts";
 import type { CatchUpGap, CatchUpResult, CatchUpSeen } from "./catch_up.ts";
-import {
-  createXmppClient,
-  type XmlElement,
-  type XmppClient,
-  type XmppClientOptions,
-} from "./client.ts";
-import { classify, retryable, streamErrorOf, streamFailure, type XmppFailure } from "./failure.ts";
+import type { XmlElement, XmppClient, XmppClientOptions } from "./client.ts";
+import { closeConnection, type Connection, openConnection } from "./connection.ts";
+import { classify, retryable, type XmppFailure } from "./failure.ts";
 import { HeldItems } from "./held_items.ts";
-import { isStanzaError, syncNodes } from "./node_sync.ts";
-import { eventItems, NS_PUBSUB_EVENT, Pubsub } from "./pubsub.ts";
+import { isStanzaError, syncNodes, unconfiguredSubscriptions } from "./node_sync.ts";
+import { NodeWatch } from "./node_watch.ts";
+import { eventItems, NS_PUBSUB_EVENT } from "./pubsub.ts";
 
 export { classify, XmppFailure, type XmppFailureKind } from "./failure.ts";
 export type { CatchUpGap } from "./catch_up.ts";
@@ -84,28 +74,12 @@ export interface XmppSourceOptions {
   connect?: (options: XmppClientOptions) => XmppClient;
 }
 
-const NS_SASL = "urn:ietf:params:xml:ns:xmpp-sasl";
 const now = systemClock.now;
-
-function masked(el: XmlElement): string {
-  return el.attrs.xmlns === NS_SASL
-    ? `<${el.name} xmlns="${NS_SASL}">[hidden]</${el.name}>`
-    : el.toString();
-}
 
 /** `host`, `host:port` or `[v6]:port` of a see-other-host redirect. */
 function parseHost(text: string, port: number): { server: string; port: number } {
   const m = /^\[([^\]]+)\](?::(\d+))?$/.exec(text) ?? /^([^:]+)(?::(\d+))?$/.exec(text);
   return m ? { server: m[1]!, port: m[2] ? Number(m[2]) : port } : { server: text, port };
-}
-
-/** One connection: its client, requests, and the signal of its loss. */
-interface Connection {
-  client: XmppClient;
-  pubsub: Pubsub;
-  lost: AbortController;
-  /** The stream error the server ended it with. */
-  failure: XmppFailure | undefined;
 }
 
 /** The listener's XMPP session. */
@@ -120,14 +94,24 @@ export class XmppSource implements AsyncDisposable {
   #offlineSince: number | null = null;
   #subscribed = new Set<string>();
   #extra: string[] = [];
-  #deleted = new Set<string>();
   #gaps = new Map<string, CatchUpGap>();
   #held = new HeldItems();
   #redirect: { server: string; port: number } | undefined;
-  #check: ReturnType<typeof setTimeout> | undefined;
+  #watch: NodeWatch;
 
   constructor(options: XmppSourceOptions) {
     this.#o = options;
+    this.#watch = new NodeWatch({
+      nodes: options.nodes,
+      service: options.service,
+      interval: options.nodeCheckInterval ?? 60,
+      log: options.log,
+      deleted: (node, how) => {
+        this.#subscribed.delete(node);
+        this.#release(node, new Set());
+        this.events.emit("node_deleted", { node, how });
+      },
+    });
     options.signal?.addEventListener("abort", () => void this.stop(), { once: true });
   }
 
@@ -158,7 +142,7 @@ export class XmppSource implements AsyncDisposable {
 
   /** Configured nodes found deleted on the server. */
   get deleted(): string[] {
-    return [...this.#deleted];
+    return this.#watch.deleted;
   }
 
   /** Catch-up gaps not yet acknowledged nor closed by a clean catch-up. */
@@ -195,10 +179,7 @@ export class XmppSource implements AsyncDisposable {
     const signal = this.#abort.signal;
     const attempts = this.#o.attempts ?? 5;
     try {
-      await retry(async () => {
-        await this.#connect();
-        await this.#prepare(true);
-      }, {
+      await retry(() => this.#attempt(true), {
         ...this.#retryOptions(),
         maxAttempts: attempts,
         signal,
@@ -247,54 +228,31 @@ export class XmppSource implements AsyncDisposable {
     signal.throwIfAborted();
     const redirect = this.#redirect;
     this.#redirect = undefined;
-    const options = redirect
-      ? { ...this.#o.client, ...redirect, domain: this.#o.client.domain ?? this.#o.client.server }
-      : this.#o.client;
-    const client = (this.#o.connect ?? createXmppClient)(options);
-    const lost = new AbortController();
-    const timeout = (this.#o.requestTimeout ?? 30) * 1000;
-    const pubsub = new Pubsub(client, this.#o.service, timeout, lost.signal);
-    const conn: Connection = { client, pubsub, lost, failure: undefined };
-    this.#conn = conn;
-    // Whatever the server pushes from now on waits for its node's catch-up.
-    this.#held.hold(this.#o.nodes);
-    this.#listen(conn);
-    // Stopping while connecting ends the attempt at once: the client is
-    // told to stop, and nobody waits for it to finish opening the stream.
-    const started = client.start();
-    started.catch(() => {});
-    // A connection closed while opening: the client's own error says most, if it comes.
-    const closed = whenAborted(lost.signal).then(() =>
-      Promise.race([started, delay(200, { persistent: false })])
-    ).then(() => {
-      throw conn.failure ?? new Error("The connection closed while opening");
+    const client = this.#o.client;
+    const conn = await openConnection({
+      client: redirect
+        ? { ...client, ...redirect, domain: client.domain ?? client.server }
+        : client,
+      service: this.#o.service,
+      timeout: (this.#o.requestTimeout ?? 30) * 1000,
+      log: this.#o.log,
+      debug: this.#o.debug,
+      connect: this.#o.connect,
+      signal,
+      stanza: (stanza) => this.#onStanza(stanza),
+      streamError: (conn, failure) => this.#onStreamError(conn, failure),
+      closed: (conn) => {
+        if (conn === this.#conn) this.#onDisconnect();
+      },
+    }, (conn) => {
+      this.#conn = conn;
+      // Whatever the server pushes from now on waits for its node's catch-up.
+      this.#held.hold(this.#o.nodes);
     });
-    closed.catch(() => {});
-    await Promise.race([started, whenAborted(signal), closed]);
-    signal.throwIfAborted();
-    this.#o.log.event("info", "xmpp_online", { jid: String(client.jid), service: this.#o.service });
-  }
-
-  #listen(conn: Connection): void {
-    const { client } = conn;
-    const log = this.#o.log;
-    client.on("stanza", (stanza) => this.#onStanza(stanza));
-    client.on("element", (el) => {
-      const info = streamErrorOf(el);
-      if (info) this.#onStreamError(conn, streamFailure(info, this.#o.client));
-      if (this.#o.debug) log.event("debug", "xmpp_in", { xml: masked(el) });
+    this.#o.log.event("info", "xmpp_online", {
+      jid: String(conn.client.jid),
+      service: this.#o.service,
     });
-    client.on("error", (error) => {
-      log.event("debug", "xmpp_error", { error: (error as Error)?.message ?? String(error) });
-    });
-    client.on("status", (status) => {
-      if (status !== "disconnect") return;
-      conn.lost.abort(conn.failure ?? new Error("The XMPP connection was lost"));
-      if (conn === this.#conn) this.#onDisconnect();
-    });
-    if (this.#o.debug) {
-      client.on("send", (el) => log.event("debug", "xmpp_out", { xml: masked(el) }));
-    }
   }
 
   #onStreamError(conn: Connection, failure: XmppFailure): void {
@@ -307,24 +265,11 @@ export class XmppSource implements AsyncDisposable {
   }
 
   async #teardown(): Promise<void> {
-    clearTimeout(this.#check);
-    this.#check = undefined;
+    this.#watch.disarm();
     const conn = this.#conn;
     this.#conn = undefined;
     this.#held.clear();
-    if (!conn) return;
-    const { client } = conn;
-    client.removeAllListeners();
-    // An emitter without an error listener throws; this one is done for.
-    client.on("error", () => {});
-    conn.lost.abort(new Error("The XMPP connection was closed"));
-    if (client.status === "offline") return;
-    const stopped = client.stop().catch(() => {});
-    // Only an open session is worth a polite close; a server that does not
-    // answer the closing stream must not hold up a stop.
-    if (client.status === "online") {
-      await Promise.race([stopped, delay(500, { persistent: false })]);
-    }
+    if (conn) await closeConnection(conn);
   }
 
   #fatal(failure: XmppFailure): void {
@@ -339,7 +284,7 @@ export class XmppSource implements AsyncDisposable {
     if (this.#abort.signal.aborted || !this.#started || this.#reconnecting) return;
     this.#offlineSince ??= now();
     this.#subscribed.clear();
-    clearTimeout(this.#check);
+    this.#watch.disarm();
     const failure = this.#conn?.failure ?? null;
     const reason = failure?.message ?? "the connection was lost";
     this.#o.log.event("warning", "xmpp_disconnected", {
@@ -359,10 +304,7 @@ export class XmppSource implements AsyncDisposable {
       if (why && (why.kind === "kicked" || why.kind === "stream")) {
         await delay(backoff(0, this.#retryOptions()), { signal });
       }
-      await retry(async () => {
-        await this.#connect();
-        await this.#prepare(false);
-      }, {
+      await retry(() => this.#attempt(false), {
         ...this.#retryOptions(),
         maxAttempts: Infinity,
         signal,
@@ -396,14 +338,30 @@ export class XmppSource implements AsyncDisposable {
       nodes: this.subscribed,
       downSeconds,
     });
-    this.#armCheck();
+    if (this.#conn) this.#watch.arm(this.#conn.pubsub, () => this.subscribed);
+  }
+
+  /** One attempt: connected, subscribed and caught up on a connection still open. */
+  async #attempt(first: boolean): Promise<void> {
+    await this.#connect();
+    await this.#prepare(first);
+    // Lost after its last answer: nobody else would notice.
+    const conn = this.#conn;
+    if (conn?.lost.signal.aborted) {
+      throw conn.failure ?? new Error("The connection was lost while catching up");
+    }
   }
 
   /** Subscribes where needed (full JID, no presence), then catches up. */
   async #prepare(first: boolean): Promise<void> {
     const conn = this.#conn!;
     const jid = String(conn.client.jid);
-    void this.#findExtra(conn, jid);
+    void unconfiguredSubscriptions(conn.client, this.#o.service, jid, this.#o.nodes, {
+      signal: conn.lost.signal,
+      log: this.#o.log,
+    }).then((extra) => {
+      if (extra) this.#extra = extra;
+    });
     await syncNodes({
       pubsub: conn.pubsub,
       jid,
@@ -419,9 +377,9 @@ export class XmppSource implements AsyncDisposable {
       route: (input) => this.events.emit("item", input),
       subscribed: (node) => {
         this.#subscribed.add(node);
-        this.#deleted.delete(node);
+        this.#watch.found(node);
       },
-      missing: (node) => this.#gone(node, "reconnect"),
+      missing: (node) => this.#watch.gone(node, "reconnect"),
       caughtUp: (node, routed, result) => this.#caughtUp(node, routed, result),
     });
     for (const node of this.#held.nodes()) this.#release(node, new Set());
@@ -457,62 +415,6 @@ export class XmppSource implements AsyncDisposable {
     for (const input of fresh) this.events.emit("item", input);
   }
 
-  /** Lists this JID's subscriptions on every node, for those no child listens to. */
-  async #findExtra(conn: Connection, jid: string): Promise<void> {
-    // Prosody 0.12 never answers this once a subscribed node was deleted:
-    // it only feeds `extra`, and must not hold anything up.
-    const pubsub = new Pubsub(conn.client, this.#o.service, 5000, conn.lost.signal);
-    try {
-      const mine = (await pubsub.subscriptions())
-        .filter((s) => s.jid === jid && s.subscription === "subscribed").map((s) => s.node);
-      const configured = new Set(this.#o.nodes);
-      this.#extra = [...new Set(mine)].filter((node) => !configured.has(node));
-    } catch (error) {
-      this.#o.log.event("debug", "subscriptions_unanswered", {
-        error: (error as Error).message,
-      });
-    }
-  }
-
-  /** A configured node is gone: reported once, until it is subscribed again. */
-  #gone(node: string, how: XmppSourceEvents["node_deleted"]["how"]): void {
-    if (!this.#o.nodes.includes(node)) return;
-    this.#subscribed.delete(node);
-    this.#release(node, new Set());
-    if (this.#deleted.has(node)) return;
-    this.#deleted.add(node);
-    this.#o.log.event(
-      "error",
-      "node_deleted",
-      { node, how },
-      `node ${node} was deleted on ${this.#o.service}: nothing more will come from it`,
-    );
-    this.events.emit("node_deleted", { node, how });
-  }
-
-  #armCheck(): void {
-    const seconds = this.#o.nodeCheckInterval ?? 60;
-    clearTimeout(this.#check);
-    if (!(seconds > 0) || this.#abort.signal.aborted) return;
-    this.#check = setTimeout(() => void this.#checkNodes(), seconds * 1000);
-  }
-
-  /** One disco#items request: are the nodes still there? (Not every server says when one goes.) */
-  async #checkNodes(): Promise<void> {
-    const conn = this.#conn;
-    if (!conn || !this.online) return;
-    try {
-      const listed = new Set(await conn.pubsub.nodes());
-      for (const node of [...this.#subscribed]) {
-        // A long list may be cut short: ask about the node itself before concluding.
-        if (!listed.has(node) && !(await conn.pubsub.exists(node))) this.#gone(node, "check");
-      }
-    } catch (error) {
-      this.#o.log.event("debug", "node_check_failed", { error: (error as Error).message });
-    }
-    if (conn === this.#conn && this.online) this.#armCheck();
-  }
-
   #onStanza(stanza: XmlElement): void {
     if (stanza.name !== "message") return;
     const event = stanza.getChild("event", NS_PUBSUB_EVENT);
@@ -526,7 +428,7 @@ export class XmppSource implements AsyncDisposable {
       return;
     }
     const deleted = event.getChild("delete")?.attrs.node;
-    if (deleted !== undefined) return this.#gone(deleted, "notified");
+    if (deleted !== undefined) return this.#watch.gone(deleted, "notified");
     const purged = event.getChild("purge")?.attrs.node;
     if (purged !== undefined) {
       this.#o.log.event("warning", "node_purged", { node: purged }, `node ${purged} was purged`);
