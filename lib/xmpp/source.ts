@@ -431,7 +431,12 @@ export class XmppSource implements AsyncDisposable {
     if (deleted !== undefined) return this.#watch.gone(deleted, "notified");
     const purged = event.getChild("purge")?.attrs.node;
     if (purged !== undefined) {
+      // Its items are gone: the next catch-up there cannot find the last one seen.
       this.#o.log.event("warning", "node_purged", { node: purged }, `node ${purged} was purged`);
+    }
+    const configured = event.getChild("configuration")?.attrs.node;
+    if (configured !== undefined) {
+      this.#o.log.event("info", "node_configured", { node: configured });
     }
     const t0 = now();
     for (const item of eventItems(stanza)) {
