@@ -443,7 +443,8 @@ export class Ejabberd {
       exited = true;
       return s;
     });
-    const deadline = AbortSignal.timeout(20_000);
+    // About a second when the machine is idle; much longer on a busy one.
+    const deadline = AbortSignal.timeout(60_000);
     // Listeners accept TCP connections before ejabberd has started, but
     // serve them only once it has: the first answered request is readiness.
     for (;;) {

@@ -103,7 +103,6 @@ class BacklogPublisher {
   generated = 0;
   #queue: { node: string; uid: string }[] = [];
   #server: XmppServer;
-  #nodes: string[];
   #timer: ReturnType<typeof setInterval>;
   #session: Session | undefined;
   #held = false;
@@ -112,12 +111,12 @@ class BacklogPublisher {
   #idle: (() => void) | undefined;
   #pump: Promise<void>;
 
-  constructor(server: XmppServer, nodes: string[], perSecond: number) {
+  constructor(server: XmppServer, nodes: string[], perSecond: number, total: number) {
     this.#server = server;
-    this.#nodes = nodes;
     this.#timer = setInterval(() => {
       const n = ++this.generated;
       this.#queue.push({ node: nodes[n % nodes.length]!, uid: `A${n}` });
+      if (n === total) clearInterval(this.#timer);
       this.#wake?.();
     }, 1000 / perSecond);
     this.#pump = this.#run();
@@ -211,7 +210,9 @@ async function twentySecondOutage(kind: ServerKind): Promise<string> {
   }
   // Default catch-up flags; only the reconnect backoff is short, to keep the test short.
   const listener = await listen(server, dir.path, proxy.port, "--backoff", "0.5,2");
-  const publisher = new BacklogPublisher(server, nodes, 10);
+  // 420 in all, 105 per node: however long the listener stays away, a node keeping 100 holds
+  // everything it missed (25 of each node's alerts go out before the outage).
+  const publisher = new BacklogPublisher(server, nodes, 10, 420);
   try {
     await listener.until(() => publisher.published.length >= 100, "100 alerts before the outage");
     await publisher.hold();
