@@ -12,10 +12,14 @@
  *   and that ejabberd's push was seen and recognised;
  * - delete notification: Prosody yes, ejabberd no: "node deletion" expects
  *   the notification on Prosody and the periodic check on ejabberd;
- * - item ids: UUIDs (Prosody), hex publication times (ejabberd): the
- *   listener never reads meaning into them, only compares them;
+ * - item ids: UUIDs (Prosody), hex publication times (ejabberd, not in
+ *   order as text): the listener never orders by them, only compares them;
+ * - item order: both answer oldest first, the newest `max_items`; "a gap
+ *   that cannot be closed" checks the caught-up alerts arrive in
+ *   publication order, across two nodes, on both;
  * - items paging: ejabberd pages with XEP-0059 result sets, Prosody ignores
- *   them (growing `max_items` instead): the outage catch-ups log which.
+ *   them (growing `max_items` instead): the 20 s outage needs several
+ *   requests per node on each, and logs which paging it used.
  */
 
 import assert from "node:assert/strict";
