@@ -11,7 +11,7 @@ import { GroupCommit } from "../lib/durability/group_commit.ts";
 import { Ini, parseIni } from "../lib/config/ini.ts";
 import { Journal, type JournalRecord } from "../lib/durability/journal.ts";
 import { Logger } from "../lib/core/log.ts";
-import { takeSnapshot } from "../lib/durability/snapshot.ts";
+import { snapshotText } from "../lib/durability/snapshot.ts";
 import { writePrivateFile } from "../lib/durability/state_dir.ts";
 import * as testHandler from "../workers/handlers/test.ts";
 
@@ -165,7 +165,7 @@ export async function benchSnapshot(count = 1e5, journaled = 1000): Promise<Snap
       });
     });
     const start = performance.now();
-    const text = JSON.stringify(takeSnapshot("bench", count, items, [], t0));
+    const text = snapshotText("bench", count, items, [], t0);
     await Deno.mkdir(join(dir, "snapshots"));
     await writePrivateFile(join(dir, "snapshots", "snapshot.json"), text);
     const writeMs = performance.now() - start;

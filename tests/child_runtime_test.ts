@@ -267,7 +267,7 @@ Deno.test("ChildRuntime commands", async (t) => {
     },
   );
   await t.step(
-    "a sleep kwarg makes a command repeat every sleep seconds",
+    "a sleep kwarg delays a command by sleep seconds; it runs once (commands.py, CommandQueueItem)",
     async () => {
       const h = harness();
       await h.runtime.deliver(
@@ -275,14 +275,21 @@ Deno.test("ChildRuntime commands", async (t) => {
         1_000,
       );
       await h.advance(7);
-      assert.deepEqual(h.events("task_executed").map((r) => r.due), [
-        1_002,
-        1_004,
-        1_006,
-      ]);
-      assert.equal(h.runtime.queue.size, 1);
+      assert.deepEqual(h.events("task_executed").map((r) => r.due), [1_002]);
+      assert.equal(h.runtime.queue.size, 0);
     },
   );
+  await t.step("a sleep below one second is refused", async () => {
+    const h = harness();
+    const r = await h.runtime.deliver(
+      command("printMessage", { message: "x", sleep: 0.001 }),
+      1_000,
+    );
+    assert.deepEqual(r, {
+      ok: false,
+      reason: 'command printMessage: "sleep" must be at least 1 s',
+    });
+  });
   await t.step("printQueue to STDOUT logs the queue", async () => {
     const h = harness();
     await h.runtime.deliver(NEW, 1_000);
@@ -325,11 +332,15 @@ Deno.test("ChildRuntime answers a heartbeat request on the node it came from", a
     node: "cbc_gstlal",
     payload: {
       uid: "heartbeat",
+      alert_type: "heartbeat",
       ptype: "response",
       key: "k1",
+      hostname: "h",
+      user: "u",
+      pid: 42,
+      name: "kid",
       child: "kid",
       host: "h",
-      pid: 42,
       queue: 1,
     },
   }]);

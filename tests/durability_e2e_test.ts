@@ -118,7 +118,7 @@ export const commands = [{
 export async function parseAlert(ctx, alert, t0) {
   if (alert.uid === "poison") setTimeout(() => { throw new Error("poisoned"); }, 0);
   if (alert.uid === "die-once") {
-    const marker = ctx.logDirectory + "/died-once";
+    const marker = ctx.filesDirectory + "/died-once";
     try { await Deno.stat(marker); return; } catch { /* first time */ }
     await Deno.writeTextFile(marker, "x");
     self.close();
@@ -246,7 +246,7 @@ Deno.test("every command through the control socket, with checkpointQueue and lo
     (await ctl("filename,cp.json", "checkpointQueue")).stdout,
     /\[a\] 2 item\(s\) written to .*cp\.json/,
   );
-  assert.equal((await Deno.stat(join(dir.path, "cp.json"))).mode! & 0o777, 0o600);
+  assert.equal((await Deno.stat(join(dir.path, "queue", "cp.json"))).mode! & 0o777, 0o600);
   assert.match((await ctl("graceid,G1", "clearGraceID")).stdout, /cleared 1 item\(s\) of G1/);
   assert.equal(await queueSize(), 1);
   assert.match((await ctl("clearQueue")).stdout, /cleared 1 item\(s\)/);

@@ -21,6 +21,18 @@ export async function tempDir(
   };
 }
 
+/**
+ * Waits until `test` holds (checked every few milliseconds), or fails
+ * after `seconds` naming `what`: a barrier on a fact, not a fixed sleep.
+ */
+export async function waitFor(test: () => boolean, what: string, seconds = 10): Promise<void> {
+  const end = Date.now() + seconds * 1000;
+  while (!test()) {
+    if (Date.now() > end) throw new Error(`Timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}
+
 /** Copies fixtures into a folder, so logs written beside them land there. */
 export async function copyFixtures(
   dir: string,
@@ -150,6 +162,11 @@ export class ListenerProcess {
     const status = await this.#child.status;
     await this.#done;
     return status.code;
+  }
+
+  /** Sends a signal without waiting. */
+  signal(signal: Deno.Signal): void {
+    this.#child.kill(signal);
   }
 
   /** Sends a signal and waits for the exit code. */

@@ -26,7 +26,14 @@ Deno.test("Journal appends records that read back in order, files private", asyn
   await using dir = await tempDir();
   const path = join(dir.path, "journal.log");
   const { journal, read } = await Journal.open(path);
-  assert.deepEqual(read, { base: 0, records: [], ends: [], cut: null });
+  assert.deepEqual(read, {
+    base: 0,
+    records: [],
+    ends: [],
+    cut: null,
+    damaged: [],
+    header: "ok",
+  });
   await journal.append([record(1), record(2)]);
   await journal.append([record(3)]);
   assert.equal(journal.lastSeq, 3);
@@ -50,20 +57,32 @@ Deno.test("Journal finds a torn or damaged tail, reports it and cuts it", async 
     assert.equal(await Deno.readTextFile(path), good, "the tail is cut from the file");
     await journal.append([record(3)]);
     await journal.close();
-    assert.deepEqual(readJournal(await Deno.readTextFile(path), path).records.map((r) => r.seq), [
+    assert.deepEqual(readJournal(await Deno.readTextFile(path)).records.map((r) => r.seq), [
       1,
       2,
       3,
     ]);
   });
-  await t.step("a damaged line in the middle: everything from it on is cut", async () => {
-    const bad = encodeRecord(record(3)).replace("G3", "G9");
-    await using dir = await tempDir({ "j.log": good + bad + encodeRecord(record(4)) });
-    const { journal, read } = await Journal.open(join(dir.path, "j.log"));
-    await journal.close();
-    assert.deepEqual(read.records.map((r) => r.seq), [1, 2]);
-    assert.deepEqual([read.cut?.line, read.cut?.reason], [4, "checksum mismatch"]);
-  });
+  await t.step(
+    "a damaged line in the middle is skipped; the intact ones after it are kept",
+    async () => {
+      const bad = encodeRecord(record(3)).replace("G3", "G9");
+      await using dir = await tempDir({
+        "j.log": good + bad + encodeRecord(record(4)),
+      });
+      const path = join(dir.path, "j.log");
+      const { journal, read, movedAside } = await Journal.open(path);
+      await journal.close();
+      assert.deepEqual(read.records.map((r) => r.seq), [1, 2, 4]);
+      assert.deepEqual(read.damaged, [{ line: 4, reason: "checksum mismatch" }]);
+      assert.ok(
+        movedAside && (await Deno.readTextFile(movedAside)).includes("G9"),
+        "original kept aside",
+      );
+      const clean = readJournal(await Deno.readTextFile(path));
+      assert.deepEqual([clean.records.map((r) => r.seq), clean.damaged], [[1, 2, 4], []]);
+    },
+  );
   await t.step("a torn header starts a fresh journal", async () => {
     await using dir = await tempDir({ "j.log": HEADER.slice(0, 10) });
     const { journal, read } = await Journal.open(join(dir.path, "j.log"));
@@ -71,12 +90,71 @@ Deno.test("Journal finds a torn or damaged tail, reports it and cuts it", async 
     assert.equal(read.records.length, 0);
     assert.equal(await Deno.readTextFile(join(dir.path, "j.log")), HEADER);
   });
-  await t.step("another format is refused, not overwritten", async () => {
+  await t.step("a file of another format is moved aside and a new journal begins", async () => {
     await using dir = await tempDir({ "j.log": '{"format":"other"}\nstuff\n' });
-    await assert.rejects(
-      Journal.open(join(dir.path, "j.log")),
-      /j\.log:1: not an lvalertMP journal/,
-    );
+    const path = join(dir.path, "j.log");
+    const { journal, read, movedAside } = await Journal.open(path, { floor: 7 });
+    assert.equal(read.records.length, 0);
+    assert.equal(await Deno.readTextFile(movedAside!), '{"format":"other"}\nstuff\n');
+    assert.equal(journal.lastSeq, 7, "numbering continues above the floor");
+    await journal.close();
+  });
+});
+
+Deno.test("Journal: one flipped bit in record 76 of 100 costs that record only", async () => {
+  const lines = Array.from({ length: 100 }, (_, i) => encodeBytes(record(i + 1)));
+  const bytes = new Uint8Array(lines.reduce((n, l) => n + l.length, 0));
+  let at = 0;
+  for (const line of lines) {
+    bytes.set(line, at);
+    at += line.length;
+  }
+  const offset = lines.slice(0, 75).reduce((n, l) => n + l.length, 0) + 40;
+  bytes[offset]! ^= 0x04;
+  await using dir = await tempDir({ "j.log": HEADER });
+  const path = join(dir.path, "j.log");
+  const file = await Deno.open(path, { append: true });
+  await file.write(bytes);
+  file.close();
+  const { journal, read } = await Journal.open(path);
+  assert.equal(read.records.length, 99);
+  assert.deepEqual(read.damaged.map((d) => d.line), [77]);
+  assert.ok(!read.records.some((r) => r.seq === 76));
+  assert.equal(journal.lastSeq, 100);
+  await journal.close();
+});
+
+Deno.test("Journal: a damaged header is rebuilt from the records, never a crash", async () => {
+  const body = [1, 2, 3].map((n) => encodeRecord(record(n))).join("");
+  await using dir = await tempDir({ "j.log": HEADER.replace("lvalertMP", "lvalertXP") + body });
+  const path = join(dir.path, "j.log");
+  const { journal, read } = await Journal.open(path);
+  assert.equal(read.header, "rebuilt");
+  assert.deepEqual(read.records.map((r) => r.seq), [1, 2, 3]);
+  await journal.append([record(4)]);
+  await journal.close();
+  const again = readJournal(await Deno.readTextFile(path));
+  assert.deepEqual([again.header, again.records.map((r) => r.seq)], ["ok", [1, 2, 3, 4]]);
+});
+
+Deno.test("Journal: a journal lost or shorter than the snapshot is reported; numbering never goes back", async (t) => {
+  await t.step("deleted", async () => {
+    await using dir = await tempDir();
+    const { journal, lost } = await Journal.open(join(dir.path, "j.log"), { floor: 50 });
+    assert.deepEqual(lost, { floor: 50, last: 0 });
+    assert.equal(journal.lastSeq, 50);
+    await journal.close();
+  });
+  await t.step("emptied", async () => {
+    await using dir = await tempDir({ "j.log": "" });
+    const { journal, lost } = await Journal.open(join(dir.path, "j.log"), { floor: 50 });
+    assert.deepEqual(lost, { floor: 50, last: 0 });
+    await journal.append([record(51)]);
+    await journal.close();
+    const again = await Journal.open(join(dir.path, "j.log"), { floor: 50 });
+    assert.equal(again.lost, null);
+    assert.equal(again.journal.lastSeq, 51);
+    await again.journal.close();
   });
 });
 
@@ -87,14 +165,14 @@ Deno.test("Journal.trim drops records a snapshot covers", async () => {
   await journal.append([record(1), record(2), record(3)]);
   assert.equal(await journal.trim(2), 2);
   await journal.append([record(4)]);
-  assert.deepEqual(readJournal(await Deno.readTextFile(path), path).records.map((r) => r.seq), [
+  assert.deepEqual(readJournal(await Deno.readTextFile(path)).records.map((r) => r.seq), [
     3,
     4,
   ]);
   assert.equal(await journal.trim(4), 2);
   await journal.close();
   assert.equal((await Deno.stat(path)).mode! & 0o777, 0o600);
-  const read = readJournal(await Deno.readTextFile(path), path);
+  const read = readJournal(await Deno.readTextFile(path));
   assert.deepEqual([read.base, read.records.length], [4, 0]);
   const reopened = await Journal.open(path);
   assert.equal(reopened.journal.lastSeq, 4, "numbering goes on after an empty journal");

@@ -10,10 +10,10 @@ import {
   parseSnapshot,
   restoreItems,
   SnapshotError,
-  takeSnapshot,
+  snapshotText,
 } from "../lib/durability/snapshot.ts";
 import * as testHandler from "../workers/handlers/test.ts";
-import { tempDir } from "./helpers.ts";
+import { tempDir, waitFor } from "./helpers.ts";
 
 /** A record as journal text. */
 const encodeRecord = (r: JournalRecord) => new TextDecoder().decode(encodeBytes(r));
@@ -77,7 +77,7 @@ Deno.test("snapshots round-trip handler items and tasks through JSON", () => {
     graceid: "G1",
   });
   const data = parseSnapshot(
-    JSON.stringify(takeSnapshot("kid", 7, [item], [["n", "i1"]], 1)),
+    snapshotText("kid", 7, [item], [["n", "i1"]], 1),
     "s.json",
   );
   const [back] = restoreItems(data, registry(), "s.json");
@@ -132,7 +132,7 @@ Deno.test("ChildState recovers: snapshot, then the journal after it, with overdu
   });
   await Deno.writeTextFile(
     join(dir.path, "snapshots", "snapshot.json"),
-    JSON.stringify(takeSnapshot("kid", 1, [snapshotted], [["n", "i1"]], now())),
+    snapshotText("kid", 1, [snapshotted], [["n", "i1"]], now()),
   );
   await Deno.writeTextFile(
     join(dir.path, "journal.log"),
@@ -149,9 +149,10 @@ Deno.test("ChildState recovers: snapshot, then the journal after it, with overdu
     replayedTo: 3,
     restored: 1,
     replayed: 2,
+    problems: [],
   });
   // Overdue timers fire on the next turn of the event loop.
-  await new Promise((r) => setTimeout(r, 50));
+  await waitFor(() => c.events("task_executed").length >= 2, "the overdue tasks");
   await c.runtime.settled();
   const ran = c.events("task_executed").map((e) => [e.graceid, e.task]);
   assert.deepEqual(
@@ -191,7 +192,7 @@ Deno.test("ChildState falls back to the previous snapshot when the newest is dam
   ], { graceid: "G1" });
   await Deno.writeTextFile(
     join(dir.path, "snapshots", "snapshot.prev.json"),
-    JSON.stringify(takeSnapshot("kid", 1, [old], [], now())),
+    snapshotText("kid", 1, [old], [], now()),
   );
   await Deno.writeTextFile(
     join(dir.path, "snapshots", "snapshot.json"),

@@ -128,7 +128,8 @@ class Probe extends Task {
       await attempt("run", () => new Deno.Command("true").output()),
       await attempt("net", () => Deno.connect({ hostname: "127.0.0.1", port: 65000 }).then((c) => c.close())),
       await attempt("sys", () => Deno.hostname()),
-      await attempt("logdir", () => Deno.writeTextFile(ctx.logDirectory + "/ok.txt", "x")),
+      await attempt("files", () => Deno.writeTextFile(ctx.filesDirectory + "/ok.txt", "x")),
+      await attempt("logdir", () => Deno.writeTextFile(ctx.logDirectory + "/c.ini", "x")),
     ];
     ctx.log.event("info", "probe", { results });
   }
@@ -145,7 +146,7 @@ export function parseAlert(ctx, alert, t0) {
 
 Deno.test("Supervisor gives a worker only its section's permissions", async (t) => {
   await t.step(
-    "by default: read code and childConfig, write the log directory, nothing else",
+    "by default: read code and childConfig, write its own files folder, nothing else",
     async () => {
       await using dir = await tempDir(probeFiles());
       const s = await start(join(dir.path, "l.ini"));
@@ -159,7 +160,8 @@ Deno.test("Supervisor gives a worker only its section's permissions", async (t) 
         "run: denied",
         "net: denied",
         "sys: denied",
-        "logdir: allowed",
+        "files: allowed",
+        "logdir: denied",
       ]);
     },
   );
@@ -182,7 +184,8 @@ Deno.test("Supervisor gives a worker only its section's permissions", async (t) 
         "env: allowed",
         "run: denied",
         "sys: allowed",
-        "logdir: allowed",
+        "files: allowed",
+        "logdir: denied",
       ]);
       assert.notEqual(
         results[4],

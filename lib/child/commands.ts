@@ -7,10 +7,10 @@
  * @module
  */
 
-import { resolve, sep } from "node:path";
 import { isJsonObject, type JsonObject } from "../core/alert.ts";
 import type { ClassRegistry } from "../durability/snapshot.ts";
 import { type ChildContext, QueueItem, Task } from "../queue/queue_item.ts";
+import { writeCommandFile } from "./command_files.ts";
 
 /**
  * A command a child understands. Handlers may export more (as
@@ -47,10 +47,12 @@ export interface CommandSpec<C extends ChildContext = ChildContext> {
   run(ctx: C, kwargs: JsonObject, item: QueueItem): unknown;
 }
 
-/** What built-in commands see beyond a handler's context: the engine's class registry. */
+/** What built-in commands see beyond a handler's context. */
 export interface EngineContext extends ChildContext {
   /** Item and task classes snapshots may name (loadQueue). */
   readonly registry: ClassRegistry;
+  /** The folder command files live in (`<log_directory>/queue/`). */
+  readonly commandFolder: string;
 }
 
 /** Result of checking a command alert. */
@@ -58,21 +60,28 @@ export type CommandCheck<C extends ChildContext = ChildContext> =
   | { ok: true; spec: CommandSpec<C>; kwargs: JsonObject; sleep: number | null }
   | { ok: false; reason: string };
 
+/** The commands a `sleep` keyword argument makes repeat (the others it only delays). */
+export const REPEATING_COMMANDS: ReadonlySet<string> = new Set(["checkpointQueue"]);
+
 /**
  * One command, run by its child's command table. With a `sleep` keyword
- * argument it first comes due `sleep` seconds after `t0` and then repeats
- * every `sleep` seconds, as in the original; without one it runs at once.
+ * argument it comes due `sleep` seconds after `t0`; checkpointQueue then
+ * repeats every `sleep` seconds, as in the original. Without one it runs
+ * at once.
  */
 export class CommandTask extends Task {
   command: string;
   kwargs: JsonObject;
   sleep: number | null;
+  /** Whether it runs again every `sleep` seconds. */
+  repeats: boolean;
 
   constructor(command: string, kwargs: JsonObject, sleep: number | null) {
     super(sleep ?? 0, command);
     this.command = command;
     this.kwargs = kwargs;
     this.sleep = sleep;
+    this.repeats = sleep !== null && REPEATING_COMMANDS.has(command);
   }
 
   /** Commands are run by the child's {@linkcode CommandTable}, never on their own. */
@@ -113,7 +122,7 @@ export class CommandTable {
     try {
       return await spec.run(ctx, task.kwargs, item);
     } finally {
-      if (task.sleep !== null) task.expiration += task.sleep;
+      if (task.repeats && task.sleep !== null) task.expiration += task.sleep;
     }
   }
 }
@@ -121,22 +130,6 @@ export class CommandTable {
 function kwargString(kwargs: JsonObject, key: string): string {
   const value = kwargs[key];
   return typeof value === "string" ? value : JSON.stringify(value);
-}
-
-/**
- * The file a command names, which must lie inside the child's
- * log_directory: commands come from the network, and the state folder
- * (journal, snapshots) must stay out of their reach.
- *
- * @throws {Error} naming the file and the folder when it lies outside
- */
-export function commandFile(ctx: ChildContext, filename: string): string {
-  const path = resolve(ctx.logDirectory, filename);
-  const dir = resolve(ctx.logDirectory);
-  if (!path.startsWith(dir + sep)) {
-    throw new Error(`${filename}: command files must lie inside log_directory (${dir})`);
-  }
-  return path;
 }
 
 /** Text dump of a queue, as the original printQueue wrote it. */
@@ -157,7 +150,7 @@ export function describeQueue(ctx: ChildContext): string {
 }
 
 /** The commands every child knows (besides checkpointQueue and loadQueue). */
-export const BUILTIN_COMMANDS: readonly CommandSpec[] = [
+export const BUILTIN_COMMANDS: readonly CommandSpec<EngineContext>[] = [
   {
     name: "printMessage",
     description: "logs 'message'",
@@ -215,7 +208,8 @@ export const BUILTIN_COMMANDS: readonly CommandSpec[] = [
   },
   {
     name: "printQueue",
-    description: "writes the queue to 'filename' (STDOUT, STDERR, or a file under log_directory)",
+    description:
+      "writes the queue to 'filename' (STDOUT, STDERR, or a file in log_directory/queue/)",
     required: ["filename"],
     async run(ctx, kwargs) {
       const filename = kwargString(kwargs, "filename");
@@ -224,8 +218,7 @@ export const BUILTIN_COMMANDS: readonly CommandSpec[] = [
         ctx.log.event("info", "queue", { command: "printQueue", size: ctx.queue.size }, text);
         return text;
       }
-      const path = commandFile(ctx, filename);
-      await Deno.writeTextFile(path, text + "\n");
+      const path = await writeCommandFile(ctx.commandFolder, filename, text + "\n");
       ctx.log.event("info", "command", { command: "printQueue", path });
       return `queue written to ${path}`;
     },

@@ -11,7 +11,7 @@ import { type Alert, alertSchema, type JsonObject } from "../core/alert.ts";
 import { BoundedSet } from "../core/bounded_set.ts";
 import type { Ini } from "../config/ini.ts";
 import type { ChildContext } from "../queue/queue_item.ts";
-import { CommandItem, type CommandTable, CommandTask } from "./commands.ts";
+import { CommandItem, type CommandTable, CommandTask, REPEATING_COMMANDS } from "./commands.ts";
 import type { HandlerModule } from "./handler.ts";
 import { errorFields, type Scheduler } from "./scheduler.ts";
 
@@ -26,8 +26,8 @@ export interface AlertMeta {
   token?: string;
 }
 
-/** Outcome of delivering an alert. */
-export type DeliverResult = { ok: true } | { ok: false; reason: string };
+/** Outcome of delivering an alert; `duplicate` when it had been applied already. */
+export type DeliverResult = { ok: true } | { ok: false; reason: string; duplicate?: boolean };
 
 /** Options for {@linkcode AlertIntake}. */
 export interface AlertIntakeOptions {
@@ -36,13 +36,28 @@ export interface AlertIntakeOptions {
   context: ChildContext;
   scheduler: Scheduler;
   commands: CommandTable;
-  /** Host and pid reported in heartbeat responses. */
-  identity: { hostname: string; pid: number };
+  /** Host, user and pid reported in heartbeat responses. */
+  identity: { hostname: string; username?: string; pid: number };
+  /** The `name` heartbeat responses carry (lvalertHeartbeat's monitor matches on it). */
+  heartbeatName?: string;
+  /** Hears the journal position of the alert being applied (0 once it is). */
+  applying?(seq: number): void;
   /** A command accepted with a reply token; its outcome will follow. */
   commandQueued?(task: CommandTask, token: string): void;
   /** Alert ids remembered as applied. @default {10000} */
   appliedLimit?: number;
+  /**
+   * Commands accepted from the network (commands through the control
+   * socket are always accepted): `"all"`, `"none"`, or a list of names.
+   * @default {"all"}
+   */
+  networkCommands?: "all" | "none" | readonly string[];
 }
+
+/** The shortest `sleep` a command may have, in seconds. */
+export const MIN_SLEEP = 1;
+/** Repeating commands (checkpointQueue with `sleep`) a child holds at most. */
+export const MAX_REPEATING = 8;
 
 /** Applies alerts to a child, one at a time, in the scheduler's line. */
 export class AlertIntake {
@@ -82,9 +97,14 @@ export class AlertIntake {
     const scheduler = this.#o.scheduler;
     while (scheduler.gate) await scheduler.gate;
     return scheduler.run(async () => {
-      const result = await this.#apply(alert, t0, meta);
-      if (meta.seq !== undefined) this.#appliedSeq = Math.max(this.#appliedSeq, meta.seq);
-      return result;
+      this.#o.applying?.(meta.seq ?? 0);
+      try {
+        const result = await this.#apply(alert, t0, meta);
+        if (meta.seq !== undefined) this.#appliedSeq = Math.max(this.#appliedSeq, meta.seq);
+        return result;
+      } finally {
+        this.#o.applying?.(0);
+      }
     });
   }
 
@@ -107,7 +127,7 @@ export class AlertIntake {
           uid: alert.uid,
           reason: "already applied",
         });
-        return { ok: false, reason: `item ${id} on ${node} was already applied` };
+        return { ok: false, reason: `item ${id} on ${node} was already applied`, duplicate: true };
       }
       this.#remember(node, id);
     }
@@ -138,15 +158,39 @@ export class AlertIntake {
     }
   }
 
+  /** Why a command may not run now, if it may not. */
+  #refusal(alert: Alert, meta: AlertMeta, sleep: number | null): string | undefined {
+    const name = alert.alert_type;
+    const allowed = this.#o.networkCommands ?? "all";
+    // Commands through the control socket carry a reply token; the network's do not.
+    if (
+      meta.token === undefined && allowed !== "all" &&
+      (allowed === "none" || !allowed.includes(name))
+    ) {
+      return `command ${name} is not accepted from the network (network_commands)`;
+    }
+    if (sleep === null) return undefined;
+    if (sleep < MIN_SLEEP) return `command ${name}: "sleep" must be at least ${MIN_SLEEP} s`;
+    if (!REPEATING_COMMANDS.has(name)) return undefined;
+    const repeating =
+      this.#o.scheduler.queue.live().filter((item) =>
+        item.tasks.some((t) => t instanceof CommandTask && t.repeats)
+      ).length;
+    return repeating >= MAX_REPEATING
+      ? `command ${name}: this child already holds ${repeating} repeating commands (at most ${MAX_REPEATING})`
+      : undefined;
+  }
+
   #command(alert: Alert, t0: number, meta: AlertMeta): DeliverResult {
     const check = this.#o.commands.check(alert.alert_type, alert.object);
-    if (!check.ok) {
+    const reason = check.ok ? this.#refusal(alert, meta, check.sleep) : check.reason;
+    if (!check.ok || reason !== undefined) {
       this.#o.context.log.event("warning", "alert_rejected", {
         uid: alert.uid,
         alert_type: alert.alert_type,
-        reason: check.reason,
-      }, check.reason);
-      return { ok: false, reason: check.reason };
+        reason: reason!,
+      }, reason!);
+      return { ok: false, reason: reason! };
     }
     const graceid = check.kwargs.graceid;
     const task = new CommandTask(check.spec.name, check.kwargs, check.sleep);
@@ -164,14 +208,18 @@ export class AlertIntake {
     if (meta.node === undefined) {
       return { ok: false, reason: "heartbeat request without a node to answer on" };
     }
-    const { hostname, pid } = this.#o.identity;
+    const { hostname, username, pid } = this.#o.identity;
+    // lvalertHeartbeat's response: the request, ptype "response", and who answers.
     const response: JsonObject = {
-      uid: "heartbeat",
+      ...alert,
       ptype: "response",
       key: alert.key ?? null,
+      hostname,
+      user: username ?? "",
+      pid,
+      name: this.#o.heartbeatName ?? this.#o.context.child,
       child: this.#o.context.child,
       host: hostname,
-      pid,
       queue: this.#o.scheduler.queue.size,
     };
     this.#o.context.publish(meta.node, response);

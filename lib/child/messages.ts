@@ -54,6 +54,12 @@ export const ChildSettingsSchema = v.object({
   childConfig: iniData,
   logFile: v.string(),
   logDirectory: v.string(),
+  /** The handler's own files (`ctx.filesDirectory`). */
+  filesDirectory: v.string(),
+  /** Where command files live (`<log_directory>/queue`). */
+  commandFolder: v.string(),
+  /** Commands accepted from the network. */
+  networkCommands: v.union([v.literal("all"), v.literal("none"), strings]),
   logLevel: v.number(),
   logFormat: v.picklist(["text", "json"]),
   print2stdout: v.boolean(),
@@ -83,6 +89,10 @@ export const ChildSettingsSchema = v.object({
   /** Checkpoint after this many alerts, or this many seconds after a change. */
   checkpointEvery: v.number(),
   checkpointInterval: v.number(),
+  /** Journal positions of alerts quarantined for killing the child: never applied. */
+  quarantined: v.array(v.number()),
+  /** The `name` heartbeat responses carry (`[data] name`, else the process_type). */
+  heartbeatName: v.string(),
   /** The program's version (User-Agent of the GraceDB client). */
   version: v.string(),
   /** The GraceDB API this child uses, and how it logs in; null when none. */
@@ -107,14 +117,25 @@ const alertDelivery = v.object({
 /** One alert for a child, numbered in its journal order. */
 export type AlertDelivery = v.InferOutput<typeof alertDelivery>;
 
-const alertAck = v.object({ seq: v.number(), ok: v.boolean(), reason: v.nullable(v.string()) });
+const alertAck = v.object({
+  seq: v.number(),
+  ok: v.boolean(),
+  reason: v.nullable(v.string()),
+  /** Refused because it had been applied already (after a restart). */
+  duplicate: v.boolean(),
+});
 
 /** The outcome of one alert. */
 export type AlertAck = v.InferOutput<typeof alertAck>;
 
 /** Main to worker. */
 export const ToChildSchema = v.variant("type", [
-  v.object({ type: v.literal("init"), settings: ChildSettingsSchema }),
+  v.object({
+    type: v.literal("init"),
+    settings: ChildSettingsSchema,
+    /** Where the child shows the journal position it is applying (a Web Worker only). */
+    applying: v.nullable(v.instance(SharedArrayBuffer)),
+  }),
   /** Alerts in routing order; a burst travels as one message. */
   v.object({ type: v.literal("alerts"), alerts: v.array(alertDelivery) }),
   v.object({ type: v.literal("ping"), n: v.number() }),
@@ -132,6 +153,8 @@ export const FromChildSchema = v.variant("type", [
     commands: strings,
     snapshotSeq: v.number(),
     replayedTo: v.number(),
+    /** What recovery could not bring back. */
+    problems: strings,
   }),
   /** A snapshot covering the journal up to `seq` is on disk. */
   v.object({ type: v.literal("checkpointed"), seq: v.number(), previous: v.number() }),

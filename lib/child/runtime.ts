@@ -6,6 +6,7 @@
  * @module
  */
 
+import { join } from "node:path";
 import type { Alert, JsonObject } from "../core/alert.ts";
 import type { ChildLog } from "../core/log.ts";
 import type { Ini } from "../config/ini.ts";
@@ -43,8 +44,12 @@ export interface ChildRuntimeOptions {
   handlerExports?: Record<string, unknown>;
   config: Ini;
   log: ChildLog;
-  /** Folder the child may write to. */
+  /** The child's log_directory. */
   logDirectory: string;
+  /** The folder the handler may write its own files to. @default {logDirectory} */
+  filesDirectory?: string;
+  /** The folder command files live in. @default {`<logDirectory>/queue`} */
+  commandFolder?: string;
   /** Default mail recipients (the section's `recipients`). @default {[]} */
   recipients?: readonly string[];
   /** Where the child runs. */
@@ -66,6 +71,12 @@ export interface ChildRuntimeOptions {
   reply?(token: string, result: CommandReply): void;
   /** Alert ids remembered as applied. @default {10000} */
   appliedLimit?: number;
+  /** Commands accepted from the network. @default {"all"} */
+  networkCommands?: "all" | "none" | readonly string[];
+  /** Hears the journal position of the alert being applied (0 once it is). */
+  applying?(seq: number): void;
+  /** The `name` of heartbeat responses. @default {the child's name} */
+  heartbeatName?: string;
 }
 
 /** What a command sent through `ctl` answers. */
@@ -133,6 +144,7 @@ export class ChildRuntime {
       log: options.log,
       recipients,
       logDirectory: options.logDirectory,
+      filesDirectory: options.filesDirectory ?? options.logDirectory,
       identity: options.identity ?? NO_IDENTITY,
       gracedb: options.gracedb,
       now: () => clock.now(),
@@ -143,7 +155,11 @@ export class ChildRuntime {
     };
     this.registry = new ClassRegistry([QueueItem, CommandItem, CommandTask]);
     if (options.handlerExports) this.registry.registerModule(options.handlerExports);
-    this.#engine = { ...this.context, registry: this.registry };
+    this.#engine = {
+      ...this.context,
+      registry: this.registry,
+      commandFolder: options.commandFolder ?? join(options.logDirectory, "queue"),
+    };
     this.commands = new CommandTable([
       ...BUILTIN_COMMANDS,
       ...SNAPSHOT_COMMANDS,
@@ -158,6 +174,9 @@ export class ChildRuntime {
       identity: options.identity ?? NO_IDENTITY,
       commandQueued: (task, token) => this.#tokens.set(task, token),
       ...(options.appliedLimit ? { appliedLimit: options.appliedLimit } : {}),
+      ...(options.networkCommands ? { networkCommands: options.networkCommands } : {}),
+      ...(options.applying ? { applying: options.applying } : {}),
+      heartbeatName: options.heartbeatName ?? options.child,
     });
   }
 

@@ -1,34 +1,39 @@
 /**
  * The commands that save and load a queue: checkpointQueue and loadQueue,
  * with the original's `filename` keyword argument. Files are JSON
- * snapshots (never pickle); relative names are under log_directory.
+ * snapshots (never pickle), in the child's command-file folder
+ * (`<log_directory>/queue/`).
  *
  * @module
  */
 
-import type { JsonObject } from "../core/alert.ts";
-import { commandFile, type CommandSpec, type EngineContext } from "./commands.ts";
-import type { ChildContext } from "../queue/queue_item.ts";
-import { parseSnapshot, restoreItems, takeSnapshot } from "../durability/snapshot.ts";
-import { writePrivateFile } from "../durability/state_dir.ts";
+import { parseSnapshot, restoreItems, snapshotText } from "../durability/snapshot.ts";
+import { checkTime } from "../queue/sorted_queue.ts";
+import { readCommandFile, writeCommandFile } from "./command_files.ts";
+import type { CommandSpec, EngineContext } from "./commands.ts";
 
-function target(ctx: ChildContext, kwargs: JsonObject): string {
-  return commandFile(ctx, String(kwargs.filename));
+/**
+ * Whether a file's text is a Python pickle: the original's checkpoint
+ * format (protocol 0 starts with an opcode such as `(dp0`, later ones with
+ * byte 0x80).
+ */
+function isPickle(text: string): boolean {
+  return text.startsWith("\u0080") || text.startsWith("\ufffd") || /^\((?:dp|lp)\d/.test(text);
 }
 
 /** checkpointQueue and loadQueue. */
 export const SNAPSHOT_COMMANDS: readonly CommandSpec<EngineContext>[] = [
   {
     name: "checkpointQueue",
-    description: "writes the queue to 'filename' as a JSON snapshot (under log_directory)",
+    description: "writes the queue to 'filename' as a JSON snapshot (in log_directory/queue/)",
     required: ["filename"],
     async run(ctx, kwargs, self) {
-      const path = target(ctx, kwargs);
       // The command's own item is running, so it is not in the queue.
       const items = ctx.queue.items().filter((item) => item !== self);
-      await writePrivateFile(
-        path,
-        JSON.stringify(takeSnapshot(ctx.child, 0, items, [], ctx.now())),
+      const path = await writeCommandFile(
+        ctx.commandFolder,
+        String(kwargs.filename),
+        snapshotText(ctx.child, 0, items, [], ctx.now()),
       );
       ctx.log.event("info", "command", { command: "checkpointQueue", path, items: items.length });
       return `${items.length} item(s) written to ${path}`;
@@ -36,18 +41,23 @@ export const SNAPSHOT_COMMANDS: readonly CommandSpec<EngineContext>[] = [
   },
   {
     name: "loadQueue",
-    description: "adds the items of a checkpointQueue file to the queue",
+    description: "adds the items of a checkpointQueue file (in log_directory/queue/) to the queue",
     required: ["filename"],
     async run(ctx, kwargs) {
-      const path = target(ctx, kwargs);
-      const items = restoreItems(
-        parseSnapshot(await Deno.readTextFile(path), path),
-        ctx.registry,
-        path,
-      );
+      const name = String(kwargs.filename);
+      const text = await readCommandFile(ctx.commandFolder, name);
+      if (isPickle(text)) {
+        throw new Error(
+          `${name} is a Python pickle (the original lvalertMP's checkpoint format); ` +
+            "lvalertMP loads only its own JSON checkpoints (written by checkpointQueue)",
+        );
+      }
+      const items = restoreItems(parseSnapshot(text, name), ctx.registry, name);
+      // Every item's times are checked before any goes in: all or nothing.
+      for (const item of items) checkTime(item);
       for (const item of items) ctx.queue.insert(item);
-      ctx.log.event("info", "command", { command: "loadQueue", path, items: items.length });
-      return `${items.length} item(s) loaded from ${path}`;
+      ctx.log.event("info", "command", { command: "loadQueue", file: name, items: items.length });
+      return `${items.length} item(s) loaded from ${name}`;
     },
   },
 ];

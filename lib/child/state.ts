@@ -17,14 +17,13 @@ import type { ChildLog } from "../core/log.ts";
 import { readJournal } from "../durability/journal.ts";
 import type { QueueItem } from "../queue/queue_item.ts";
 import {
-  itemText,
   parseSnapshot,
+  readSnapshotSeq,
   restoreItems,
-  type SnapshotData,
   SnapshotError,
-  snapshotHead,
+  SnapshotWriter,
 } from "../durability/snapshot.ts";
-import { readIfExists, writePrivateFile } from "../durability/state_dir.ts";
+import { readIfExists, removeStaleTemps, writePrivateFile } from "../durability/state_dir.ts";
 
 /** Options for {@linkcode ChildState}. */
 export interface ChildStateOptions {
@@ -40,6 +39,8 @@ export interface ChildStateOptions {
    * expensive: they never take more than a tenth of the time. @default {0.5}
    */
   interval?: number;
+  /** Journal positions never to apply (quarantined alerts). @default {[]} */
+  skip?: readonly number[];
   /** A checkpoint is on disk: it covers journal records up to `seq`. */
   onCheckpoint(seq: number, previous: number): void;
 }
@@ -54,10 +55,12 @@ export interface Recovery {
   replayedTo: number;
   restored: number;
   replayed: number;
+  /** What could not be recovered (unusable snapshots, gaps), for the listener to report. */
+  problems: string[];
 }
 
 /** Recovery and checkpoints for one child. */
-export class ChildState {
+export class ChildState implements AsyncDisposable {
   #o: ChildStateOptions;
   #covered = 0;
   #previous = 0;
@@ -69,6 +72,7 @@ export class ChildState {
   #writing: Promise<void> | undefined;
   #closed = false;
   #recovering = false;
+  #problems: string[] = [];
 
   constructor(options: ChildStateOptions) {
     this.#o = options;
@@ -104,42 +108,94 @@ export class ChildState {
   }
 
   async #recover(): Promise<Recovery> {
-    await Deno.mkdir(join(this.#o.dir, "snapshots"), { recursive: true, mode: 0o700 });
+    const snapshots = join(this.#o.dir, "snapshots");
+    await Deno.mkdir(snapshots, { recursive: true, mode: 0o700 });
+    await removeStaleTemps(snapshots);
     const { runtime, log } = this.#o;
-    const [current, previous] = [
-      await this.#load(this.#snapshotPath),
-      await this.#load(this.#previousPath),
-    ];
-    const snapshot = current ?? previous;
-    let restored = 0;
-    if (snapshot) {
-      const path = snapshot === current ? this.#snapshotPath : this.#previousPath;
-      const items = restoreItems(snapshot, runtime.registry, path);
-      await runtime.exclusive(() => runtime.restore(items, snapshot.applied, snapshot.seq));
-      restored = items.length;
-      this.#covered = snapshot.seq;
-      this.#previous = snapshot === current ? previous?.seq ?? 0 : 0;
-    }
-    const journalPath = join(this.#o.dir, "journal.log");
-    const journal = readJournal(await readIfExists(journalPath) ?? "", journalPath);
-    const pending = journal.records.filter((r) => r.seq > this.#covered);
+    const journal = readJournal(await readIfExists(join(this.#o.dir, "journal.log")) ?? "");
+    const used = await this.#restoreNewest(journal.base);
+    this.#covered = used?.seq ?? 0;
+    this.#previous = used?.previous ?? 0;
+    const skip = new Set(this.#o.skip ?? []);
+    const pending = journal.records.filter((r) => r.seq > this.#covered && !skip.has(r.seq));
     const results = pending.map((r) =>
       runtime.deliver(r.alert, r.t0, { node: r.node, id: r.id, seq: r.seq, recovered: true })
     );
     await Promise.all(results);
-
     const recovery: Recovery = {
       snapshotSeq: this.#covered,
       previousSeq: this.#previous,
       replayedTo: Math.max(runtime.appliedSeq, journal.records.at(-1)?.seq ?? 0),
-      restored,
+      restored: used?.restored ?? 0,
       replayed: pending.length,
+      problems: this.#problems,
     };
-    if (snapshot || pending.length > 0) {
+    if (used || pending.length > 0) {
       log.event("info", "recovered", { ...recovery, queue: runtime.queue.size });
     }
     // The next checkpoint follows as after any change, not on this path.
     return recovery;
+  }
+
+  /**
+   * Restores the newest usable snapshot: the current one, else the one
+   * before it (the journal still holds what came after it), else none,
+   * reporting what could not be recovered.
+   */
+  async #restoreNewest(
+    journalBase: number,
+  ): Promise<{ seq: number; previous: number; restored: number } | undefined> {
+    const { runtime } = this.#o;
+    let unusable = 0;
+    for (const path of [this.#snapshotPath, this.#previousPath]) {
+      const text = await readIfExists(path);
+      if (text === undefined) continue;
+      try {
+        const data = parseSnapshot(text, path);
+        const items = restoreItems(data, runtime.registry, path);
+        await runtime.exclusive(() => runtime.restore(items, data.applied, data.seq));
+        const previous = path === this.#snapshotPath
+          ? await readSnapshotSeq(this.#previousPath) ?? 0
+          : 0;
+        if (data.seq < journalBase) {
+          this.#problem(
+            "snapshot_gap",
+            `${path} covers up to journal record ${data.seq}, but the journal starts after ` +
+              `${journalBase}: alerts ${data.seq + 1}..${journalBase} are not recovered`,
+          );
+        }
+        return { seq: data.seq, previous, restored: items.length };
+      } catch (error) {
+        if (!(error instanceof SnapshotError || error instanceof SyntaxError)) throw error;
+        unusable++;
+        await this.#moveAside(path, error);
+      }
+    }
+    if (unusable > 0) {
+      this.#problem(
+        "snapshot_fallback",
+        journalBase > 0
+          ? `no usable snapshot: the queue was rebuilt from the journal alone; what alerts up ` +
+            `to journal record ${journalBase} had queued is lost`
+          : "no usable snapshot: the queue was rebuilt from the whole journal; nothing is lost",
+      );
+    }
+    return undefined;
+  }
+
+  async #moveAside(path: string, error: Error): Promise<void> {
+    const aside = `${path}.corrupt-${Date.now()}`;
+    await Deno.rename(path, aside).catch(() => {});
+    this.#o.log.event("error", "snapshot_corrupt", {
+      file: path,
+      moved_to: aside,
+      error: error.message,
+    }, `${error.message}; moved to ${aside}`);
+  }
+
+  #problem(event: string, message: string): void {
+    this.#problems.push(message);
+    this.#o.log.event("error", event, {}, message);
   }
 
   /** Notes that an alert was applied (the runtime keeps its position). */
@@ -188,6 +244,11 @@ export class ChildState {
     return this.#writing;
   }
 
+  /** Closes, for `await using`. */
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
+  }
+
   /** A last checkpoint; no more after it. */
   async close(): Promise<void> {
     clearTimeout(this.#timer);
@@ -209,30 +270,28 @@ export class ChildState {
     const { runtime, log } = this.#o;
     const start = performance.now();
     const written = new Set<QueueItem>();
-    const parts: string[] = [];
+    let writer: SnapshotWriter | undefined;
+    let seq = 0;
     const save = (item: QueueItem) => {
       if (written.has(item) || item.complete) return;
       written.add(item);
-      parts.push(itemText(item));
+      writer!.add(item);
     };
     const done = Promise.withResolvers<void>();
-    let head;
     try {
-      const { items, ...rest } = await runtime.exclusive(() => {
+      const items = await runtime.exclusive(() => {
         this.#dirty = false;
         this.#alertsSince = 0;
+        seq = runtime.appliedSeq;
+        writer = new SnapshotWriter({
+          child: this.#o.child,
+          seq,
+          taken: runtime.context.now(),
+          applied: runtime.appliedIds(),
+        });
         runtime.snapshotting(done.promise, save);
-        return {
-          ...snapshotHead(
-            this.#o.child,
-            runtime.appliedSeq,
-            runtime.appliedIds(),
-            runtime.context.now(),
-          ),
-          items: runtime.queue.live(),
-        };
+        return runtime.queue.live();
       });
-      head = rest;
       for (let i = 0; i < items.length;) {
         const slice = performance.now() + 1;
         while (i < items.length && (i % 32 !== 0 || performance.now() < slice)) save(items[i++]!);
@@ -245,13 +304,8 @@ export class ChildState {
       runtime.snapshotting();
       done.resolve();
     }
-    // Pieces of about a thousand items each.
-    const pieces = [`${JSON.stringify(head).slice(0, -1)},"items":[`];
-    for (let i = 0; i < parts.length; i += 1000) {
-      pieces.push((i > 0 ? "," : "") + parts.slice(i, i + 1000).join(","));
-    }
-    pieces.push("]}");
-    const bytes = pieces.reduce((n, p) => n + p.length, 0);
+    const w = writer!;
+    const pieces = w.pieces();
     try {
       await Deno.rename(this.#snapshotPath, this.#previousPath).catch((e) => {
         if (!(e instanceof Deno.errors.NotFound)) throw e;
@@ -268,32 +322,13 @@ export class ChildState {
     this.#minGap = took * 10;
     const previous = this.#covered;
     this.#previous = previous;
-    this.#covered = head.seq;
+    this.#covered = seq;
     log.event("debug", "checkpoint", {
-      seq: head.seq,
-      items: parts.length,
-      bytes,
+      seq,
+      items: w.count,
+      bytes: pieces.reduce((n, p) => n + p.length, 0),
       ms: Math.round(took * 1000) / 1000,
     });
-    this.#o.onCheckpoint(head.seq, previous);
-  }
-
-  /** Reads a snapshot; a damaged one is reported, moved aside, and skipped. */
-  async #load(path: string): Promise<SnapshotData | undefined> {
-    const text = await readIfExists(path);
-    if (text === undefined) return undefined;
-    try {
-      return parseSnapshot(text, path);
-    } catch (error) {
-      if (!(error instanceof SnapshotError)) throw error;
-      const aside = `${path}.corrupt-${Date.now()}`;
-      await Deno.rename(path, aside).catch(() => {});
-      this.#o.log.event("error", "snapshot_corrupt", {
-        file: path,
-        moved_to: aside,
-        error: error.message,
-      }, error.message);
-      return undefined;
-    }
+    this.#o.onCheckpoint(seq, previous);
   }
 }

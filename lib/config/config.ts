@@ -6,7 +6,9 @@
  */
 
 import { basename, dirname, isAbsolute, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
 import { ConfigError } from "../core/config_error.ts";
+import { handlerFiles } from "./handler_files.ts";
 import { type Ini, type IniData, readIni } from "./ini.ts";
 
 /** Extra permissions a childConfig grants its worker. */
@@ -26,6 +28,8 @@ export interface ChildConfig {
   processType: string;
   /** Absolute path of the handler module. */
   handlerPath: string;
+  /** The handler's local modules outside the code folders (the worker may read them). */
+  handlerFiles: string[];
   logDirectory: string;
   /** Python logging level: records below it are dropped (0 keeps all). */
   logLevel: number;
@@ -37,6 +41,8 @@ export interface ChildConfig {
    */
   gracedb: string | undefined;
   grants: Grants;
+  /** The `name` heartbeat responses carry: `[data] name` (O2 configs), else the process_type. */
+  heartbeatName: string;
   /** The whole file, for the handler's own sections. */
   ini: IniData;
 }
@@ -67,6 +73,12 @@ export interface ChildSection {
   taskTimeout: number;
   /** argv of a `mail`-compatible command. */
   mailCommand: string[];
+  /** Commands accepted from the network (`ctl` may send any). */
+  networkCommands: "all" | "none" | string[];
+  /** How the child is run: a Web Worker in the listener's process, or a process of its own. */
+  isolation: "worker" | "process";
+  /** With `isolation = process`: the child's heap limit in MB. */
+  heapMb: number;
   child: ChildConfig;
 }
 
@@ -101,6 +113,9 @@ const KNOWN_SECTION_KEYS = new Set([
   "mail_command",
   "checkpoint_every",
   "checkpoint_interval",
+  "network_commands",
+  "isolation",
+  "heap_mb",
   // Keys of the original example that it never read.
   "timeout",
   "buffer",
@@ -198,7 +213,7 @@ export async function loadChildConfig(
         { line: ini.line("general", "process_type") },
       );
     }
-    handlerPath = new URL(`${processType}.ts`, HANDLERS_DIR).pathname;
+    handlerPath = fileURLToPath(new URL(`${processType}.ts`, HANDLERS_DIR));
   }
   try {
     const info = await Deno.stat(handlerPath);
@@ -221,6 +236,27 @@ export async function loadChildConfig(
   const logRaw = ini.get("general", "log_directory", dirname(path));
   const quoted = quotedPathWarning(ini, "general", "log_directory", logRaw);
   if (quoted) warnings.push(quoted);
+  const home = Deno.env.get("HOME");
+  if (home && resolve(beside(path, logRaw)) === resolve(home)) {
+    throw new ConfigError(
+      path,
+      `[general] log_directory is $HOME (${home}); give the child a folder of its own`,
+      { line: ini.line("general", "log_directory") ?? ini.line("general") },
+    );
+  }
+  for (const option of ini.options("general")) {
+    if (
+      option.startsWith("allow_") && !(GRANT_KEYS as readonly string[]).includes(option.slice(6))
+    ) {
+      throw new ConfigError(
+        path,
+        `[general] ${option}: unknown grant; known: ${
+          GRANT_KEYS.map((k) => `allow_${k}`).join(", ")
+        }`,
+        { line: ini.line("general", option) },
+      );
+    }
+  }
   const grants = {} as Grants;
   for (const key of GRANT_KEYS) {
     grants[key] = words(ini.get("general", `allow_${key}`, ""));
@@ -246,6 +282,8 @@ export async function loadChildConfig(
     path,
     processType,
     handlerPath,
+    handlerFiles: await handlerFiles(handlerPath),
+    heartbeatName: ini.get("data", "name", processType).trim() || processType,
     logDirectory: beside(path, logRaw),
     logLevel: parseLogLevel(ini),
     print2stdout: ini.getBoolean("general", "print2stdout", true),
@@ -338,6 +376,18 @@ function readSection(
       { line: ini.line(name, "on_child_death") },
     );
   }
+  const isolation = ini.get(name, "isolation", "worker").trim();
+  if (isolation !== "worker" && isolation !== "process") {
+    throw new ConfigError(
+      ini.file,
+      `[${name}] isolation must be "worker" or "process", got "${isolation}"`,
+      { line: ini.line(name, "isolation") },
+    );
+  }
+  const network = words(ini.get(name, "network_commands", "all"));
+  const networkCommands = network.length === 1 && (network[0] === "all" || network[0] === "none")
+    ? network[0]
+    : network;
   const mailCommand = words(ini.get(name, "mail_command", "mail"));
   if (mailCommand.length === 0) {
     throw new ConfigError(ini.file, `[${name}] mail_command is empty`, {
@@ -367,6 +417,9 @@ function readSection(
       "a number of seconds > 0",
     ),
     mailCommand,
+    networkCommands,
+    isolation,
+    heapMb: int("heap_mb", 1024, "a whole number of MB >= 0"),
     child,
   };
 }

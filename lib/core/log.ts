@@ -54,6 +54,11 @@ export interface LogRecord extends JsonObject {
 
 const RESERVED = new Set(["ts", "level", "child", "event", "msg"]);
 
+/** Control characters that would break a text line, escaped. */
+function oneLine(text: string): string {
+  return text.replace(/[\r\n\u2028\u2029]/g, (c) => JSON.stringify(c).slice(1, -1));
+}
+
 function textValue(value: unknown): string {
   if (typeof value === "string" && /^[^\s"=]+$/.test(value)) return value;
   return JSON.stringify(value) ?? "undefined";
@@ -70,7 +75,8 @@ export function formatRecord(record: LogRecord, format: LogFormat): string {
     `${record.ts} | ${record.child ?? "main"} : ${record.level.toUpperCase()} : ${record.event}`,
   ];
   if (typeof record.msg === "string" && record.msg !== "") {
-    parts[0] += `: ${record.msg}`;
+    // A message may hold text from the network: it must not start a line of its own.
+    parts[0] += `: ${oneLine(record.msg)}`;
   }
   for (const [key, value] of Object.entries(record)) {
     if (RESERVED.has(key) || key === "stack") continue;
@@ -78,7 +84,8 @@ export function formatRecord(record: LogRecord, format: LogFormat): string {
   }
   let line = parts.join(" ");
   if (typeof record.stack === "string" && record.stack) {
-    line += "\n" + record.stack;
+    // Continuation lines are marked, so none can pass for a record of its own.
+    line += record.stack.split("\n").map((l) => `\n    | ${oneLine(l)}`).join("");
   }
   return line;
 }

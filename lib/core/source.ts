@@ -18,6 +18,8 @@ export interface RouteInput {
   t0: number;
   /** Where it came from, for messages (`file:line`). */
   where?: string;
+  /** Called once the alert is durable in its child's journal (when it is routed). */
+  onJournaled?: () => void;
 }
 
 /** Remembers item ids already routed, per node. */

@@ -1,8 +1,13 @@
 /**
  * The per-child journal: every alert routed to a child, appended and
  * synced to disk before the child gets it. One sync serves every alert
- * that arrived meanwhile (group commit). Lines carry a CRC so a torn or
- * damaged tail (the process died mid-write) is found and cut, never fatal.
+ * that arrived meanwhile (group commit). Each line carries a CRC, so
+ * damage is found record by record and is never fatal: a torn last line
+ * (the process died mid-write) is cut; a damaged record is skipped and
+ * reported while the intact ones after it are kept; a damaged header is
+ * rebuilt from the records; a file that is no journal at all is moved
+ * aside and a new one started. Numbering never goes backwards: the newest
+ * snapshot's position is its floor.
  *
  * Format, version 1: a header line
  * `{"format":"lvalertMP-journal","version":1,"base":N}` (N: the highest
@@ -38,6 +43,13 @@ export interface JournalRecord {
   alert: Alert;
 }
 
+/** A line of the journal that was not an intact record. */
+export interface JournalDamage {
+  /** 1-based line number. */
+  line: number;
+  reason: string;
+}
+
 /** What reading a journal found. */
 export interface JournalRead {
   /** The highest sequence number trimmed from the file. */
@@ -45,8 +57,12 @@ export interface JournalRead {
   records: JournalRecord[];
   /** Byte offset just after each record's line. */
   ends: number[];
-  /** Where the good part ends, when a bad tail was found. */
+  /** A torn last line (no newline): where the good part ends. */
   cut: { line: number; reason: string; byteOffset: number } | null;
+  /** Lines skipped in the middle of the file (intact records after them are kept). */
+  damaged: JournalDamage[];
+  /** `ok`, or `rebuilt` when the header was damaged and `base` derived from the records. */
+  header: "ok" | "rebuilt";
 }
 
 const encoder = new TextEncoder();
@@ -114,55 +130,95 @@ function decodeRecord(line: string): JournalRecord | string {
   return record.success ? record.output : "not a journal record";
 }
 
-/**
- * Parses journal text. Everything after the first bad line is the
- * damaged tail: it is reported in `cut`, not returned.
- *
- * @throws {Error} when the header names another format or version
- */
-export function readJournal(text: string, file: string): JournalRead {
-  const records: JournalRecord[] = [];
-  const ends: number[] = [];
-  if (text === "") return { base: 0, records, ends, cut: null };
-  if (!text.includes("\n")) {
-    return { base: 0, records, ends, cut: { line: 1, reason: "torn header", byteOffset: 0 } };
-  }
-  const lines = text.split("\n");
-  const first = lines[0]!;
+function readHeader(line: string): number | undefined {
   let head: unknown;
   try {
-    head = JSON.parse(first);
+    head = JSON.parse(line);
   } catch {
-    head = undefined;
+    return undefined;
   }
   const parsed = v.safeParse(HeaderSchema, head);
-  if (!parsed.success) {
-    throw new Error(
-      `${file}:1: not an lvalertMP journal (version ${JOURNAL_VERSION}): ${first.slice(0, 80)}`,
-    );
-  }
-  const base = parsed.output.base;
-  let offset = encoder.encode(first + "\n").length;
-  let lastSeq = base;
-  for (let i = 1; i < lines.length; i++) {
+  return parsed.success ? parsed.output.base : undefined;
+}
+
+/**
+ * Parses journal text record by record: a damaged or out-of-order line is
+ * skipped and reported in `damaged`, a torn last line in `cut`, and a
+ * damaged header is rebuilt (`base` just below the first record).
+ *
+ * @example
+ * ```ts
+ * const read = readJournal("", "journal.log");
+ * read.records.length; // 0
+ * ```
+ */
+export function readJournal(text: string): JournalRead {
+  const read: JournalRead = {
+    base: 0,
+    records: [],
+    ends: [],
+    cut: null,
+    damaged: [],
+    header: "ok",
+  };
+  if (text === "") return read;
+  const lines = text.split("\n");
+  const base = readHeader(lines[0]!);
+  let offset = 0;
+  let lastSeq = base ?? 0;
+  for (let i = 0; i < lines.length; i++) {
     const line = lines[i]!;
-    const isLast = i === lines.length - 1;
-    if (isLast && line === "") break;
-    const decoded = isLast ? "torn last line (no newline)" : decodeRecord(line);
-    const record = typeof decoded === "string"
+    const start = offset;
+    const last = i === lines.length - 1;
+    if (!last) offset += encoder.encode(line).length + 1;
+    if (i === 0 && base !== undefined) continue;
+    if (last) {
+      if (line !== "") {
+        read.cut = { line: i + 1, reason: "torn last line (no newline)", byteOffset: start };
+      }
+      break;
+    }
+    const decoded = decodeRecord(line);
+    const reason = typeof decoded === "string"
       ? decoded
       : decoded.seq <= lastSeq
-      ? "sequence goes backwards"
-      : decoded;
-    if (typeof record === "string") {
-      return { base, records, ends, cut: { line: i + 1, reason: record, byteOffset: offset } };
+      ? `sequence goes backwards (${decoded.seq} after ${lastSeq})`
+      : undefined;
+    if (reason !== undefined || typeof decoded === "string") {
+      read.damaged.push({ line: i + 1, reason: i === 0 ? `damaged header (${reason})` : reason! });
+      continue;
     }
-    offset += encoder.encode(line + "\n").length;
-    records.push(record);
-    ends.push(offset);
-    lastSeq = record.seq;
+    read.records.push(decoded);
+    read.ends.push(offset);
+    lastSeq = decoded.seq;
   }
-  return { base, records, ends, cut: null };
+  if (base === undefined) {
+    read.header = "rebuilt";
+    read.base = Math.max(0, (read.records[0]?.seq ?? 1) - 1);
+  } else read.base = base;
+  return read;
+}
+
+/** Options for {@linkcode Journal.open}. */
+export interface JournalOpenOptions {
+  /**
+   * The lowest number the next record may take minus one: the newest
+   * snapshot's position. Numbering continues above it even when the
+   * journal was lost or is shorter than the snapshot says.
+   *
+   * @default {0}
+   */
+  floor?: number;
+}
+
+/** What {@linkcode Journal.open} found and did. */
+export interface JournalOpened {
+  journal: Journal;
+  read: JournalRead;
+  /** The journal ends below the floor: records the snapshot says existed are gone. */
+  lost: { floor: number; last: number } | null;
+  /** Where a damaged original was moved before a clean journal was written, if it was. */
+  movedAside: string | null;
 }
 
 /** The writer side, owned by the listener's main thread. */
@@ -177,38 +233,52 @@ export class Journal implements AsyncDisposable {
   #next: number;
   #line = new Serializer();
 
-  private constructor(path: string, file: Deno.FsFile, read: JournalRead, headerBytes: number) {
+  #floor: number;
+
+  private constructor(path: string, file: Deno.FsFile, read: JournalRead, floor: number) {
     this.path = path;
     this.#file = file;
     this.#base = read.base;
+    this.#floor = floor;
     this.#seqs = read.records.map((r) => r.seq);
     this.#ends = [...read.ends];
-    this.#next = this.#ends.at(-1) ?? headerBytes;
+    this.#next = this.#ends.at(-1) ?? encoder.encode(header(read.base)).length;
   }
 
   /**
-   * Opens (creating if needed, mode 0600) and checks a journal; a damaged
-   * tail is cut off the file before anything is appended.
+   * Opens (creating if needed, mode 0600) and checks a journal. A torn
+   * last line is cut off; damaged records or a damaged header make the
+   * original move aside (`journal.log.damaged-<ms>`) and a clean journal
+   * of the intact records take its place; a journal that ends below
+   * `floor` is reported as `lost`, and numbering continues above the floor.
    */
-  static async open(path: string): Promise<{ journal: Journal; read: JournalRead }> {
-    const text = await readIfExists(path) ?? "";
-    const read = readJournal(text, path);
-    if (text === "" || read.cut?.byteOffset === 0) {
-      await writePrivateFile(path, header(0));
+  static async open(path: string, options: JournalOpenOptions = {}): Promise<JournalOpened> {
+    const floor = options.floor ?? 0;
+    const text = await readIfExists(path);
+    let read = readJournal(text ?? "");
+    const last = read.records.at(-1)?.seq ?? read.base;
+    const lost = floor > last ? { floor, last } : null;
+    let movedAside: string | null = null;
+    if (!text || (read.records.length === 0 && read.damaged.length === 0)) {
+      // New, or nothing but a torn start: begin at the floor.
+      await writePrivateFile(path, header(Math.max(read.base, floor)));
+    } else if (read.damaged.length > 0 || read.header === "rebuilt") {
+      movedAside = `${path}.damaged-${Date.now()}`;
+      await Deno.rename(path, movedAside);
+      await writePrivateFile(path, [header(read.base), ...read.records.map(encodeRecord)]);
     } else if (read.cut) {
       await Deno.truncate(path, read.cut.byteOffset);
     }
-    const fresh = text === "" || read.cut?.byteOffset === 0;
+    const opened = read;
+    if (movedAside || !text || read.cut) read = readJournal(await Deno.readTextFile(path));
     const file = await Deno.open(path, { append: true, mode: 0o600 });
-    if (read.cut) await file.syncData();
-    const headerBytes =
-      encoder.encode(fresh ? header(0) : text.slice(0, text.indexOf("\n") + 1)).length;
-    return { journal: new Journal(path, file, read, headerBytes), read };
+    if (read !== opened) await file.syncData();
+    return { journal: new Journal(path, file, read, floor), read: opened, lost, movedAside };
   }
 
-  /** The highest sequence number written. */
+  /** The highest sequence number written, or the floor it continues above. */
   get lastSeq(): number {
-    return this.#seqs.at(-1) ?? this.#base;
+    return Math.max(this.#seqs.at(-1) ?? this.#base, this.#floor);
   }
 
   /**

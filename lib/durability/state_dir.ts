@@ -31,27 +31,49 @@ export async function openStateDir(path: string): Promise<string> {
  */
 export async function writePrivateFile(
   path: string,
-  data: string | Uint8Array | string[],
+  data: string | Uint8Array | (string | Uint8Array)[],
 ): Promise<void> {
-  const temp = `${path}.tmp-${Deno.pid}-${crypto.randomUUID().slice(0, 8)}`;
-  const file = await Deno.open(temp, {
-    write: true,
-    create: true,
-    truncate: true,
-    mode: 0o600,
-  });
+  const temp = `${path}${TEMP_MARK}${Deno.pid}-${crypto.randomUUID().slice(0, 8)}`;
   try {
-    // A list is written piece by piece: no one huge buffer, and the event
-    // loop runs between pieces.
-    for (const piece of Array.isArray(data) ? data : [data]) {
-      await writeAll(file, typeof piece === "string" ? new TextEncoder().encode(piece) : piece);
+    const file = await Deno.open(temp, { write: true, create: true, truncate: true, mode: 0o600 });
+    try {
+      // A list is written piece by piece: no one huge buffer, and the event
+      // loop runs between pieces.
+      for (const piece of Array.isArray(data) ? data : [data]) {
+        await writeAll(file, typeof piece === "string" ? new TextEncoder().encode(piece) : piece);
+      }
+      await file.syncData();
+    } finally {
+      file.close();
     }
-    await file.syncData();
-  } finally {
-    file.close();
+    await Deno.rename(temp, path);
+  } catch (error) {
+    // A full disk must not leave half-written temp files behind.
+    await Deno.remove(temp).catch(() => {});
+    throw error;
   }
-  await Deno.rename(temp, path);
   await syncDir(join(path, ".."));
+}
+
+/** What names a temp file of {@linkcode writePrivateFile}. */
+const TEMP_MARK = ".tmp-";
+
+/**
+ * Removes temp files an interrupted {@linkcode writePrivateFile} left in a
+ * folder (the process died between writing and renaming); returns how many.
+ */
+export async function removeStaleTemps(dir: string): Promise<number> {
+  let removed = 0;
+  try {
+    for await (const entry of Deno.readDir(dir)) {
+      if (!entry.isFile || !entry.name.includes(TEMP_MARK)) continue;
+      await Deno.remove(join(dir, entry.name)).catch(() => {});
+      removed++;
+    }
+  } catch (error) {
+    if (!(error instanceof Deno.errors.NotFound)) throw error;
+  }
+  return removed;
 }
 
 /** Flushes a folder's entries (a rename) to disk, where the platform allows. */

@@ -19,7 +19,15 @@ export interface ChildEvents extends Record<string, unknown> {
   /** A ready child's worker died. */
   died: { child: string; reason: string };
   /** An alert was applied (`ok`) or refused by its child. */
-  ack: { child: string; seq: number; ok: boolean; reason: string | null; token: string | null };
+  ack: {
+    child: string;
+    seq: number;
+    ok: boolean;
+    reason: string | null;
+    /** Refused because it had been applied already. */
+    duplicate: boolean;
+    token: string | null;
+  };
   /** A child's queue or in-flight alerts changed. */
   changed: { child: string };
   /** An alert with an item id is durable in a child's journal. */
@@ -38,6 +46,15 @@ export interface ChildEvents extends Record<string, unknown> {
     output: string | null;
     error: string | null;
   };
+  /**
+   * Something a child held may be lost (its journal ends below its
+   * snapshot, no usable snapshot): reported until an operator acknowledges it.
+   */
+  loss: { child: string; message: string };
+  /** An alert killed its child twice in a row; it is set aside and never applied. */
+  quarantined: { child: string; seq: number; file: string; message: string };
+  /** A child's journal writes fail (`failing`), or work again. */
+  journal_state: { child: string; failing: boolean; error: string | null };
   /** A child died too often and is no longer restarted. */
   given_up: { child: string; deaths: number; message: string };
   /** A child died and its section says the listener must stop. */

@@ -17,7 +17,8 @@ import type { ChildSection } from "../config/config.ts";
 import { childPermissions } from "../config/permissions.ts";
 import { GroupCommit } from "../durability/group_commit.ts";
 import { Journal, type JournalRead } from "../durability/journal.ts";
-import { openStateDir } from "../durability/state_dir.ts";
+import { readSnapshotSeq } from "../durability/snapshot.ts";
+import { openStateDir, readIfExists, removeStaleTemps } from "../durability/state_dir.ts";
 import {
   type AlertDelivery,
   type ChildSettings,
@@ -55,6 +56,12 @@ export interface ChildStatus {
   checkpointSeq: number;
   journalSeq: number;
   commands: string[];
+  /** Journal writes are failing (the disk is full or gone): alerts are held. */
+  journalFailing: boolean;
+  /** What may have been lost, until an operator acknowledges it (`ctl --acknowledge`). */
+  losses: string[];
+  /** Alerts set aside for killing the child (`poison.jsonl`). */
+  quarantined: number;
 }
 
 const WORKER_URL = new URL("../../workers/child.ts", import.meta.url);
@@ -67,6 +74,21 @@ export function childDirName(name: string): string {
   return `${safe}-${hash.toString(36)}`;
 }
 
+/** The journal positions `poison.jsonl` sets aside. */
+async function readPoison(path: string): Promise<number[]> {
+  const text = await readIfExists(path) ?? "";
+  const seqs: number[] = [];
+  for (const line of text.split("\n")) {
+    try {
+      const seq = JSON.parse(line)?.seq;
+      if (typeof seq === "number") seqs.push(seq);
+    } catch {
+      // A torn last line: the rest stands.
+    }
+  }
+  return seqs;
+}
+
 /** Options for {@linkcode ChildLink}. */
 export interface ChildLinkOptions {
   section: ChildSection;
@@ -76,6 +98,13 @@ export interface ChildLinkOptions {
   settings(dir: string): ChildSettings;
   bus: ChildBus;
   log: ChildLog;
+  /**
+   * Alerts held in memory while the journal cannot take them, at most;
+   * beyond it the child takes no more (the server keeps them).
+   *
+   * @default {10000}
+   */
+  maxHeld?: number;
 }
 
 /** One child: journal, worker, alerts in flight. */
@@ -93,16 +122,36 @@ export class ChildLink implements AsyncDisposable {
   #outbox = new GroupCommit<AlertDelivery>({
     write: (batch) => this.#journal!.append(batch),
     committed: (batch) => this.#committed(batch),
-    failed: (error, batch) => {
+    failed: (error) => {
       const message = (error as Error).message;
+      const held = this.#outbox.pending;
+      if (!this.#status.journalFailing) {
+        this.#status.journalFailing = true;
+        this.#o.bus.emit("journal_state", {
+          child: this.section.name,
+          failing: true,
+          error: message,
+        });
+      }
       this.#o.log.event("error", "journal_failed", {
         child: this.section.name,
         error: message,
-        waiting: batch.length,
-      }, `journal write failed (${message}); ${batch.length} alert(s) held, retrying`);
+        held,
+      }, `journal write failed (${message}); ${held} alert(s) held, retrying`);
+    },
+    recovered: () => {
+      this.#status.journalFailing = false;
+      this.#o.log.event("info", "journal_recovered", { child: this.section.name });
+      this.#o.bus.emit("journal_state", { child: this.section.name, failing: false, error: null });
     },
   });
   #unacked = new Map<number, AlertDelivery & { at: number }>();
+  /** Where the worker shows the journal position it is applying. */
+  #applying: Float64Array | undefined;
+  /** Journal positions set aside for killing the child. */
+  #quarantined = new Set<number>();
+  /** Who wants to hear that an alert is on disk, by seq. */
+  #onJournaled = new Map<number, () => void>();
   #stopped: PromiseWithResolvers<void> = Promise.withResolvers();
 
   constructor(options: ChildLinkOptions) {
@@ -120,6 +169,9 @@ export class ChildLink implements AsyncDisposable {
       checkpointSeq: 0,
       journalSeq: 0,
       commands: [],
+      journalFailing: false,
+      losses: [],
+      quarantined: 0,
     };
   }
 
@@ -130,22 +182,84 @@ export class ChildLink implements AsyncDisposable {
 
   /** What the listener knows of the child now (a copy). */
   status(): ChildStatus {
+    const now = performance.now();
     const oldest = this.#unacked.values().next().value;
+    // An alert still waiting for the journal counts from when it arrived.
+    const waited = Math.max(oldest ? now - oldest.at : 0, this.#outbox.oldestWait(now));
     return {
       ...this.#status,
+      losses: [...this.#status.losses],
       inFlight: this.#unacked.size + this.#outbox.pending,
-      oldestInFlight: oldest ? Math.max(0, (performance.now() - oldest.at) / 1000) : 0,
+      oldestInFlight: waited / 1000,
     };
   }
 
-  /** Opens (and checks) the journal; returns what it holds. */
+  /** Whether the child takes more alerts (it holds fewer than `maxHeld` unjournaled). */
+  get accepting(): boolean {
+    return this.#outbox.pending < (this.#o.maxHeld ?? 10_000);
+  }
+
+  /** Clears the loss and quarantine reports (an operator has seen them); returns how many. */
+  acknowledge(): number {
+    const n = this.#status.losses.length + this.#status.quarantined;
+    this.#status.losses = [];
+    this.#status.quarantined = 0;
+    return n;
+  }
+
+  /** Records and announces a possible loss. */
+  #loss(message: string): void {
+    this.#status.losses.push(message);
+    this.#o.log.event("error", "loss", { child: this.section.name }, message);
+    this.#o.bus.emit("loss", { child: this.section.name, message });
+  }
+
+  /**
+   * Opens (and checks) the journal; returns what it holds. Its numbering
+   * continues above the newest snapshot's position; a journal that ends
+   * below it, or damage, is reported.
+   */
   async openJournal(): Promise<JournalRead> {
     await openStateDir(this.dir);
     // The worker writes snapshots here, and nowhere else in the state folder.
-    await openStateDir(join(this.dir, "snapshots"));
-    const { journal, read } = await Journal.open(join(this.dir, "journal.log"));
+    const snapshots = await openStateDir(join(this.dir, "snapshots"));
+    for (const dir of [this.dir, snapshots]) await removeStaleTemps(dir);
+    const floor = Math.max(
+      await readSnapshotSeq(join(snapshots, "snapshot.json")) ?? 0,
+      await readSnapshotSeq(join(snapshots, "snapshot.prev.json")) ?? 0,
+    );
+    const { journal, read, lost, movedAside } = await Journal.open(
+      join(this.dir, "journal.log"),
+      { floor },
+    );
     this.#journal = journal;
     this.#status.journalSeq = journal.lastSeq;
+    for (const seq of await readPoison(this.#poisonPath)) this.#quarantined.add(seq);
+    this.#status.quarantined = this.#quarantined.size;
+    if (lost) {
+      this.#loss(
+        `${journal.path} ends at record ${lost.last}, but the snapshot covers up to ` +
+          `${lost.floor}: alerts journaled after ${lost.floor} before the last stop are lost; ` +
+          `numbering continues above ${lost.floor}`,
+      );
+    }
+    if (movedAside) {
+      const lines = read.damaged.map((d) => `${d.line} (${d.reason})`).join(", ");
+      this.#o.log.event(
+        "warning",
+        "journal_damaged",
+        {
+          child: this.section.name,
+          damaged: read.damaged.length,
+          kept: read.records.length,
+          header: read.header,
+          moved_to: movedAside,
+        },
+        `${journal.path}: damaged line(s) ${lines || "none"} skipped` +
+          (read.header === "rebuilt" ? ", header rebuilt" : "") +
+          `; ${read.records.length} record(s) kept; the original is at ${movedAside}`,
+      );
+    }
     if (read.cut) {
       this.#o.log.event(
         "warning",
@@ -181,6 +295,8 @@ export class ChildLink implements AsyncDisposable {
       name: this.section.name,
       deno: { permissions: childPermissions(this.section, checkOnly ? undefined : this.dir) },
     });
+    const applying = new SharedArrayBuffer(8);
+    this.#applying = new Float64Array(applying);
     this.#worker = worker;
     worker.onmessage = (event: MessageEvent<unknown>) => {
       if (worker !== this.#worker) return;
@@ -199,12 +315,17 @@ export class ChildLink implements AsyncDisposable {
     worker.onmessageerror = () => {
       if (worker === this.#worker) this.die("a message from the worker could not be read");
     };
-    this.#post({ type: "init", settings: this.#o.settings(this.dir) });
+    const settings = { ...this.#o.settings(this.dir), quarantined: [...this.#quarantined] };
+    this.#post({ type: "init", settings, applying });
   }
 
-  /** Journals an alert and hands it over once it is on disk; returns its seq. */
-  deliver(d: Omit<AlertDelivery, "seq">): number {
+  /**
+   * Journals an alert and hands it over once it is on disk (then
+   * `onJournaled` is called); returns its seq.
+   */
+  deliver(d: Omit<AlertDelivery, "seq">, onJournaled?: () => void): number {
     const seq = ++this.#status.journalSeq;
+    if (onJournaled) this.#onJournaled.set(seq, onJournaled);
     this.#outbox.push({ ...d, seq });
     return seq;
   }
@@ -222,6 +343,52 @@ export class ChildLink implements AsyncDisposable {
     if (from === "starting" || from === "restarting") {
       this.#o.bus.emit("start_failed", { child, message: reason });
     } else this.#o.bus.emit("died", { child, reason });
+  }
+
+  /**
+   * The journal position the worker was applying when it last died (0:
+   * none): the alert that may have killed it.
+   */
+  suspect(): number {
+    return this.#applying?.[0] ?? 0;
+  }
+
+  get #poisonPath(): string {
+    return join(this.dir, "poison.jsonl");
+  }
+
+  /**
+   * Sets an alert aside for good: written to `poison.jsonl`, refused, and
+   * skipped by every later start of the child.
+   */
+  async quarantine(seq: number, reason: string): Promise<void> {
+    if (this.#quarantined.has(seq)) return;
+    this.#quarantined.add(seq);
+    this.#status.quarantined = this.#quarantined.size;
+    const d = this.#unacked.get(seq);
+    this.#unacked.delete(seq);
+    const line = JSON.stringify({
+      seq,
+      node: d?.node ?? null,
+      id: d?.id ?? null,
+      t0: d?.t0 ?? null,
+      alert: d?.text ?? null,
+      reason,
+      at: new Date().toISOString(),
+    });
+    await Deno.writeTextFile(this.#poisonPath, line + "\n", { append: true, mode: 0o600 });
+    const child = this.section.name;
+    const message = `Alert ${seq}${d ? ` (node ${d.node}, id ${d.id ?? "-"})` : ""} killed child ` +
+      `[${child}] twice in a row (${reason}); it is set aside in ${this.#poisonPath} and never applied`;
+    this.#o.bus.emit("ack", {
+      child,
+      seq,
+      ok: false,
+      reason: "quarantined",
+      duplicate: false,
+      token: d?.token ?? null,
+    });
+    this.#o.bus.emit("quarantined", { child, seq, file: this.#poisonPath, message });
   }
 
   /** A dead child is not restarted any more; its alerts stay in its journal. */
@@ -272,6 +439,11 @@ export class ChildLink implements AsyncDisposable {
     for (const d of batch) {
       if (track) this.#unacked.set(d.seq, { ...d, at });
       if (d.id !== null) this.#o.bus.emit("journaled", { child, node: d.node, id: d.id });
+      const heard = this.#onJournaled.get(d.seq);
+      if (heard) {
+        this.#onJournaled.delete(d.seq);
+        heard();
+      }
     }
     if (this.#status.state === "ready") this.#post({ type: "alerts", alerts: batch });
   }
@@ -282,12 +454,21 @@ export class ChildLink implements AsyncDisposable {
     this.#status.commands = message.commands;
     this.#status.checkpointSeq = message.snapshotSeq;
     this.lastPong = performance.now();
+    for (const problem of message.problems) this.#loss(problem);
     // What the new worker replayed from the journal is applied.
     const resend: AlertDelivery[] = [];
     for (const [seq, d] of this.#unacked) {
+      if (this.#quarantined.has(seq)) continue;
       if (seq <= message.replayedTo) {
         this.#unacked.delete(seq);
-        this.#o.bus.emit("ack", { child, seq, ok: true, reason: null, token: d.token });
+        this.#o.bus.emit("ack", {
+          child,
+          seq,
+          ok: true,
+          reason: null,
+          duplicate: false,
+          token: d.token,
+        });
       } else resend.push(d);
     }
     if (resend.length > 0) this.#post({ type: "alerts", alerts: resend });

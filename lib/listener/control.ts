@@ -2,8 +2,9 @@
  * The control socket: a Unix socket in the state folder (mode 0600) on
  * which `lvalert_listenMP ctl` and `status` talk to a running listener.
  * One JSON request line, one JSON reply line:
- * `{"op":"status"}`, `{"op":"command","child":C?,"name":N,"kwargs":{...}}`
- * or `{"op":"ack_gap","node":N?}` (a catch-up gap acknowledged).
+ * `{"op":"status"}`, `{"op":"command","child":C?,"name":N,"kwargs":{...}}`,
+ * `{"op":"acknowledge","child":C?}` (loss reports) or `{"op":"ack_gap","node":N?}`
+ * (a catch-up gap).
  *
  * @module
  */
@@ -18,6 +19,8 @@ import type { CommandOutcome } from "./supervisor.ts";
 export interface ControlHandlers {
   status(): JsonObject;
   command(child: string | undefined, name: string, kwargs: JsonObject): Promise<CommandOutcome[]>;
+  /** Clears loss reports (of one child or all); returns how many. */
+  acknowledge(child: string | undefined): number;
   /** Acknowledges the catch-up gaps of `node` (or all); returns the nodes acknowledged. */
   ackGap?(node: string | undefined): string[];
 }
@@ -30,6 +33,10 @@ const ControlRequestSchema = v.variant(
   [
     v.object({ op: v.literal("status") }),
     v.object({
+      op: v.literal("acknowledge"),
+      child: v.optional(v.string('"child" must be a string')),
+    }),
+    v.object({
       op: v.literal("command"),
       child: v.optional(v.string('"child" must be a string')),
       name: v.pipe(v.string('"name" must be a string'), v.minLength(1, '"name" is empty')),
@@ -37,7 +44,7 @@ const ControlRequestSchema = v.variant(
     }),
     v.object({ op: v.literal("ack_gap"), node: v.optional(v.string('"node" must be a string')) }),
   ],
-  'unknown request: "op" must be "status", "command" (with "name") or "ack_gap"',
+  'unknown request: "op" must be "status", "acknowledge", "ack_gap" or "command" (with "name")',
 );
 
 /** A request as the socket takes it. */
@@ -45,6 +52,27 @@ export type ControlRequest = v.InferInput<typeof ControlRequestSchema>;
 type ParsedRequest = v.InferOutput<typeof ControlRequestSchema>;
 
 const MAX_REQUEST = 1 << 20;
+
+/** Seconds a client has to send its request line. */
+const REQUEST_TIMEOUT = 5;
+
+/** The first line the client sends, within {@linkcode REQUEST_TIMEOUT} seconds. */
+async function readRequest(conn: Deno.Conn): Promise<string> {
+  const timer = setTimeout(() => {
+    try {
+      conn.close();
+    } catch {
+      // Already closed.
+    }
+  }, REQUEST_TIMEOUT * 1000);
+  try {
+    return await readLine(conn);
+  } catch (error) {
+    throw new Error(`no complete request within ${REQUEST_TIMEOUT} s`, { cause: error });
+  } finally {
+    clearTimeout(timer);
+  }
+}
 
 async function readLine(conn: Deno.Conn): Promise<string> {
   const decoder = new TextDecoder();
@@ -118,11 +146,15 @@ export class ControlServer implements AsyncDisposable {
     for await (const conn of this.#listener) {
       void (async () => {
         try {
-          const request = parseRequest(await readLine(conn));
+          const request = parseRequest(await readRequest(conn));
           let reply: JsonObject;
           if (typeof request === "string") reply = { ok: false, error: request };
           else if (request.op === "status") reply = { ok: true, status: handlers.status() };
-          else if (request.op === "ack_gap") {
+          else if (request.op === "acknowledge") {
+            const cleared = handlers.acknowledge(request.child);
+            log.event("info", "acknowledged", { child: request.child ?? null, cleared });
+            reply = { ok: true, cleared };
+          } else if (request.op === "ack_gap") {
             reply = { ok: true, acknowledged: handlers.ackGap?.(request.node) ?? [] };
           } else {
             log.event("info", "control_command", {

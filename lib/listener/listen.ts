@@ -13,7 +13,7 @@
  */
 
 import { join } from "node:path";
-import { whenAborted } from "../core/async.ts";
+import { delay, whenAborted } from "../core/async.ts";
 import { ConfigError } from "../core/config_error.ts";
 import type { ChildLog } from "../core/log.ts";
 import { Logger, stdoutSink } from "../core/log.ts";
@@ -21,16 +21,24 @@ import { failed, type Outcome } from "../core/outcome.ts";
 import type { ListenArgs } from "../config/cli.ts";
 import { type ListenerConfig, loadListenerConfig } from "../config/config.ts";
 import { describeGraceDbAuth, type GraceDbAuth, resolveGraceDbAuth } from "../gracedb/auth.ts";
-import { childPermissions, describePermissions } from "../config/permissions.ts";
+import {
+  childPaths,
+  childPermissions,
+  describePermissions,
+  grantWarnings,
+  inside,
+} from "../config/permissions.ts";
 import { SEEN_LIMIT, SeenStore } from "../durability/seen_store.ts";
 import { defaultStateDir, openStateDir } from "../durability/state_dir.ts";
 import { systemClock } from "../queue/clock.ts";
 import { type Credentials, CredentialsError, resolveCredentials } from "../xmpp/credentials.ts";
 import { type XmppFailure, XmppSource } from "../xmpp/source.ts";
 import { ChildStartError } from "./child_events.ts";
+import { childDirName } from "./child_link.ts";
 import { ControlServer } from "./control.ts";
 import { Mailer } from "./mailer.ts";
 import { replayFile } from "./replay.ts";
+import { ReplayPosition } from "./replay_position.ts";
 import { Router } from "./router.ts";
 import { statusDocument } from "./status.ts";
 import { type Identity, Supervisor } from "./supervisor.ts";
@@ -104,6 +112,16 @@ async function readCa(path: string): Promise<string> {
 
 async function prepare(args: ListenArgs, config: ListenerConfig): Promise<Setup> {
   const xmpp = !args.replay;
+  if (args.replay) {
+    try {
+      if (!(await Deno.stat(args.replay)).isFile) throw new Error("not a file");
+    } catch (error) {
+      const why = error instanceof Deno.errors.NotFound
+        ? "Replay file not found"
+        : `Replay file not readable: ${(error as Error).message}`;
+      throw new ConfigError(args.replay, why, { cause: error });
+    }
+  }
   const credentials = xmpp
     ? await resolveCredentials({
       server: args.server,
@@ -115,10 +133,41 @@ async function prepare(args: ListenArgs, config: ListenerConfig): Promise<Setup>
   const ca = xmpp && args.caFile ? await readCa(args.caFile) : undefined;
   // A replay keeps no state between runs unless asked to.
   const ephemeral = !xmpp && args.stateDir === undefined;
+  if (!ephemeral) checkLayout(config, args.stateDir ?? defaultStateDir(config.path));
   const stateDir = ephemeral
     ? await Deno.makeTempDir({ prefix: "lvalertmp-replay-" })
     : await openStateDir(args.stateDir ?? defaultStateDir(config.path));
   return { credentials, ca, stateDir, ephemeral, gracedbAuth: await gracedbAuth(config) };
+}
+
+/**
+ * Refuses a layout in which a child could write what it must not: the
+ * state folder (journals, snapshots, the control socket), a config or a
+ * handler inside a folder a child may write (its command-file folder or
+ * its own files folder).
+ *
+ * @throws {ConfigError} naming the childConfig
+ */
+function checkLayout(config: ListenerConfig, stateDir: string): void {
+  const guarded: [string, string][] = [["the state folder", stateDir], [
+    "the listener config",
+    config.path,
+  ]];
+  for (const { child } of config.sections) {
+    guarded.push(["a childConfig", child.path], ["a handler", child.handlerPath]);
+  }
+  for (const { child } of config.sections) {
+    const { commandFolder, filesDirectory } = childPaths(child);
+    for (const writable of [commandFolder, filesDirectory]) {
+      for (const [what, path] of guarded) {
+        if (!inside(path, writable)) continue;
+        throw new ConfigError(
+          child.path,
+          `${what} (${path}) lies inside ${writable}, which the child may write; keep it apart`,
+        );
+      }
+    }
+  }
 }
 
 /** Reads the config (and, unless only checking, credentials and the state folder). */
@@ -193,14 +242,25 @@ async function checkConfig(
   } finally {
     await supervisor.shutdown(5);
   }
-  const lines = [`config: ${config.path}`];
+  const stateDir = args.stateDir ?? defaultStateDir(config.path);
+  const lines = [`config: ${config.path}`, `state folder: ${stateDir}`];
+  const context = {
+    home: Deno.env.get("HOME"),
+    netrc: args.netrc ?? Deno.env.get("NETRC") ?? join(Deno.env.get("HOME") ?? "", ".netrc"),
+    stateDir,
+  };
   for (const s of config.sections) {
+    const childState = join(stateDir, "children", childDirName(s.name));
     lines.push(
       `[${s.name}] nodes: ${s.nodes.join(", ")}`,
       `  handler: ${s.child.processType} (${s.child.handlerPath}), loaded`,
-      `  childConfig: ${s.child.path}; log: ${s.child.logDirectory}`,
-      `  permissions: ${describePermissions(childPermissions(s))}`,
+      `  childConfig: ${s.child.path}; log: ${s.child.logDirectory}; isolation: ${s.isolation}`,
+      `  permissions: ${describePermissions(childPermissions(s, childState))}`,
     );
+    for (const w of grantWarnings(s, context)) {
+      lines.push(`  WARNING: ${w}`);
+      log.event("warning", "grant_warning", { child: s.name }, w);
+    }
     const gdb = auth.get(s.name);
     if (s.child.gracedb && gdb) {
       lines.push(`  gracedb: ${s.child.gracedb} (${describeGraceDbAuth(gdb)})`);
@@ -225,7 +285,11 @@ interface Running {
   mailer: Mailer;
   supervisor: Supervisor;
   router: Router;
-  counts: { applied: number; refused: number };
+  /** The XMPP session, once there is one. */
+  source: XmppSource | undefined;
+  /** Where a replay through a kept state folder got to. */
+  position: ReplayPosition | undefined;
+  counts: { applied: number; refused: number; skipped: number };
   started: number;
 }
 
@@ -237,86 +301,108 @@ async function run(
   options: ListenOptions,
 ): Promise<Outcome> {
   const stop = new AbortController();
-  if (options.signal?.aborted) stop.abort();
-  options.signal?.addEventListener("abort", () => stop.abort(), { once: true });
+  if (options.signal?.aborted) stop.abort(options.signal.reason);
+  options.signal?.addEventListener("abort", () => stop.abort(options.signal?.reason), {
+    once: true,
+  });
+  stop.signal.addEventListener("abort", () => {
+    const reason = stop.signal.reason;
+    log.event("info", "stopping", {
+      reason: typeof reason === "string" ? reason : failureReason(reason),
+    });
+  }, { once: true });
   let failure: Outcome | undefined;
   const fail = (outcome: Outcome) => {
     failure ??= outcome;
-    stop.abort();
+    stop.abort(outcome);
   };
   let outcome: Outcome | undefined;
-  let router: Router | undefined;
-  const counts = { applied: 0, refused: 0 };
+  let r: Running;
   {
-    // Disposed in reverse: intake, control socket, children, session, mail, seen ids.
     await using stack = new AsyncDisposableStack();
-    const seen = stack.use(
-      await SeenStore.open(setup.stateDir, {
-        // A catch-up never pages back past what the seen ids remember.
-        limit: Math.max(SEEN_LIMIT, args.catchUpMax),
-        onError: (error) => log.event("error", "seen_write_failed", { error: error.message }),
-      }),
-    );
-    const mailer = stack.use(new Mailer(log));
-    let source: XmppSource | undefined;
-    stack.defer(() => source?.stop());
-    const supervisor = new Supervisor({
-      config,
-      stateDir: setup.stateDir,
-      logFormat: args.logFormat,
-      log,
-      identity: identity(),
-      stopTimeout: args.stopTimeout,
-      gracedbAuth: setup.gracedbAuth,
-    });
-    const r: Running = {
-      args,
-      config,
-      setup,
-      log,
-      stop,
-      fail,
-      seen,
-      mailer,
-      supervisor,
-      router: makeRouter(args, config, log, supervisor, seen),
-      counts,
-      started: Date.now() / 1000,
-    };
-    router = r.router;
-    wireChildren(r, () => source);
-    let journalIds: [string, string][];
-    try {
-      journalIds = await supervisor.start();
-    } catch (error) {
-      if (error instanceof ChildStartError) return failed("config", error);
-      throw error;
-    }
-    stack.use(supervisor);
-    // An alert journaled just before a crash may not have reached the seen file.
-    for (const [node, id] of journalIds) if (!seen.has(node, id)) seen.record(node, id);
-    const control = await openControl(r, () => source);
-    if (!control.ok) return control.outcome;
-    stack.use(control.server);
-    stack.defer(() => r.router.close());
+    const assembled = await assemble(stack, { args, config, setup, log, stop, fail });
+    if ("ok" in assembled) return assembled;
+    r = assembled;
     if (options.progress) options.progress.describe = () => pending(r);
     if (setup.credentials) {
-      source = makeSource(r, setup.credentials);
-      outcome = await runXmpp(r, source);
+      r.source = makeSource(r, setup.credentials);
+      outcome = await runXmpp(r, r.source);
     } else outcome = await runReplay(r);
   }
-  const c = router!.counts;
+  const c = r.router.counts;
   log.event("info", "summary", {
     ...c,
-    applied: counts.applied,
-    rejected: c.rejected + counts.refused,
-    rejected_by_child: counts.refused,
+    applied: r.counts.applied,
+    rejected: c.rejected + r.counts.refused,
+    rejected_by_child: r.counts.refused,
+    skipped_applied: r.counts.skipped,
   });
   return failure ?? outcome ?? { ok: true };
 }
 
+/**
+ * Opens the parts in the order that makes the stack dispose them in the
+ * shutdown order: intake, control socket, children (they finish and
+ * checkpoint; journals close), session, mail, seen ids.
+ */
+async function assemble(
+  stack: AsyncDisposableStack,
+  base: Pick<Running, "args" | "config" | "setup" | "log" | "stop" | "fail">,
+): Promise<Running | Outcome> {
+  const { args, config, setup, log } = base;
+  const seen = stack.use(
+    await SeenStore.open(setup.stateDir, {
+      // A catch-up never pages back past what the seen ids remember.
+      limit: Math.max(SEEN_LIMIT, args.catchUpMax),
+      onError: (error) => log.event("error", "seen_write_failed", { error: error.message }),
+    }),
+  );
+  const mailer = stack.use(new Mailer(log));
+  // Flushed after the children have stopped, when every journal write is done.
+  const position = args.replay && !setup.ephemeral
+    ? stack.use(await ReplayPosition.open(setup.stateDir, args.replay, log))
+    : undefined;
+  const supervisor = new Supervisor({
+    config,
+    stateDir: setup.stateDir,
+    logFormat: args.logFormat,
+    log,
+    identity: identity(),
+    stopTimeout: args.stopTimeout,
+    gracedbAuth: setup.gracedbAuth,
+  });
+  const r: Running = {
+    ...base,
+    seen,
+    mailer,
+    supervisor,
+    router: makeRouter(args, config, log, supervisor, seen),
+    source: undefined,
+    position,
+    counts: { applied: 0, refused: 0, skipped: 0 },
+    started: Date.now() / 1000,
+  };
+  stack.defer(() => r.source?.stop());
+  wireChildren(r);
+  let journalIds: [string, string][];
+  try {
+    journalIds = await supervisor.start();
+  } catch (error) {
+    if (error instanceof ChildStartError) return failed("config", error);
+    throw error;
+  }
+  stack.use(supervisor);
+  // An alert journaled just before a crash may not have reached the seen file.
+  for (const [node, id] of journalIds) if (!seen.has(node, id)) seen.record(node, id);
+  const control = await openControl(r);
+  if (!control.ok) return control.outcome;
+  stack.use(control.server);
+  stack.defer(() => r.router.close());
+  return r;
+}
+
 /** Listens to the children: mail, publishing, log lines, journal receipts, deaths. */
-function wireChildren(r: Running, source: () => XmppSource | undefined): void {
+function wireChildren(r: Running): void {
   const bus = r.supervisor.events;
   const sections = new Map(r.config.sections.map((s) => [s.name, s]));
   bus.on(
@@ -341,8 +427,32 @@ function wireChildren(r: Running, source: () => XmppSource | undefined): void {
       recipients: section.recipients,
     });
   });
+  bus.on("loss", ({ child, message }) => {
+    const section = sections.get(child)!;
+    if (section.recipients.length === 0) return;
+    r.mailer.send({
+      child,
+      command: section.mailCommand,
+      subject: `CRITICAL: lvalertMP child ${child} may have lost alerts on ${identity().hostname}`,
+      body:
+        `${message}\n\nAcknowledge with: lvalertMP ctl --acknowledge (status stays CRITICAL until then)\n`,
+      recipients: section.recipients,
+    });
+  });
+  bus.on("quarantined", ({ child, seq, message }) => {
+    r.log.event("error", "alert_quarantined", { child, seq }, message);
+    const section = sections.get(child)!;
+    if (section.recipients.length === 0) return;
+    r.mailer.send({
+      child,
+      command: section.mailCommand,
+      subject: `WARNING: lvalertMP child ${child} set an alert aside on ${identity().hostname}`,
+      body: `${message}\n`,
+      recipients: section.recipients,
+    });
+  });
   bus.on("publish", ({ child, node, payload }) => {
-    const session = source();
+    const session = r.source;
     // Without a server, what would be published is logged instead.
     if (!session) return r.log.event("info", "publish", { child, node, payload });
     session.publish(node, JSON.stringify(payload)).catch((error) =>
@@ -351,7 +461,11 @@ function wireChildren(r: Running, source: () => XmppSource | undefined): void {
   });
   bus.on("line", ({ text }) => stdoutSink(text));
   bus.on("journaled", ({ node, id }) => r.seen.record(node, id));
-  bus.on("ack", ({ ok }) => ok ? r.counts.applied++ : r.counts.refused++);
+  bus.on("ack", ({ ok, duplicate }) => {
+    if (ok) r.counts.applied++;
+    else if (duplicate) r.counts.skipped++;
+    else r.counts.refused++;
+  });
   bus.on("fatal", ({ error }) => r.fail({ ok: false, kind: "runtime", error }));
 }
 
@@ -366,6 +480,7 @@ function makeRouter(
     owners: config.owners,
     log,
     deliver: (d) => supervisor.deliver(d),
+    accepts: (child) => supervisor.accepts(child),
     seen,
     ...(args.show
       ? { show: (child: string, text: string) => stdoutSink(`${child} < ${text}`) }
@@ -375,7 +490,6 @@ function makeRouter(
 
 async function openControl(
   r: Running,
-  source: () => XmppSource | undefined,
 ): Promise<{ ok: true; server: ControlServer } | { ok: false; outcome: Outcome }> {
   try {
     const server = await ControlServer.start(join(r.setup.stateDir, "control.sock"), {
@@ -383,14 +497,15 @@ async function openControl(
         statusDocument({
           started: r.started,
           config: r.config,
-          session: source(),
+          session: r.source,
           children: r.supervisor.status(),
           counts: r.router.counts,
           applied: r.counts.applied,
           refused: r.counts.refused,
         }),
       command: (child, name, kwargs) => r.supervisor.command(child, name, kwargs),
-      ackGap: (node) => source()?.acknowledgeGaps(node) ?? [],
+      acknowledge: (child) => r.supervisor.acknowledge(child),
+      ackGap: (node) => r.source?.acknowledgeGaps(node) ?? [],
     }, r.log);
     return { ok: true, server };
   } catch (error) {
@@ -473,39 +588,58 @@ async function runXmpp(r: Running, source: XmppSource): Promise<Outcome | undefi
   return undefined;
 }
 
-/** Feeds a replay file to the router; with `--exit-when-idle`, waits until all is done. */
+/** In-flight alerts per child beyond which a replay waits for its children. */
+const REPLAY_HIGH_WATER = 2000;
+
+/**
+ * Feeds a replay file to the router, in order and at its pace; waits while
+ * a child is saturated; stops taking lines at a signal. With
+ * `--exit-when-idle`, then waits until all is done.
+ */
 async function runReplay(r: Running): Promise<Outcome | undefined> {
   const { args, router } = r;
   const signal = r.stop.signal;
-  r.log.event("info", "listening", { source: `replay ${args.replay}` });
-  try {
-    for await (const line of replayFile(args.replay!, { speed: args.speed, signal })) {
-      const where = `${args.replay}:${line.line}`;
-      if (!line.ok) router.reject(where, line.reason);
-      else {
-        router.route({
-          node: line.node,
-          id: line.id,
-          payload: line.payload,
-          t0: systemClock.now(),
-          where,
-        });
+  const from = r.position?.start;
+  r.log.event("info", "listening", {
+    source: `replay ${args.replay}`,
+    ...(from?.line ? { resume_after_line: from.line } : {}),
+  });
+  let n = 0;
+  for await (
+    const line of replayFile(args.replay!, { speed: args.speed, signal, ...(from ? { from } : {}) })
+  ) {
+    const where = `${args.replay}:${line.line}`;
+    r.position?.begin(line.line, line.end);
+    const done = () => r.position?.done(line.line);
+    if (!line.ok) {
+      router.reject(where, line.reason);
+      done();
+    } else {
+      const input = {
+        node: line.node,
+        id: line.id,
+        payload: line.payload,
+        t0: systemClock.now(),
+        where,
+      };
+      if (router.route({ ...input, onJournaled: done }) !== "routed") done();
+    }
+    // Let signals, acks and journal writes through; wait while a child is saturated.
+    if (++n % 256 === 0) {
+      await delay(0);
+      while (!signal.aborted && r.supervisor.busy(REPLAY_HIGH_WATER)) {
+        await delay(20, { signal }).catch(() => {});
       }
     }
-  } catch (error) {
-    if (!(error instanceof Deno.errors.NotFound)) throw error;
-    return failed(
-      "config",
-      new ConfigError(args.replay!, "Replay file not found", { cause: error }),
-    );
   }
+  if (signal.aborted) return undefined;
   r.log.event("info", "source_done", { source: `replay ${args.replay}` });
   if (!args.exitWhenIdle) {
     await whenAborted(signal);
     return undefined;
   }
   const idle = () => {
-    if (r.supervisor.isIdle()) r.stop.abort();
+    if (r.supervisor.isIdle()) r.stop.abort("idle");
   };
   const bus = r.supervisor.events;
   for (const on of [bus.on("changed", idle), bus.on("ack", idle), bus.on("given_up", idle)]) {
@@ -514,6 +648,14 @@ async function runReplay(r: Running): Promise<Outcome | undefined> {
   idle();
   await whenAborted(signal);
   return undefined;
+}
+
+/** Why a stop began, for the `stopping` log line. */
+function failureReason(reason: unknown): string {
+  if (reason && typeof reason === "object" && "error" in reason && reason.error instanceof Error) {
+    return `failure: ${reason.error.message}`;
+  }
+  return reason === undefined ? "done" : String(reason);
 }
 
 /** What a forced exit now would abandon. */

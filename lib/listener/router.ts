@@ -20,6 +20,8 @@ export interface Delivery {
   /** The alert's JSON text as received (journaled and posted as is). */
   text?: string;
   t0: number;
+  /** Called once the alert is durable in the journal. */
+  onJournaled?: () => void;
 }
 
 /** What became of one input. */
@@ -74,6 +76,13 @@ export interface RouterOptions {
   dedupWindow?: number;
   /** Item ids already routed; kept in memory when absent. */
   seen?: SeenIds;
+  /**
+   * Whether a child takes more alerts now; when it does not (its journal
+   * cannot keep up, the disk is full), the alert is deferred: neither
+   * journaled nor remembered, so the server still offers it later.
+   * @default {every child, always}
+   */
+  accepts?(child: string): boolean;
 }
 
 /** Routes alerts from any source to the child that owns their node. */
@@ -177,6 +186,17 @@ export class Router {
     if (id !== null && this.#seen.has(node, id)) {
       return duplicate("item id already routed");
     }
+    if (this.#o.accepts && !this.#o.accepts(child)) {
+      this.counts.deferred++;
+      log.event("warning", "alert_deferred", {
+        node,
+        id,
+        child,
+        uid: alert.uid,
+        reason: "the child's journal is not keeping up; the server keeps the alert",
+      });
+      return "deferred";
+    }
     const text = typeof input.payload === "string"
       ? input.payload.trim()
       : JSON.stringify(input.payload);
@@ -187,7 +207,15 @@ export class Router {
     }
     this.counts.routed++;
     this.#o.show?.(child, text);
-    this.#o.deliver({ child, node, id, alert, text, t0 });
+    this.#o.deliver({
+      child,
+      node,
+      id,
+      alert,
+      text,
+      t0,
+      ...(input.onJournaled ? { onJournaled: input.onJournaled } : {}),
+    });
     return "routed";
   }
 

@@ -8,11 +8,12 @@
  * @module
  */
 
-import { join } from "node:path";
 import { pathToFileURL } from "node:url";
 import type { JsonObject } from "../core/alert.ts";
 import type { ChildLog, LogFormat } from "../core/log.ts";
-import { type ChildSection, type ListenerConfig, logFileName } from "../config/config.ts";
+import type { ChildSection, ListenerConfig } from "../config/config.ts";
+import { childPaths } from "../config/permissions.ts";
+import { openCommandFolder } from "../child/command_files.ts";
 import { VERSION } from "../core/version.ts";
 import type { GraceDbAuth } from "../gracedb/auth.ts";
 import { systemClock } from "../queue/clock.ts";
@@ -82,8 +83,9 @@ export function childSettings(section: ChildSection, c: SettingsContext): ChildS
     handlerUrl: pathToFileURL(child.handlerPath).href,
     processType: child.processType,
     childConfig: child.ini,
-    logFile: join(child.logDirectory, logFileName(child)),
+    ...childPaths(child),
     logDirectory: child.logDirectory,
+    networkCommands: section.networkCommands,
     logLevel: child.logLevel,
     logFormat,
     print2stdout: child.print2stdout,
@@ -106,6 +108,8 @@ export function childSettings(section: ChildSection, c: SettingsContext): ChildS
     checkpointEvery: section.checkpointEvery,
     checkpointInterval: section.checkpointInterval,
     version: VERSION,
+    quarantined: [],
+    heartbeatName: child.heartbeatName,
     gracedb: child.gracedb === undefined
       ? null
       : { url: child.gracedb, auth: c.gracedbAuth ?? { kind: "none" } },
@@ -124,6 +128,8 @@ export class Supervisor implements AsyncDisposable {
   #pinger: ReturnType<typeof setInterval> | undefined;
   #restartTimers = new Map<string, ReturnType<typeof setTimeout>>();
   #stopping = false;
+  /** The alert each child was applying when it last died (0: none). */
+  #suspects = new Map<string, number>();
 
   constructor(options: SupervisorOptions) {
     this.#o = options;
@@ -155,9 +161,9 @@ export class Supervisor implements AsyncDisposable {
     this.events.on("start_failed", ({ child, message }) => {
       const starting = this.#starting.get(child);
       if (starting) starting.reject(new ChildStartError(child, message));
-      else this.#died(child, `restart failed: ${message}`);
+      else void this.#died(child, `restart failed: ${message}`);
     });
-    this.events.on("died", ({ child, reason }) => this.#died(child, reason));
+    this.events.on("died", ({ child, reason }) => void this.#died(child, reason));
     // A command refused before it ran answers through its ack.
     this.events.on("ack", ({ ok, reason, token }) => {
       if (token && !ok) this.#replies.settle(token, false, null, reason);
@@ -180,6 +186,13 @@ export class Supervisor implements AsyncDisposable {
     const o = this.#o;
     const ids: [string, string][] = [];
     if (!o.checkOnly) {
+      // The workers may write only inside these; the listener makes them.
+      for (const { child } of o.config.sections) {
+        const paths = childPaths(child);
+        await Deno.mkdir(child.logDirectory, { recursive: true });
+        await openCommandFolder(paths.commandFolder);
+        await Deno.mkdir(paths.filesDirectory, { recursive: true, mode: 0o700 });
+      }
       for (const link of this.#links.values()) {
         for (const r of (await link.openJournal()).records) {
           if (r.id !== null) ids.push([r.node, r.id]);
@@ -220,7 +233,10 @@ export class Supervisor implements AsyncDisposable {
       return;
     }
     const { node, id, alert, t0 } = delivery;
-    link.deliver({ node, id, text: delivery.text ?? JSON.stringify(alert), t0, token });
+    link.deliver(
+      { node, id, text: delivery.text ?? JSON.stringify(alert), t0, token },
+      delivery.onJournaled,
+    );
   }
 
   /**
@@ -254,9 +270,31 @@ export class Supervisor implements AsyncDisposable {
     }));
   }
 
+  /** Whether a child takes more alerts (its journal keeps up). */
+  accepts(child: string): boolean {
+    return this.#links.get(child)?.accepting ?? false;
+  }
+
+  /** Whether any child holds more than `limit` alerts not yet applied (a replay waits then). */
+  busy(limit: number): boolean {
+    for (const link of this.#links.values()) if (link.status().inFlight > limit) return true;
+    return false;
+  }
+
+  /** Clears the loss reports of one child or all; returns how many were cleared. */
+  acknowledge(child?: string): number {
+    let n = 0;
+    for (const link of this.#links.values()) {
+      if (child === undefined || link.section.name === child) n += link.acknowledge();
+    }
+    return n;
+  }
+
   /** True when no alert is in flight and every queue is empty. */
   isIdle(): boolean {
     for (const link of this.#links.values()) {
+      // A child given up on holds its alerts in its journal, for the next start.
+      if (link.state === "given_up") continue;
       const s = link.status();
       if (s.inFlight > 0 || s.queue > 0) return false;
     }
@@ -313,18 +351,27 @@ export class Supervisor implements AsyncDisposable {
     for (const link of this.#links.values()) await link.close();
   }
 
-  #died(child: string, reason: string): void {
+  async #died(child: string, reason: string): Promise<void> {
     const o = this.#o;
     const link = this.#links.get(child)!;
     const section = link.section;
     const s = link.status();
+    const suspect = link.suspect();
     o.log.event("error", "child_died", {
       child,
       error: reason,
       in_flight: s.inFlight,
       queue: s.queue,
+      applying: suspect || null,
     }, `Child [${child}] died: ${reason}`);
     if (this.#stopping) return;
+    // The same alert in hand at two deaths in a row: set it aside, go on without it.
+    const last = this.#suspects.get(child);
+    this.#suspects.set(child, suspect);
+    if (suspect > 0 && suspect === last) {
+      this.#suspects.delete(child);
+      await link.quarantine(suspect, reason);
+    }
     const decision = this.#policies.get(child)!.died();
     if (decision.action === "exit") {
       this.events.emit("fatal", { child, error: new ChildDiedError(child, reason) });

@@ -13,6 +13,9 @@ export interface Clock {
   setTimer(fn: () => void, ms: number): () => void;
 }
 
+/** The longest delay one `setTimeout` takes (2^31 - 1 ms, about 24.8 days). */
+const MAX_TIMEOUT_MS = 2 ** 31 - 1;
+
 /** How early a timer is armed, to absorb the event loop's coarse wake-ups. */
 const EARLY_MS = 1;
 /** A timer that wakes this close to its target waits out the rest. */
@@ -47,6 +50,21 @@ function nap(ms: number): void {
 export const systemClock: Clock = {
   now: () => (performance.timeOrigin + performance.now()) / 1000,
   setTimer: (fn, ms) => {
+    // Longer waits are re-armed in pieces: setTimeout cannot wait that long.
+    if (ms > MAX_TIMEOUT_MS / 2) {
+      const target = performance.now() + ms;
+      let cancel = () => {};
+      const arm = () => {
+        const left = target - performance.now();
+        if (left <= MAX_TIMEOUT_MS / 2) cancel = systemClock.setTimer(fn, left);
+        else {
+          const piece = setTimeout(arm, MAX_TIMEOUT_MS / 2);
+          cancel = () => clearTimeout(piece);
+        }
+      };
+      arm();
+      return () => cancel();
+    }
     const target = performance.now() + ms;
     let cancelled = false;
     const run = () => {

@@ -81,8 +81,14 @@ export interface ChildContext {
   readonly log: ChildLog;
   /** The section's `recipients`, the default for {@linkcode ChildContext.notify}. */
   readonly recipients: readonly string[];
-  /** The folder this child may write to (its `log_directory`). */
+  /** The child's `log_directory` (where its log file is). */
   readonly logDirectory: string;
+  /**
+   * A folder the handler may write its own files to,
+   * `<log_directory>/<process_type>/`: the worker may write nowhere else
+   * but its log file, its command-file folder and its snapshots.
+   */
+  readonly filesDirectory: string;
   /** Where the child runs. */
   readonly identity: ChildIdentity;
   /**

@@ -25,6 +25,32 @@ export interface SortedQueueOptions {
   maxFrac?: number;
 }
 
+/** Seconds in a century: no follow-up is meant to come due further away than that. */
+const CENTURY = 100 * 365.25 * 86400;
+
+/**
+ * Checks that an item's tasks come due at real times: finite, and within a
+ * century of now (a corrupted or hostile expiration must not arm a timer
+ * that spins or never fires).
+ *
+ * @throws {RangeError} naming the item and the time
+ */
+export function checkTime(item: QueueItem, expiration = item.expiration): void {
+  const now = Date.now() / 1000;
+  for (const task of item.tasks) {
+    const t = task.expiration;
+    if (Number.isNaN(t)) throw new RangeError(`Item ${item.name} has a task with no expiration`);
+    if (!Number.isFinite(t) || Math.abs(t - now) > CENTURY) {
+      throw new RangeError(
+        `Item ${item.name}: task ${task.name} comes due at ${t}, not a time within a century of now`,
+      );
+    }
+  }
+  if (Number.isNaN(expiration)) {
+    throw new RangeError(`Item ${item.name} has a task with no expiration`);
+  }
+}
+
 function byTime(a: QueueItem, b: QueueItem): number {
   const ka = a[KEY]!;
   const kb = b[KEY]!;
@@ -92,9 +118,7 @@ export class SortedQueue<T extends QueueItem = QueueItem> implements Iterable<T>
     }
     if (item.complete) return;
     const key = item.expiration;
-    if (Number.isNaN(key)) {
-      throw new Error(`Item ${item.name} has a task with no expiration`);
-    }
+    checkTime(item, key);
     item[OWNER] = this;
     this.#pending++;
     if (item.graceid !== undefined) {

@@ -18,6 +18,7 @@ import { parseCommandWords } from "./command.ts";
 export const CTL_USAGE =
   `Usage: lvalert_listenMP ctl [--state-dir DIR | -c CONFIG] [--child NAME] CMD [key,val ...]
        lvalert_listenMP ctl [--state-dir DIR | -c CONFIG] --status
+       lvalert_listenMP ctl [--state-dir DIR | -c CONFIG] [--child NAME] --acknowledge
        lvalert_listenMP ctl [--state-dir DIR | -c CONFIG] --ack-gap [NODE]
 
 Sends CMD (a command, as with \`command\`) to a running listener through its
@@ -27,6 +28,8 @@ control socket (DIR/control.sock, mode 0600) and prints each child's answer.
   -c, --config-file   or its config (the default state folder is derived from it)
   --child NAME        only this child (default: every child)
   --status            print the listener's status as JSON
+  --acknowledge       clear the reports of possibly lost alerts (status stays
+                      CRITICAL until they are acknowledged)
   --ack-gap [NODE]    acknowledge the catch-up gap reported on NODE (default:
                       every node), which \`status\` warns about until then
   --timeout S         seconds to wait for the answer (default 60)
@@ -57,6 +60,7 @@ export async function ctl(argv: string[]): Promise<Outcome> {
       ...SOCKET_OPTIONS,
       child: { type: "string" },
       status: { type: "boolean" },
+      acknowledge: { type: "boolean" },
       "ack-gap": { type: "boolean" },
     },
     true,
@@ -73,7 +77,9 @@ export async function ctl(argv: string[]): Promise<Outcome> {
   if (values["ack-gap"]) return await ackGap(path, positionals, timeout);
   let request;
   if (values.status) request = { op: "status" as const };
-  else {
+  else if (values.acknowledge) {
+    request = { op: "acknowledge" as const, ...(values.child ? { child: values.child } : {}) };
+  } else {
     const parsed = parseCommandWords(positionals);
     if (typeof parsed === "string") return failed("usage", parsed);
     const known = new Map([...BUILTIN_COMMANDS, ...SNAPSHOT_COMMANDS].map((c) => [c.name, c]));
@@ -96,6 +102,10 @@ export async function ctl(argv: string[]): Promise<Outcome> {
   }
   if (values.status) {
     console.log(JSON.stringify(reply.status ?? reply, null, 2));
+    return reply.ok === true ? { ok: true } : failed("runtime", String(reply.error));
+  }
+  if (values.acknowledge) {
+    console.log(`acknowledged ${reply.cleared ?? 0} report(s)`);
     return reply.ok === true ? { ok: true } : failed("runtime", String(reply.error));
   }
   if (!Array.isArray(reply.results)) return failed("runtime", String(reply.error ?? "bad reply"));

@@ -19,8 +19,10 @@ export const STATUS_USAGE =
 A Nagios plugin: exit 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN, with one line
 of text and perfdata.
 
-CRITICAL: a child is dead or given up; the XMPP session has been down longer
-than --down-crit; the subscribed nodes differ from the configured ones.
+CRITICAL: a child is dead or given up; a child's journal writes fail; a child
+may have lost alerts (until \`ctl --acknowledge\`); the XMPP session has been
+down longer than --down-crit; the subscribed nodes differ from the configured
+ones.
 WARNING: a queue is longer than its warnThr; an alert has waited in the
 journal longer than --lag-warn; the XMPP session is down (shorter); a
 catch-up could not reach the last item seen on a node (alerts may be lost)
@@ -63,6 +65,17 @@ export function judge(
     if (c.state === "given_up") crit.push(`child ${name} given up`);
     else if (c.state === "dead") crit.push(`child ${name} dead`);
     else if (c.state === "restarting") warn.push(`child ${name} restarting`);
+    if (c.journalFailing === true) crit.push(`child ${name} journal writes failing`);
+    const losses = Array.isArray(c.losses) ? c.losses.length : 0;
+    const quarantined = Number(c.quarantined ?? 0);
+    if (quarantined > 0) {
+      warn.push(
+        `child ${name} set ${quarantined} alert(s) aside (poison.jsonl; ctl --acknowledge)`,
+      );
+    }
+    if (losses > 0) {
+      crit.push(`child ${name} may have lost alerts (${losses} report(s); ctl --acknowledge)`);
+    }
     if (queue > warnThr) warn.push(`child ${name} queue ${queue} > ${warnThr}`);
     const lag = Number(c.oldestInFlight ?? 0);
     if (lag > lagWarn) warn.push(`child ${name} journal lag ${lag.toFixed(1)} s`);

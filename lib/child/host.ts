@@ -1,0 +1,236 @@
+/**
+ * One child, whatever runs it (a Web Worker, or a process of its own):
+ * loads its handler, recovers its queue from the snapshot and journal,
+ * runs it, checkpoints it, and talks to the listener only through the
+ * messages of `messages.ts`, over the transport it is given.
+ *
+ * @module
+ */
+
+import { readAlert } from "../core/alert.ts";
+import { fileSink, Logger } from "../core/log.ts";
+import { Ini } from "../config/ini.ts";
+import { GraceDbClient } from "../gracedb/client.ts";
+import { asHandlerModule } from "./handler.ts";
+import {
+  type AlertAck,
+  type AlertDelivery,
+  type ChildSettings,
+  type FromChild,
+  readToChild,
+  type ToChild,
+  unreachable,
+} from "./messages.ts";
+import { ChildRuntime } from "./runtime.ts";
+import { ChildState, type Recovery } from "./state.ts";
+
+/** How a child talks to the listener. */
+export interface ChildTransport {
+  post(message: FromChild): void;
+  /** Calls `handler` with each message that arrives (not yet checked). */
+  listen(handler: (data: unknown) => void): void;
+}
+
+const NOTHING_RECOVERED: Recovery = {
+  snapshotSeq: 0,
+  previousSeq: 0,
+  replayedTo: 0,
+  restored: 0,
+  replayed: 0,
+  problems: [],
+};
+
+/** Runs one child over a transport. */
+export class ChildHost {
+  #t: ChildTransport;
+  #runtime: ChildRuntime | undefined;
+  #state: ChildState | undefined;
+  #logFile: Deno.FsFile | undefined;
+  #started: Promise<boolean> | undefined;
+  #delivering = 0;
+  #queueState: { queue: number; next: number | null } = { queue: 0, next: null };
+  /** Where the journal position being applied is shown to the listener (0: none). */
+  #applying: Float64Array | undefined;
+
+  constructor(transport: ChildTransport) {
+    this.#t = transport;
+    transport.listen((data) => {
+      const read = readToChild(data);
+      if (read.ok) return void this.#handle(read.message);
+      this.#runtime?.context.log.event("error", "bad_message", {
+        reason: read.reason,
+        data: JSON.stringify(data)?.slice(0, 500) ?? String(data),
+      });
+    });
+  }
+
+  /** Logs an error no task or alert caught (an unhandled rejection). */
+  unhandled(reason: unknown): void {
+    const text = reason instanceof Error ? reason.stack ?? reason.message : String(reason);
+    this.#runtime?.context.log.event("error", "unhandled_rejection", { error: text }, text);
+  }
+
+  async #openLog(settings: ChildSettings): Promise<Logger> {
+    const sinks: ((line: string) => void)[] = [];
+    // A config check loads and validates; it leaves no files behind.
+    if (!settings.checkOnly) {
+      this.#logFile = await Deno.open(settings.logFile, {
+        append: true,
+        create: true,
+        mode: 0o640,
+      });
+      sinks.push(fileSink(this.#logFile));
+    }
+    if (settings.print2stdout) sinks.push((line) => this.#t.post({ type: "log", line }));
+    return new Logger({
+      child: settings.child,
+      format: settings.logFormat,
+      level: settings.logLevel,
+      sinks,
+    });
+  }
+
+  /** The runtime for these settings, its outlets posting to the listener. */
+  #makeRuntime(
+    settings: ChildSettings,
+    module: Record<string, unknown>,
+    log: Logger,
+  ): ChildRuntime {
+    const post = (m: FromChild) => this.#t.post(m);
+    const config = new Ini(settings.childConfig);
+    const handler = asHandlerModule(module, settings.handlerUrl);
+    handler.validateConfig?.(config);
+    const gracedb = settings.gracedb
+      ? new GraceDbClient(settings.gracedb.url, {
+        auth: settings.gracedb.auth,
+        version: settings.version,
+      })
+      : undefined;
+    return new ChildRuntime({
+      child: settings.child,
+      handler,
+      handlerExports: module,
+      config,
+      log,
+      logDirectory: settings.logDirectory,
+      filesDirectory: settings.filesDirectory,
+      commandFolder: settings.commandFolder,
+      networkCommands: settings.networkCommands,
+      recipients: settings.recipients,
+      taskTimeout: settings.taskTimeout,
+      queue: { maxComplete: settings.maxComplete, maxFrac: settings.maxFrac },
+      watch: settings.watch,
+      identity: settings.identity,
+      heartbeatName: settings.heartbeatName,
+      gracedb,
+      applying: (seq) => {
+        if (this.#applying) this.#applying[0] = seq;
+      },
+      notify: (subject, body, recipients) =>
+        post({ type: "notify", subject, body, recipients: [...recipients] }),
+      publish: (node, payload) => post({ type: "publish", node, payload }),
+      reply: (token, r) =>
+        post({
+          type: "command_result",
+          token,
+          ok: r.ok,
+          output: r.ok ? r.output : null,
+          error: r.ok ? null : r.error,
+        }),
+      onChange: (s) => {
+        this.#queueState = s;
+        this.#state?.changed();
+        // While alerts are being applied, their acks carry the state.
+        if (this.#delivering === 0) post({ type: "state", ...s });
+      },
+    });
+  }
+
+  async #init(settings: ChildSettings, applying: SharedArrayBuffer | null): Promise<boolean> {
+    if (applying) this.#applying = new Float64Array(applying);
+    try {
+      const log = await this.#openLog(settings);
+      const rt = this.#makeRuntime(settings, await import(settings.handlerUrl), log);
+      this.#runtime = rt;
+      let recovery = NOTHING_RECOVERED;
+      if (!settings.checkOnly) {
+        this.#state = new ChildState({
+          dir: settings.stateDir,
+          child: settings.child,
+          runtime: rt,
+          log,
+          every: settings.checkpointEvery,
+          interval: settings.checkpointInterval,
+          skip: settings.quarantined,
+          onCheckpoint: (seq, previous) => this.#t.post({ type: "checkpointed", seq, previous }),
+        });
+        recovery = await this.#state.recover();
+      }
+      log.event("info", "child_started", {
+        process_type: settings.processType,
+        handler: settings.handlerUrl,
+        check_only: settings.checkOnly,
+      });
+      this.#t.post({
+        type: "ready",
+        commands: rt.commands.names,
+        snapshotSeq: recovery.snapshotSeq,
+        replayedTo: recovery.replayedTo,
+        problems: recovery.problems,
+      });
+      return true;
+    } catch (error) {
+      const message = error instanceof Error ? error.message : String(error);
+      this.#t.post({ type: "init_failed", message });
+      return false;
+    }
+  }
+
+  async #apply(alerts: AlertDelivery[]): Promise<void> {
+    this.#delivering++;
+    try {
+      const results = alerts.map(({ seq, node, id, text, t0, token }) => {
+        // The listener checked each text before journaling it; a text that
+        // fails here was damaged on the way and is refused, not applied.
+        const read = readAlert(text);
+        if (!read.ok) {
+          return Promise.resolve({ seq, ok: false, reason: read.reason, duplicate: false });
+        }
+        const meta = { node, id, seq, ...(token ? { token } : {}) };
+        return this.#runtime!.deliver(read.alert, t0, meta).then((r): AlertAck => {
+          this.#state?.applied();
+          const duplicate = !r.ok && !!r.duplicate;
+          return { seq, ok: r.ok, reason: r.ok ? null : r.reason, duplicate };
+        });
+      });
+      this.#t.post({ type: "acks", acks: await Promise.all(results), ...this.#queueState });
+    } finally {
+      this.#delivering--;
+    }
+  }
+
+  async #handle(message: ToChild): Promise<void> {
+    switch (message.type) {
+      case "init":
+        this.#started = this.#init(message.settings, message.applying);
+        return;
+      case "alerts":
+        if (await this.#started) await this.#apply(message.alerts);
+        return;
+      case "ping":
+        this.#t.post({ type: "pong", n: message.n });
+        return;
+      case "shutdown":
+        // A child still starting finishes that first.
+        await this.#started;
+        await this.#runtime?.stop();
+        await this.#state?.close();
+        this.#logFile?.close();
+        this.#logFile = undefined;
+        this.#t.post({ type: "stopped" });
+        return;
+      default:
+        unreachable(message);
+    }
+  }
+}
