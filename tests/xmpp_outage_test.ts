@@ -214,11 +214,11 @@ async function twentySecondOutage(kind: ServerKind): Promise<string> {
   }
   // Default catch-up flags; only the reconnect backoff is short, to keep the test short.
   const listener = await listen(server, dir.path, proxy.port, "--backoff", "0.5,2");
-  // 420 in all, 105 per node: however long the listener stays away, a node keeping 100 holds
-  // everything it missed (25 of each node's alerts go out before the outage).
-  const publisher = new BacklogPublisher(server, nodes, 10, 420);
+  // 15 a second, 420 in all: 105 per node, so however long the listener stays away, a node
+  // keeping 100 holds everything it missed (15 of each node's alerts go out before the outage).
+  const publisher = new BacklogPublisher(server, nodes, 15, 420);
   try {
-    await listener.until(() => publisher.published.length >= 100, "100 alerts before the outage");
+    await listener.until(() => publisher.published.length >= 60, "60 alerts before the outage");
     await publisher.hold();
     await server.stop();
     // The listener stays out until half the backlog is back on the server:
