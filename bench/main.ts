@@ -1,9 +1,10 @@
 /**
  * `deno task bench`: every benchmark, each printed beside its baseline
  * measured in the same run. Pass section names to run only some:
- * `deno task bench queue memory lateness`.
+ * `deno task bench queue memory lateness` (also: xmpp journal snapshot catchup).
  */
 
+import { benchCatchUp } from "./catch_up_bench.ts";
 import { benchJournal, benchSnapshot, benchSyncEach } from "./durability_bench.ts";
 import { benchEventSupervisor } from "./event_supervisor_bench.ts";
 import { benchLateness } from "./lateness_bench.ts";
@@ -129,6 +130,23 @@ if (run("event_supervisor")) {
       `  ${String(r.checks).padEnd(6)}  ${fmt(r.checksPerSecond).padStart(9)}   ${
         fmt(r.serialBound).padStart(21)
       }   ${(r.checksPerSecond / r.serialBound).toFixed(0)}x`,
+    );
+  }
+}
+
+if (run("catchup")) {
+  console.log(
+    "\nCatch-up of 1000 alerts missed on one node: from logged in again to the last one routed," +
+      " and to the last one read by the child",
+  );
+  console.log("  server     page  paging     requests   routed ms   child ms   gap");
+  for (const r of await benchCatchUp()) {
+    console.log(
+      `  ${r.server.padEnd(9)}  ${String(r.pageSize).padStart(4)}  ${r.paging.padEnd(9)}  ${
+        String(r.requests).padStart(8)
+      }  ${String(r.toRoutedMs).padStart(10)}  ${String(r.toChildMs).padStart(9)}   ${
+        r.gap ? "yes (the node keeps 1000: the last item seen fell off)" : "no"
+      }${r.missed === 1000 ? "" : ` (${r.missed} routed!)`}`,
     );
   }
 }

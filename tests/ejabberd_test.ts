@@ -265,6 +265,7 @@ for (const kind of SERVERS) {
     await factsOfItems(t, server, publisher);
     await factsOfDelivery(t, server, publisher);
     await factsOfDeletion(t, server, publisher);
+    await factsOfRecreation(t, server, publisher);
     await factsOfSessions(t, server);
     await factsOfRestart(t, server, publisher);
   });
@@ -595,6 +596,37 @@ async function factsOfDeletion(t: Deno.TestContext, server: XmppServer, publishe
     const log = await Deno.readTextFile(`${server.dir}/prosody.log`);
     assert.match(log, /pubsub\.lua:\d+: attempt to index a nil value/);
   });
+}
+
+async function factsOfRecreation(t: Deno.TestContext, server: XmppServer, publisher: Session) {
+  const kind = server.kind;
+
+  await t.step(
+    "a node created again under a deleted node's name; subscribing twice is one subscription",
+    async () => {
+      // listener@localhost/deletion was subscribed to "gone" before it was deleted.
+      await server.createNode("gone");
+      await using listener = await connect(server, "listener", "deletion", { presence: false });
+      const reported = (await listener.pubsub.subscriptions("gone")).map((s) => s.jid);
+      // Prosody still reports the old subscription, yet delivers nothing on it.
+      assert.deepEqual(reported, kind === "prosody" ? [listener.jid] : []);
+      await publisher.pubsub.publish("gone", '{"n":1}');
+      await publisher.pubsub.publish("barrier", '{"n":2}');
+      await eventWith(listener, "barrier", 2);
+      assert.deepEqual(listener.events("gone"), [], "nothing through the old subscription");
+      await listener.pubsub.subscribe("gone", listener.jid);
+      await listener.pubsub.subscribe("gone", listener.jid);
+      assert.equal((await listener.pubsub.subscriptions("gone")).length, 1);
+      await publisher.pubsub.publish("gone", '{"n":3}');
+      await publisher.pubsub.publish("barrier", '{"n":4}');
+      await eventWith(listener, "barrier", 4);
+      assert.deepEqual(
+        listener.events("gone").map(numbers),
+        kind === "ejabberd" ? [[1], [1], [3]] : [[3]],
+        "each subscribe pushes the last item on ejabberd; the item itself comes once",
+      );
+    },
+  );
 }
 
 async function factsOfSessions(t: Deno.TestContext, server: XmppServer) {

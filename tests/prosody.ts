@@ -140,6 +140,9 @@ function configText(
       : "",
     // Items in memory: the file store rewrites every item on each publish.
     persistent ? "" : 'storage = { pubsub_data = "memory" }',
+    // The memory store refuses a node's 1001st item (internal-server-error,
+    // "quota-limit") rather than dropping the oldest, whatever max_items says.
+    "storage_archive_item_limit = 20000",
     `VirtualHost "${DOMAIN}"`,
     `Component "${PUBSUB}" "pubsub"`,
     "  pubsub_max_items = 10000",

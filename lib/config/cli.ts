@@ -33,6 +33,12 @@ export interface ListenArgs {
   checkConfig: boolean;
   logFormat: LogFormat;
   catchUp: number;
+  /** Most items caught up per node after a (re)connect. */
+  catchUpMax: number;
+  /** Seconds between checks that every node still exists (0: never). */
+  nodeCheckInterval: number;
+  /** Seconds between reconnect attempts: first and longest. */
+  backoff: [number, number];
   createMissingNodes: boolean;
   /** Seconds children may take to stop before they are terminated. */
   stopTimeout: number;
@@ -75,7 +81,14 @@ New options:
       --exit-when-idle     exit 0 once the source is done and queues are empty
       --check-config       validate config, childConfigs and handlers; exit
       --log-format F       text (default) or json
-      --catch-up N         items fetched per node after a reconnect (default 20)
+      --catch-up N         items per request when catching up on a node after a
+                           (re)connect (default 20; 0: no catch-up)
+      --catch-up-max N     most items caught up per node (default 1000); past it,
+                           or when the last item seen is gone, a gap is reported
+      --node-check-interval S  seconds between checks that every node still
+                           exists (default 60; 0: never)
+      --backoff MIN,MAX    seconds between reconnect attempts, doubling from MIN
+                           up to MAX (default 1,30)
       --create-missing-nodes  create configured nodes that do not exist
       --stop-timeout S     seconds children may take to stop (default 30);
                            a second SIGINT/SIGTERM exits at once
@@ -115,6 +128,37 @@ export function parseFlags<T extends ParseArgsOptionsConfig>(
   }
 }
 
+/** `--catch-up-max`, `--node-check-interval` and `--backoff`, or a usage message. */
+function xmppTimings(
+  values: Record<string, string | boolean | undefined>,
+): Pick<ListenArgs, "catchUpMax" | "nodeCheckInterval" | "backoff"> | string {
+  const str = (k: string) => typeof values[k] === "string" ? values[k] as string : undefined;
+  const catchUpMax = number(
+    str("catch-up-max"),
+    1000,
+    "--catch-up-max",
+    (n) => Number.isInteger(n) && n >= 1,
+    "a whole number >= 1",
+  );
+  const nodeCheckInterval = number(
+    str("node-check-interval"),
+    60,
+    "--node-check-interval",
+    (n) => n >= 0 && Number.isFinite(n),
+    "a number of seconds >= 0",
+  );
+  if (typeof catchUpMax === "string") return catchUpMax;
+  if (typeof nodeCheckInterval === "string") return nodeCheckInterval;
+  const raw = str("backoff") ?? "1,30";
+  const [low, high] = raw.split(",").map((p) => p.trim() === "" ? NaN : Number(p));
+  if (
+    raw.split(",").length !== 2 || !(low! > 0) || !(high! >= low!) || !Number.isFinite(high!)
+  ) {
+    return `--backoff must be MIN,MAX seconds with 0 < MIN <= MAX, got "${raw}"`;
+  }
+  return { catchUpMax, nodeCheckInterval, backoff: [low!, high!] };
+}
+
 /** Parses the listener's flags. */
 export function parseListenArgs(argv: string[]): ParseResult<ListenArgs> {
   const parsed = parseFlags(argv, {
@@ -141,6 +185,9 @@ export function parseListenArgs(argv: string[]): ParseResult<ListenArgs> {
     "check-config": { type: "boolean" },
     "log-format": { type: "string" },
     "catch-up": { type: "string" },
+    "catch-up-max": { type: "string" },
+    "node-check-interval": { type: "string" },
+    backoff: { type: "string" },
     "create-missing-nodes": { type: "boolean" },
     "stop-timeout": { type: "string" },
   });
@@ -174,8 +221,13 @@ export function parseListenArgs(argv: string[]): ParseResult<ListenArgs> {
     (n) => n > 0 && Number.isFinite(n),
     "a number of seconds > 0",
   );
+  const xmpp = xmppTimings(values);
+  if (typeof xmpp === "string") return { ok: false, message: xmpp };
   for (const v of [port, speed, catchUp, stopTimeout]) {
     if (typeof v === "string") return { ok: false, message: v };
+  }
+  if (xmpp.catchUpMax < (catchUp as number)) {
+    return { ok: false, message: "--catch-up-max must be at least --catch-up" };
   }
   const format = values["log-format"] ?? "text";
   if (format !== "text" && format !== "json") {
@@ -208,6 +260,7 @@ export function parseListenArgs(argv: string[]): ParseResult<ListenArgs> {
     checkConfig: values["check-config"] ?? false,
     logFormat: format,
     catchUp: catchUp as number,
+    ...xmpp,
     createMissingNodes: values["create-missing-nodes"] ?? false,
     stopTimeout: stopTimeout as number,
   };

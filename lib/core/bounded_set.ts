@@ -76,6 +76,11 @@ export class KeyedIds {
     return this.#sets.get(key)?.has(id) ?? false;
   }
 
+  /** How many ids are held under `key`. */
+  size(key: string): number {
+    return this.#sets.get(key)?.size ?? 0;
+  }
+
   /** Adds `id` under `key` as its newest. */
   add(key: string, id: string): void {
     let set = this.#sets.get(key);

@@ -19,6 +19,9 @@ export interface SeenStoreOptions {
   onError?(error: Error): void;
 }
 
+/** Ids remembered per node unless told otherwise. */
+export const SEEN_LIMIT = 1000;
+
 /** How long ids wait to share one write and sync. */
 const FLUSH_MS = 100;
 
@@ -33,6 +36,7 @@ type Line = v.InferOutput<typeof LineSchema>;
 export class SeenStore implements SeenIds, AsyncDisposable {
   readonly path: string;
   #nodes: KeyedIds;
+  #limit: number;
   /** Nodes caught up at least once. */
   #marked = new Set<string>();
   #onError: ((error: Error) => void) | undefined;
@@ -44,6 +48,7 @@ export class SeenStore implements SeenIds, AsyncDisposable {
   private constructor(path: string, limit: number, onError?: (error: Error) => void) {
     this.path = path;
     this.#nodes = new KeyedIds(limit);
+    this.#limit = limit;
     this.#onError = onError;
   }
 
@@ -51,7 +56,11 @@ export class SeenStore implements SeenIds, AsyncDisposable {
     dir: string,
     options: SeenStoreOptions = {},
   ): Promise<SeenStore> {
-    const store = new SeenStore(join(dir, "seen.jsonl"), options.limit ?? 1000, options.onError);
+    const store = new SeenStore(
+      join(dir, "seen.jsonl"),
+      options.limit ?? SEEN_LIMIT,
+      options.onError,
+    );
     const text = await readIfExists(store.path) ?? "";
     for (const raw of text.split("\n")) {
       if (!raw) continue;
@@ -83,6 +92,16 @@ export class SeenStore implements SeenIds, AsyncDisposable {
 
   has(node: string, id: string): boolean {
     return this.#nodes.has(node, id);
+  }
+
+  /** How many ids of `node` are remembered (0: nothing routed from it yet). */
+  count(node: string): number {
+    return this.#nodes.size(node);
+  }
+
+  /** Ids remembered per node; older ones are forgotten. */
+  get limit(): number {
+    return this.#limit;
   }
 
   /**

@@ -2,7 +2,9 @@
  * The control socket: a Unix socket in the state folder (mode 0600) on
  * which `lvalert_listenMP ctl` and `status` talk to a running listener.
  * One JSON request line, one JSON reply line:
- * `{"op":"status"}` or `{"op":"command","child":C?,"name":N,"kwargs":{...}}`.
+ * `{"op":"status"}`, `{"op":"command","child":C?,"name":N,"kwargs":{...}}`,
+ * `{"op":"acknowledge","child":C?}` (loss reports) or `{"op":"ack_gap","node":N?}`
+ * (a catch-up gap).
  *
  * @module
  */
@@ -19,6 +21,8 @@ export interface ControlHandlers {
   command(child: string | undefined, name: string, kwargs: JsonObject): Promise<CommandOutcome[]>;
   /** Clears loss reports (of one child or all); returns how many. */
   acknowledge(child: string | undefined): number;
+  /** Acknowledges the catch-up gaps of `node` (or all); returns the nodes acknowledged. */
+  ackGap?(node: string | undefined): string[];
 }
 
 const jsonObject = v.custom<JsonObject>(isJsonObject, '"kwargs" must be an object');
@@ -38,8 +42,9 @@ const ControlRequestSchema = v.variant(
       name: v.pipe(v.string('"name" must be a string'), v.minLength(1, '"name" is empty')),
       kwargs: v.optional(jsonObject, {}),
     }),
+    v.object({ op: v.literal("ack_gap"), node: v.optional(v.string('"node" must be a string')) }),
   ],
-  'unknown request: "op" must be "status", "acknowledge" or "command" (with "name")',
+  'unknown request: "op" must be "status", "acknowledge", "ack_gap" or "command" (with "name")',
 );
 
 /** A request as the socket takes it. */
@@ -149,6 +154,8 @@ export class ControlServer implements AsyncDisposable {
             const cleared = handlers.acknowledge(request.child);
             log.event("info", "acknowledged", { child: request.child ?? null, cleared });
             reply = { ok: true, cleared };
+          } else if (request.op === "ack_gap") {
+            reply = { ok: true, acknowledged: handlers.ackGap?.(request.node) ?? [] };
           } else {
             log.event("info", "control_command", {
               name: request.name,

@@ -28,7 +28,7 @@ import {
   grantWarnings,
   inside,
 } from "../config/permissions.ts";
-import { SeenStore } from "../durability/seen_store.ts";
+import { SEEN_LIMIT, SeenStore } from "../durability/seen_store.ts";
 import { defaultStateDir, openStateDir } from "../durability/state_dir.ts";
 import { systemClock } from "../queue/clock.ts";
 import { type Credentials, CredentialsError, resolveCredentials } from "../xmpp/credentials.ts";
@@ -84,6 +84,10 @@ const XMPP_EXIT: Record<XmppFailure["kind"], "auth" | "unavailable" | "runtime">
   unavailable: "unavailable",
   missing_nodes: "unavailable",
   conflict: "runtime",
+  kicked: "unavailable",
+  shutdown: "unavailable",
+  redirect: "unavailable",
+  stream: "unavailable",
 };
 
 function identity(): Identity {
@@ -359,6 +363,8 @@ async function assemble(
   const { args, config, setup, log } = base;
   const seen = stack.use(
     await SeenStore.open(setup.stateDir, {
+      // A catch-up never pages back past what the seen ids remember.
+      limit: Math.max(SEEN_LIMIT, args.catchUpMax),
       onError: (error) => log.event("error", "seen_write_failed", { error: error.message }),
     }),
   );
@@ -509,7 +515,12 @@ async function openControl(
           refused: r.counts.refused,
         }),
       command: (child, name, kwargs) => r.supervisor.command(child, name, kwargs),
-      acknowledge: (child) => r.supervisor.acknowledge(child),
+      // One acknowledgement clears what the operator has seen: loss and
+      // quarantine reports, and (for the whole listener) catch-up gaps.
+      acknowledge: (child) =>
+        r.supervisor.acknowledge(child) +
+        (child === undefined ? r.source?.acknowledgeGaps(undefined).length ?? 0 : 0),
+      ackGap: (node) => r.source?.acknowledgeGaps(node) ?? [],
     }, r.log);
     return { ok: true, server };
   } catch (error) {
@@ -533,6 +544,9 @@ function makeSource(r: Running, credentials: Credentials): XmppSource {
     service: args.pubsubService ?? `pubsub.${args.server}`,
     nodes: [...r.config.owners.keys()],
     catchUp: args.catchUp,
+    catchUpMax: args.catchUpMax,
+    nodeCheckInterval: args.nodeCheckInterval,
+    backoff: args.backoff,
     createMissingNodes: args.createMissingNodes,
     seen: r.seen,
     log: r.log,
@@ -541,7 +555,33 @@ function makeSource(r: Running, credentials: Credentials): XmppSource {
   });
   source.events.on("item", (input) => r.router.route(input));
   source.events.on("fatal", (f) => r.fail(failed(XMPP_EXIT[f.kind], f)));
+  mailSessionEvents(r, source);
   return source;
+}
+
+/** Mails a catch-up gap or a deleted node to the recipients of the section listening to it. */
+function mailSessionEvents(r: Running, source: XmppSource): void {
+  const host = identity().hostname;
+  const mail = (node: string, subject: string, body: string) => {
+    const child = r.config.owners.get(node);
+    const section = r.config.sections.find((s) => s.name === child);
+    if (!child || !section || section.recipients.length === 0) return;
+    const { mailCommand: command, recipients } = section;
+    r.mailer.send({ child, command, subject, body, recipients });
+  };
+  source.events.on("catch_up_gap", (gap) =>
+    mail(
+      gap.node,
+      `WARNING: lvalertMP catch-up gap on ${gap.node} (${host})`,
+      `${gap.message}.\n\n\`lvalert_listenMP status\` warns until the next clean catch-up on ` +
+        `${gap.node} or \`lvalert_listenMP ctl --ack-gap ${gap.node}\`.\n`,
+    ));
+  source.events.on("node_deleted", ({ node }) =>
+    mail(
+      node,
+      `CRITICAL: lvalertMP node ${node} deleted (${host})`,
+      `Node ${node} no longer exists on ${source.service}: nothing more will come from it.\n`,
+    ));
 }
 
 async function runXmpp(r: Running, source: XmppSource): Promise<Outcome | undefined> {

@@ -17,6 +17,10 @@ export interface SessionStatus {
   offlineSince: number | null;
   subscribed: string[];
   extra: string[];
+  /** Configured nodes found deleted. */
+  deleted?: string[];
+  /** Catch-up gaps not yet acknowledged nor closed. */
+  gaps?: { node: string; reason: string; routed: number; held: number | null; at: number }[];
 }
 
 /** Everything the document is built from. */
@@ -45,6 +49,14 @@ export function statusDocument(p: StatusParts, now = Date.now() / 1000): JsonObj
         configured: [...p.config.owners.keys()],
         subscribed: p.session.subscribed,
         extra: p.session.extra,
+        deleted: p.session.deleted ?? [],
+        gaps: (p.session.gaps ?? []).map((g) => ({
+          node: g.node,
+          reason: g.reason,
+          routed: g.routed,
+          held: g.held,
+          at: g.at,
+        })),
       }
       : null,
     children: p.children.map((c) => ({ ...c, warnThr: warnThr.get(c.child) ?? null })),

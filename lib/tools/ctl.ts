@@ -19,6 +19,7 @@ export const CTL_USAGE =
   `Usage: lvalert_listenMP ctl [--state-dir DIR | -c CONFIG] [--child NAME] CMD [key,val ...]
        lvalert_listenMP ctl [--state-dir DIR | -c CONFIG] --status
        lvalert_listenMP ctl [--state-dir DIR | -c CONFIG] [--child NAME] --acknowledge
+       lvalert_listenMP ctl [--state-dir DIR | -c CONFIG] --ack-gap [NODE]
 
 Sends CMD (a command, as with \`command\`) to a running listener through its
 control socket (DIR/control.sock, mode 0600) and prints each child's answer.
@@ -27,8 +28,11 @@ control socket (DIR/control.sock, mode 0600) and prints each child's answer.
   -c, --config-file   or its config (the default state folder is derived from it)
   --child NAME        only this child (default: every child)
   --status            print the listener's status as JSON
-  --acknowledge       clear the reports of possibly lost alerts (status stays
-                      CRITICAL until they are acknowledged)
+  --acknowledge       clear what status reports until an operator has seen it:
+                      possibly lost alerts, quarantined alerts and (without
+                      --child) catch-up gaps
+  --ack-gap [NODE]    acknowledge the catch-up gap reported on NODE (default:
+                      every node), which \`status\` warns about until then
   --timeout S         seconds to wait for the answer (default 60)
   -h, --help          this text`;
 
@@ -58,6 +62,7 @@ export async function ctl(argv: string[]): Promise<Outcome> {
       child: { type: "string" },
       status: { type: "boolean" },
       acknowledge: { type: "boolean" },
+      "ack-gap": { type: "boolean" },
     },
     true,
   );
@@ -70,6 +75,7 @@ export async function ctl(argv: string[]): Promise<Outcome> {
   const path = socketPath(values["state-dir"], values["config-file"]);
   if (!path) return failed("usage", "give --state-dir DIR or -c CONFIG");
   const timeout = Number(values.timeout ?? 60);
+  if (values["ack-gap"]) return await ackGap(path, positionals, timeout);
   let request;
   if (values.status) request = { op: "status" as const };
   else if (values.acknowledge) {
@@ -112,4 +118,26 @@ export async function ctl(argv: string[]): Promise<Outcome> {
   return reply.ok === true
     ? { ok: true }
     : failed("runtime", "a child refused or failed the command");
+}
+
+/** `ctl --ack-gap [NODE]`: the gap is known; `status` stops warning about it. */
+async function ackGap(path: string, positionals: string[], timeout: number): Promise<Outcome> {
+  if (positionals.length > 1) return failed("usage", "--ack-gap takes at most one node");
+  const node = positionals[0];
+  let reply: JsonObject;
+  try {
+    reply = await controlRequest(path, { op: "ack_gap", ...(node ? { node } : {}) }, timeout);
+  } catch (error) {
+    return failed("unavailable", `no listener answers on ${path}: ${(error as Error).message}`);
+  }
+  if (reply.ok !== true || !Array.isArray(reply.acknowledged)) {
+    return failed("runtime", String(reply.error ?? "bad reply"));
+  }
+  const nodes = reply.acknowledged.map(String);
+  console.log(
+    nodes.length > 0
+      ? `acknowledged the catch-up gap on ${nodes.join(", ")}`
+      : `no catch-up gap${node ? ` on ${node}` : ""} to acknowledge`,
+  );
+  return { ok: true };
 }

@@ -12,6 +12,7 @@ import {
   connectionArgs,
   openSession,
   sessionFailure,
+  worthRetrying,
 } from "./session.ts";
 
 export const SEND_USAGE = `Usage: lvalert_listenMP send -n NODE -p FILE|- [options]
@@ -83,17 +84,17 @@ export async function publishWithRetries(
       return { ok: true, id };
     } catch (error) {
       const stanza = (error as { name?: string }).name === "StanzaError";
+      const timeout = (error as { name?: string }).name === "TimeoutError" ||
+        /timeout/i.test((error as Error).message);
       last = stanza
         ? failed(
           "runtime",
           `Publishing on ${node} refused: ${(error as Error).message}`,
         )
         : sessionFailure(error, conn);
-      // Only an unreachable server is worth another try.
-      if (
-        last.ok ||
-        last.kind !== "unavailable" && !/timeout/i.test(last.error.message)
-      ) return last;
+      // Only an unreachable server, or one that did not answer, is worth
+      // another try: a refused login or certificate stops at once.
+      if (!timeout && !worthRetrying(error, conn)) return last;
       if (attempt < attempts) {
         await new Promise((r) => setTimeout(r, Math.min(5000, 500 * attempt)));
       }

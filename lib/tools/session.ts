@@ -10,7 +10,7 @@ import { CredentialsError, resolveCredentials } from "../xmpp/credentials.ts";
 import { failed, type FailureKind, type Outcome } from "../core/outcome.ts";
 import { Pubsub } from "../xmpp/pubsub.ts";
 import { createXmppClient, type XmppClient } from "../xmpp/client.ts";
-import { classify, type XmppFailure } from "../xmpp/failure.ts";
+import { classify, retryable, type XmppFailure } from "../xmpp/failure.ts";
 
 /** `parseArgs` options every tool accepts (short letters per tool). */
 export const CONNECTION_OPTIONS = {
@@ -81,21 +81,41 @@ const KINDS: Record<XmppFailure["kind"], FailureKind> = {
   unavailable: "unavailable",
   missing_nodes: "unavailable",
   conflict: "runtime",
+  kicked: "unavailable",
+  shutdown: "unavailable",
+  redirect: "unavailable",
+  stream: "unavailable",
 };
 
-/** Turns a session error into an outcome. */
-export function sessionFailure(error: unknown, args: ConnectionArgs): Outcome {
-  if (error instanceof ConfigError || error instanceof CredentialsError) {
-    return failed("config", error);
-  }
-  const f = classify(error, {
+function classified(error: unknown, args: ConnectionArgs): XmppFailure {
+  return classify(error, {
     server: args.server,
     port: args.port,
     username: args.username ?? "",
     password: "",
     resource: args.resource,
   });
+}
+
+/** Turns a session error into an outcome. */
+export function sessionFailure(error: unknown, args: ConnectionArgs): Outcome {
+  if (error instanceof ConfigError || error instanceof CredentialsError) {
+    return failed("config", error);
+  }
+  const f = classified(error, args);
   return failed(KINDS[f.kind], f);
+}
+
+/**
+ * Whether another attempt may work: the server could not be reached or
+ * ended the stream (a shutdown, a kick). A refused login, a certificate
+ * failing verification, a bad CA file or netrc never get better by trying
+ * again.
+ */
+export function worthRetrying(error: unknown, args: ConnectionArgs): boolean {
+  if (error instanceof ConfigError || error instanceof CredentialsError) return false;
+  if ((error as { name?: string }).name === "StanzaError") return false;
+  return retryable(classified(error, args));
 }
 
 /**

@@ -24,7 +24,9 @@ may have lost alerts (until \`ctl --acknowledge\`); the XMPP session has been
 down longer than --down-crit; the subscribed nodes differ from the configured
 ones.
 WARNING: a queue is longer than its warnThr; an alert has waited in the
-journal longer than --lag-warn; the XMPP session is down (shorter).
+journal longer than --lag-warn; the XMPP session is down (shorter); a
+catch-up could not reach the last item seen on a node (alerts may be lost)
+until the next clean catch-up there or \`ctl --ack-gap\`.
 
   --state-dir DIR     the listener's state folder
   -c, --config-file   or its config (the default state folder is derived from it)
@@ -98,6 +100,14 @@ export function judge(
       const down = now - since;
       (down > downCrit ? crit : warn).push(`xmpp down ${down.toFixed(0)} s`);
       where += ", xmpp down";
+    }
+    const gaps = Array.isArray(xmpp.gaps) ? xmpp.gaps.filter(isJsonObject) : [];
+    for (const gap of gaps) {
+      warn.push(
+        `catch-up gap on ${gap.node} (${
+          gap.reason === "ceiling" ? "more than --catch-up-max missed" : "last item seen is gone"
+        }; ctl --ack-gap)`,
+      );
     }
     perf.push(`'subscribed'=${subscribed.size};;;0;${configured.length}`);
   } else where += ", replay source";

@@ -13,12 +13,29 @@ export const NS_PUBSUB_OWNER = "http://jabber.org/protocol/pubsub#owner";
 const NS_DISCO_INFO = "http://jabber.org/protocol/disco#info";
 const NS_DISCO_ITEMS = "http://jabber.org/protocol/disco#items";
 const NS_DATA = "jabber:x:data";
+export const NS_RSM = "http://jabber.org/protocol/rsm";
 
 /** One published item: its id and its payload text. */
 export interface PubsubItem {
   node: string;
   id: string;
   payload: string;
+}
+
+/**
+ * One page of a node's items, oldest first, and the XEP-0059 result set
+ * the server described it with (ejabberd does; Prosody 0.12 does not).
+ */
+export interface ItemsPage {
+  items: PubsubItem[];
+  rsm?: {
+    /** Items the node holds. */
+    count?: number;
+    /** Key of the page's oldest item, to page back with (ejabberd: a publication stamp). */
+    first?: string;
+    /** Position of the page's oldest item; 0 or less on the node's oldest page. */
+    firstIndex?: number;
+  };
 }
 
 /** A subscription as the service reports it. */
@@ -60,25 +77,45 @@ export class Pubsub {
   /** IQ timeout in ms. */
   timeout: number;
 
-  constructor(client: XmppClient, service: string, timeout = 30_000) {
+  #signal: AbortSignal | undefined;
+
+  /**
+   * Requests to `service` through `client`. Aborting `signal` (the
+   * connection was lost) fails every request still waiting at once, with
+   * the signal's reason, rather than after `timeout` ms.
+   */
+  constructor(client: XmppClient, service: string, timeout = 30_000, signal?: AbortSignal) {
     this.client = client;
     this.service = service;
     this.timeout = timeout;
+    this.#signal = signal;
   }
 
   #iq(type: "get" | "set", ...children: XmlElement[]): Promise<XmlElement> {
-    return this.client.request(
+    const request = this.client.request(
       x("iq", { type, to: this.service }, ...children),
       this.timeout,
     );
+    const signal = this.#signal;
+    if (!signal) return request;
+    if (signal.aborted) {
+      request.catch(() => {});
+      return Promise.reject(signal.reason);
+    }
+    return new Promise((resolve, reject) => {
+      const abort = () => reject(signal.reason);
+      signal.addEventListener("abort", abort, { once: true });
+      request.then(resolve, reject).finally(() => signal.removeEventListener("abort", abort));
+    });
   }
 
   #pubsub(
     type: "get" | "set",
     child: XmlElement,
     ns = NS_PUBSUB,
+    ...more: XmlElement[]
   ): Promise<XmlElement> {
-    return this.#iq(type, x("pubsub", { xmlns: ns }, child));
+    return this.#iq(type, x("pubsub", { xmlns: ns }, child, ...more));
   }
 
   /** Publishes a payload (JSON text); resolves with the item id. */
@@ -108,7 +145,11 @@ export class Pubsub {
     await this.#pubsub("set", x("unsubscribe", { node, jid, subid }));
   }
 
-  /** This account's subscriptions, on one node or all. */
+  /**
+   * This account's subscriptions, on one node or all. Prosody 0.12 never
+   * answers the request for all nodes once a node the account was
+   * subscribed to has been deleted: ask per node where an answer matters.
+   */
   async subscriptions(node?: string): Promise<Subscription[]> {
     const reply = await this.#pubsub(
       "get",
@@ -135,6 +176,45 @@ export class Pubsub {
       id: item.attrs.id ?? "",
       payload: payloadOf(item),
     }));
+  }
+
+  /**
+   * The newest `max` items, or with `before` (a key from a previous page's
+   * `rsm.first`) the `max` items before that page, oldest first. Asks
+   * with both `max_items` and XEP-0059 `<set>`: a server without result
+   * set management answers the newest `max` items and no `<set>`.
+   */
+  async itemsPage(node: string, max: number, before = ""): Promise<ItemsPage> {
+    const set = x(
+      "set",
+      { xmlns: NS_RSM },
+      x("max", {}, String(max)),
+      before ? x("before", {}, before) : x("before"),
+    );
+    const reply = await this.#pubsub(
+      "get",
+      x("items", { node, max_items: String(max) }),
+      NS_PUBSUB,
+      set,
+    );
+    const pubsub = reply.getChild("pubsub", NS_PUBSUB);
+    const items = (pubsub?.getChild("items")?.getChildren("item") ?? []).map((item) => ({
+      node,
+      id: item.attrs.id ?? "",
+      payload: payloadOf(item),
+    }));
+    const rsm = pubsub?.getChild("set", NS_RSM);
+    if (!rsm) return { items };
+    const number = (text: string | null | undefined) =>
+      text === null || text === undefined || text.trim() === "" ? undefined : Number(text);
+    const first = rsm.getChild("first");
+    const page: ItemsPage["rsm"] = {};
+    const count = number(rsm.getChildText("count"));
+    if (count !== undefined && Number.isFinite(count)) page.count = count;
+    if (first && first.text()) page.first = first.text();
+    const index = number(first?.attrs.index);
+    if (index !== undefined && Number.isFinite(index)) page.firstIndex = index;
+    return { items, rsm: page };
   }
 
   /** Whether a node exists. */
