@@ -6,7 +6,9 @@
  */
 
 import { LISTEN_USAGE, type ListenArgs, parseListenArgs } from "./lib/config/cli.ts";
+import { ConfigError } from "./lib/core/config_error.ts";
 import { VERSION } from "./lib/core/version.ts";
+import { httpSettings, watchOverHttp } from "./lib/http/mod.ts";
 import { listen, ListenProgress } from "./lib/listener/listen.ts";
 import type { Outcome } from "./lib/core/outcome.ts";
 import { admin, ADMIN_USAGE } from "./lib/tools/admin.ts";
@@ -88,7 +90,18 @@ async function runListener(argv: string[]): Promise<number> {
         "where other users can read it; use a netrc file",
     );
   }
-  return await withSignals(args, (signal, progress) => listen(args, { signal, progress }));
+  let http;
+  try {
+    http = await httpSettings(args.http, args.httpToken);
+  } catch (error) {
+    if (!(error instanceof ConfigError)) throw error;
+    return exitCode({ ok: false, kind: "config", error }, "lvalert_listenMP", LISTEN_USAGE);
+  }
+  const watch = http ? { watch: watchOverHttp(http) } : {};
+  return await withSignals(
+    args,
+    (signal, progress) => listen(args, { signal, progress, ...watch }),
+  );
 }
 
 /** Exit status of a forced exit on a second signal (128 + the signal's number). */

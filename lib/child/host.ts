@@ -21,6 +21,7 @@ import {
   type ToChild,
   unreachable,
 } from "./messages.ts";
+import { ChildReporter } from "./report.ts";
 import { ChildRuntime } from "./runtime.ts";
 import { ChildState, type Recovery } from "./state.ts";
 
@@ -49,6 +50,8 @@ export class ChildHost {
   #started: Promise<boolean> | undefined;
   #delivering = 0;
   #queueState: { queue: number; next: number | null } = { queue: 0, next: null };
+  /** Next due tasks and task outcomes, for the status page and metrics (not in a config check). */
+  #reporter: ChildReporter | undefined;
   /** Where the journal position being applied is shown to the listener (0: none). */
   #applying: Float64Array | undefined;
 
@@ -123,6 +126,7 @@ export class ChildHost {
       identity: settings.identity,
       heartbeatName: settings.heartbeatName,
       gracedb,
+      taskRan: (run) => this.#reporter?.ran(run),
       applying: (seq) => {
         if (this.#applying) this.#applying[0] = seq;
         else post({ type: "marker", seq });
@@ -141,6 +145,7 @@ export class ChildHost {
       onChange: (s) => {
         this.#queueState = s;
         this.#state?.changed();
+        this.#reporter?.changed();
         // While alerts are being applied, their acks carry the state.
         if (this.#delivering === 0) post({ type: "state", ...s });
       },
@@ -163,8 +168,10 @@ export class ChildHost {
           every: settings.checkpointEvery,
           interval: settings.checkpointInterval,
           skip: settings.quarantined,
-          onCheckpoint: (seq, previous) => this.#t.post({ type: "checkpointed", seq, previous }),
+          onCheckpoint: (seq, previous, seconds) =>
+            this.#t.post({ type: "checkpointed", seq, previous, seconds }),
         });
+        this.#reporter = new ChildReporter({ post: (m) => this.#t.post(m), queue: rt.queue });
         recovery = await this.#state.recover();
       }
       log.event("info", "child_started", {
@@ -226,6 +233,7 @@ export class ChildHost {
         await this.#started;
         await this.#runtime?.stop();
         await this.#state?.close();
+        this.#reporter?.close();
         this.#logFile?.close();
         this.#logFile = undefined;
         this.#t.post({ type: "stopped" });

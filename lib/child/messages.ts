@@ -128,6 +128,43 @@ const alertAck = v.object({
 /** The outcome of one alert. */
 export type AlertAck = v.InferOutput<typeof alertAck>;
 
+/** A task due to run, as the status page shows it. */
+const dueTask = v.object({
+  graceid: v.nullable(v.string()),
+  item: v.string(),
+  task: v.string(),
+  /** Epoch seconds. */
+  due: v.number(),
+});
+
+/** A task due to run, as the status page shows it. */
+export type DueTask = v.InferOutput<typeof dueTask>;
+
+/**
+ * Task outcomes since the last report: counts, and the lateness histogram
+ * as per-bucket counts and sums (buckets of `LATENESS_BUCKETS`, then +Inf).
+ */
+const taskTally = v.object({
+  executed: v.number(),
+  failed: v.number(),
+  counts: v.array(v.number()),
+  sums: v.array(v.number()),
+});
+
+/** Task outcomes since the last report. */
+export type TaskTally = v.InferOutput<typeof taskTally>;
+
+const taskFailure = v.object({
+  graceid: v.nullable(v.string()),
+  item: v.string(),
+  task: v.string(),
+  due: v.number(),
+  error: v.string(),
+});
+
+/** A task that failed. */
+export type TaskFailure = v.InferOutput<typeof taskFailure>;
+
 /** Main to worker. */
 export const ToChildSchema = v.variant("type", [
   v.object({
@@ -157,7 +194,13 @@ export const FromChildSchema = v.variant("type", [
     problems: strings,
   }),
   /** A snapshot covering the journal up to `seq` is on disk. */
-  v.object({ type: v.literal("checkpointed"), seq: v.number(), previous: v.number() }),
+  v.object({
+    type: v.literal("checkpointed"),
+    seq: v.number(),
+    previous: v.number(),
+    /** How long the snapshot took. */
+    seconds: v.number(),
+  }),
   /** The outcome of a command that came with a token. */
   v.object({
     type: v.literal("command_result"),
@@ -178,6 +221,13 @@ export const FromChildSchema = v.variant("type", [
     next: v.nullable(v.number()),
   }),
   v.object({ type: v.literal("state"), queue: v.number(), next: v.nullable(v.number()) }),
+  /** Throttled (a few a second at most): the next due tasks, task outcomes since the last. */
+  v.object({
+    type: v.literal("report"),
+    due: v.array(dueTask),
+    tally: taskTally,
+    failures: v.array(taskFailure),
+  }),
   v.object({ type: v.literal("log"), line: v.string() }),
   v.object({
     type: v.literal("notify"),

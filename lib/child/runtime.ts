@@ -30,6 +30,7 @@ import {
 import type { HandlerModule } from "./handler.ts";
 import { AlertIntake, type AlertMeta, type DeliverResult } from "./intake.ts";
 import { QueueWatch, type QueueWatchOptions } from "./queue_watch.ts";
+import type { TaskRun } from "./report.ts";
 import { type QueueState, Scheduler } from "./scheduler.ts";
 import { SNAPSHOT_COMMANDS } from "./snapshot_commands.ts";
 
@@ -75,12 +76,19 @@ export interface ChildRuntimeOptions {
   networkCommands?: "all" | "none" | readonly string[];
   /** Hears the journal position of the alert being applied (0 once it is). */
   applying?(seq: number): void;
+  /** Hears every task run, with its lateness and outcome (for the metrics). */
+  taskRan?(run: TaskRun): void;
   /** The `name` of heartbeat responses. @default {the child's name} */
   heartbeatName?: string;
 }
 
 /** What a command sent through `ctl` answers. */
 export type CommandReply = { ok: true; output: string } | { ok: false; error: string };
+
+function taskRun(item: QueueItem, task: Task, lateness: number, error: string | null): TaskRun {
+  const due = task.expiration;
+  return { graceid: item.graceid ?? null, item: item.name, task: task.name, due, lateness, error };
+}
 
 const NO_IDENTITY: ChildIdentity = { hostname: "localhost", username: "", pid: 0, config: "" };
 
@@ -121,13 +129,19 @@ export class ChildRuntime {
         task instanceof CommandTask
           ? this.commands.run(this.#engine, task, item)
           : task.execute(this.context, item),
-      succeeded: (_item, task, output) => {
+      succeeded: (item, task, output, lateness) => {
+        options.taskRan?.(taskRun(item, task, lateness, null));
         const token = this.#tokens.get(task);
         if (token) {
           options.reply?.(token, { ok: true, output: output === undefined ? "" : String(output) });
         }
       },
-      failed: (item, task, error) => this.#failed(options, item, task, error),
+      failed: (item, task, error, lateness) => {
+        options.taskRan?.(
+          taskRun(item, task, lateness, (error as Error)?.message ?? String(error)),
+        );
+        this.#failed(options, item, task, error);
+      },
       changed: (state) => {
         watch?.check(state.queue, this.#scheduler.clock.now(), {
           log: options.log,

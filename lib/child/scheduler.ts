@@ -31,10 +31,10 @@ export interface SchedulerOptions {
   queue?: SortedQueueOptions;
   /** Runs one task (the runtime sends commands to their table). */
   execute(task: Task, item: QueueItem): unknown;
-  /** A task ran; `output` is what it returned. */
-  succeeded?(item: QueueItem, task: Task, output: unknown): void;
+  /** A task ran, `lateness` seconds after it was due; `output` is what it returned. */
+  succeeded?(item: QueueItem, task: Task, output: unknown, lateness: number): void;
   /** A task threw or timed out; its item is complete. */
-  failed?(item: QueueItem, task: Task, error: unknown): void;
+  failed?(item: QueueItem, task: Task, error: unknown, lateness: number): void;
   /** After every change of the queue. */
   changed?(state: QueueState): void;
   /**
@@ -235,11 +235,11 @@ export class Scheduler {
         { ...fields, ...errorFields(error) },
         `task ${task.name} of ${item.name} failed: ${message}`,
       );
-      this.#o.failed?.(item, task, error);
+      this.#o.failed?.(item, task, error, start - due);
       return false;
     }
     this.#o.log.event("info", "task_executed", { ...fields, duration_ms: ms(clock.now() - start) });
-    this.#o.succeeded?.(item, task, output);
+    this.#o.succeeded?.(item, task, output, start - due);
     return true;
   }
 

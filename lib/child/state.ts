@@ -41,8 +41,8 @@ export interface ChildStateOptions {
   interval?: number;
   /** Journal positions never to apply (quarantined alerts). @default {[]} */
   skip?: readonly number[];
-  /** A checkpoint is on disk: it covers journal records up to `seq`. */
-  onCheckpoint(seq: number, previous: number): void;
+  /** A checkpoint is on disk: it covers journal records up to `seq`; it took `seconds`. */
+  onCheckpoint(seq: number, previous: number, seconds: number): void;
 }
 
 /** What recovery did. */
@@ -329,6 +329,6 @@ export class ChildState implements AsyncDisposable {
       bytes: pieces.reduce((n, p) => n + p.length, 0),
       ms: Math.round(took * 1000) / 1000,
     });
-    this.#o.onCheckpoint(seq, previous);
+    this.#o.onCheckpoint(seq, previous, took / 1000);
   }
 }

@@ -42,6 +42,17 @@ export interface ListenArgs {
   createMissingNodes: boolean;
   /** Seconds children may take to stop before they are terminated. */
   stopTimeout: number;
+  /** `--http ADDR:PORT`: where the status page, metrics and health endpoint listen. */
+  http: HttpAddress | undefined;
+  /** `--http-token FILE`: the bearer token every HTTP request must carry. */
+  httpToken: string | undefined;
+}
+
+/** An address to listen on. */
+export interface HttpAddress {
+  /** A name or IP address, without brackets. */
+  hostname: string;
+  port: number;
 }
 
 /** A parse that worked, or the message for a usage error (exit 2). */
@@ -92,6 +103,12 @@ New options:
       --create-missing-nodes  create configured nodes that do not exist
       --stop-timeout S     seconds children may take to stop (default 30);
                            a second SIGINT/SIGTERM exits at once
+      --http ADDR:PORT     serve a status page (/), Prometheus metrics
+                           (/metrics) and a health check (/healthz); loopback
+                           only unless --http-token is given
+      --http-token FILE    every HTTP request must carry
+                           "Authorization: Bearer <the file's token>"; the
+                           file must be private (chmod 600)
 
 Exit codes: 0 ok, 1 failure, 2 usage, 69 server unavailable,
 77 authentication refused, 78 configuration error.`;
@@ -159,6 +176,31 @@ function xmppTimings(
   return { catchUpMax, nodeCheckInterval, backoff: [low!, high!] };
 }
 
+/** `ADDR:PORT` (`127.0.0.1:9108`, `[::1]:9108`, `localhost:9108`), or a usage message. */
+export function parseHttpAddress(text: string): HttpAddress | string {
+  const m = /^\[([0-9A-Fa-f:.]+)\]:(\d+)$/.exec(text) ?? /^([^:\[\]\s]+):(\d+)$/.exec(text);
+  const port = Number(m?.[2]);
+  if (!m || !Number.isInteger(port) || port < 0 || port > 65535) {
+    return `--http must be ADDR:PORT (127.0.0.1:9108, [::1]:9108), got "${text}"`;
+  }
+  return { hostname: m[1]!, port };
+}
+
+/** `--http` and `--http-token`, or a usage message. */
+function httpFlags(
+  values: Record<string, string | boolean | undefined>,
+): Pick<ListenArgs, "http" | "httpToken"> | string {
+  const raw = typeof values.http === "string" ? values.http : undefined;
+  const token = typeof values["http-token"] === "string" ? values["http-token"] : undefined;
+  if (raw === undefined) {
+    return token === undefined
+      ? { http: undefined, httpToken: undefined }
+      : "--http-token needs --http";
+  }
+  const http = parseHttpAddress(raw);
+  return typeof http === "string" ? http : { http, httpToken: token };
+}
+
 /** Parses the listener's flags. */
 export function parseListenArgs(argv: string[]): ParseResult<ListenArgs> {
   const parsed = parseFlags(argv, {
@@ -190,6 +232,8 @@ export function parseListenArgs(argv: string[]): ParseResult<ListenArgs> {
     backoff: { type: "string" },
     "create-missing-nodes": { type: "boolean" },
     "stop-timeout": { type: "string" },
+    http: { type: "string" },
+    "http-token": { type: "string" },
   });
   if (!parsed.ok) return parsed;
   const { values } = parsed;
@@ -223,6 +267,8 @@ export function parseListenArgs(argv: string[]): ParseResult<ListenArgs> {
   );
   const xmpp = xmppTimings(values);
   if (typeof xmpp === "string") return { ok: false, message: xmpp };
+  const http = httpFlags(values);
+  if (typeof http === "string") return { ok: false, message: http };
   for (const v of [port, speed, catchUp, stopTimeout]) {
     if (typeof v === "string") return { ok: false, message: v };
   }
@@ -263,6 +309,7 @@ export function parseListenArgs(argv: string[]): ParseResult<ListenArgs> {
     ...xmpp,
     createMissingNodes: values["create-missing-nodes"] ?? false,
     stopTimeout: stopTimeout as number,
+    ...http,
   };
   if (!value.version && !value.help && value.configFile === undefined) {
     return { ok: false, message: "-c/--config-file is required" };

@@ -8,6 +8,7 @@
  */
 
 import type { JsonObject } from "../core/alert.ts";
+import type { DueTask, TaskFailure, TaskTally } from "../child/messages.ts";
 import { Emitter } from "../core/emitter.ts";
 
 /** What happens to children, by event name. */
@@ -55,6 +56,13 @@ export interface ChildEvents extends Record<string, unknown> {
   quarantined: { child: string; seq: number; file: string; message: string };
   /** A child's journal writes fail (`failing`), or work again. */
   journal_state: { child: string; failing: boolean; error: string | null };
+  /**
+   * A child's throttled report: its next due tasks, and its task outcomes
+   * since the last report (for the status page and the metrics).
+   */
+  report: { child: string; due: DueTask[]; tally: TaskTally; failures: TaskFailure[] };
+  /** A child's snapshot is on disk; it took `seconds`. */
+  checkpointed: { child: string; seq: number; seconds: number };
   /** A child died too often and is no longer restarted. */
   given_up: { child: string; deaths: number; message: string };
   /** A child died and its section says the listener must stop. */

@@ -510,7 +510,14 @@ export class ChildLink implements AsyncDisposable {
             error: (error as Error).message,
           })
         );
-        return;
+        return bus.emit("checkpointed", { child, seq: message.seq, seconds: message.seconds });
+      case "report":
+        return bus.emit("report", {
+          child,
+          due: message.due,
+          tally: message.tally,
+          failures: message.failures,
+        });
       case "command_result":
         return bus.emit("command_result", { child, ...message });
       case "log":

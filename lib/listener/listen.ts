@@ -40,9 +40,10 @@ import { ControlServer } from "./control.ts";
 import { Mailer } from "./mailer.ts";
 import { replayFile } from "./replay.ts";
 import { ReplayPosition } from "./replay_position.ts";
-import { Router } from "./router.ts";
+import { type RouteEvent, Router } from "./router.ts";
 import { statusDocument } from "./status.ts";
 import { type Identity, Supervisor } from "./supervisor.ts";
+import { ListenerView } from "./view.ts";
 
 /** Lets the caller of {@linkcode listen} say what a forced exit would abandon. */
 export class ListenProgress {
@@ -56,6 +57,13 @@ export interface ListenOptions {
   signal?: AbortSignal;
   /** Kept up to date with what is still under way. */
   progress?: ListenProgress;
+  /**
+   * Started once the children are ready, with a view of the running
+   * listener (the HTTP status server); it joins the listener's resources
+   * and stops with it, right after intake stops. A failure to start it
+   * stops the listener (exit 1).
+   */
+  watch?: (view: ListenerView) => Promise<AsyncDisposable>;
 }
 
 /** What a run needs besides the config, read before any child starts. */
@@ -302,6 +310,8 @@ interface Running {
   position: ReplayPosition | undefined;
   counts: { applied: number; refused: number; skipped: number };
   started: number;
+  /** What a watcher (`ListenOptions.watch`) sees; none without one. */
+  view: ListenerView | undefined;
 }
 
 async function run(
@@ -331,7 +341,8 @@ async function run(
   let r: Running;
   {
     await using stack = new AsyncDisposableStack();
-    const assembled = await assemble(stack, { args, config, setup, log, stop, fail });
+    const base = { args, config, setup, log, stop, fail };
+    const assembled = await assemble(stack, base, options.watch);
     if ("ok" in assembled) return assembled;
     r = assembled;
     if (options.progress) options.progress.describe = () => pending(r);
@@ -359,6 +370,7 @@ async function run(
 async function assemble(
   stack: AsyncDisposableStack,
   base: Pick<Running, "args" | "config" | "setup" | "log" | "stop" | "fail">,
+  watch?: ListenOptions["watch"],
 ): Promise<Running | Outcome> {
   const { args, config, setup, log } = base;
   const seen = stack.use(
@@ -382,16 +394,20 @@ async function assemble(
     stopTimeout: args.stopTimeout,
     gracedbAuth: setup.gracedbAuth,
   });
+  const started = Date.now() / 1000;
+  // The view reads the running listener only once it runs.
+  const view = watch ? makeView(() => r, base, started, supervisor) : undefined;
   const r: Running = {
     ...base,
     seen,
     mailer,
     supervisor,
-    router: makeRouter(args, config, log, supervisor, seen),
+    router: makeRouter(args, config, log, supervisor, seen, view),
     source: undefined,
     position,
     counts: { applied: 0, refused: 0, skipped: 0 },
-    started: Date.now() / 1000,
+    started,
+    view,
   };
   stack.defer(() => r.source?.stop());
   wireChildren(r);
@@ -408,8 +424,46 @@ async function assemble(
   const control = await openControl(r);
   if (!control.ok) return control.outcome;
   stack.use(control.server);
+  if (watch && view) {
+    try {
+      stack.use(await watch(view));
+    } catch (error) {
+      return failed("runtime", error as Error);
+    }
+  }
   stack.defer(() => r.router.close());
   return r;
+}
+
+/** The status document of the running listener. */
+function statusOf(r: Running) {
+  return statusDocument({
+    started: r.started,
+    config: r.config,
+    session: r.source,
+    children: r.supervisor.status(),
+    counts: r.router.counts,
+    applied: r.counts.applied,
+    refused: r.counts.refused,
+  });
+}
+
+function makeView(
+  running: () => Running,
+  { config, setup, log }: Pick<Running, "config" | "setup" | "log">,
+  started: number,
+  supervisor: Supervisor,
+): ListenerView {
+  return new ListenerView({
+    config,
+    started,
+    log,
+    xmpp: setup.credentials !== undefined,
+    children: supervisor.events,
+    status: () => statusOf(running()),
+    childStatus: () => supervisor.status(),
+    session: () => running().source,
+  });
 }
 
 /** Listens to the children: mail, publishing, log lines, journal receipts, deaths. */
@@ -486,8 +540,10 @@ function makeRouter(
   log: ChildLog,
   supervisor: Supervisor,
   seen: SeenStore,
+  view: ListenerView | undefined,
 ): Router {
   return new Router({
+    ...(view ? { observe: (event: RouteEvent) => view.observe(event) } : {}),
     owners: config.owners,
     log,
     deliver: (d) => supervisor.deliver(d),
@@ -504,16 +560,7 @@ async function openControl(
 ): Promise<{ ok: true; server: ControlServer } | { ok: false; outcome: Outcome }> {
   try {
     const server = await ControlServer.start(join(r.setup.stateDir, "control.sock"), {
-      status: () =>
-        statusDocument({
-          started: r.started,
-          config: r.config,
-          session: r.source,
-          children: r.supervisor.status(),
-          counts: r.router.counts,
-          applied: r.counts.applied,
-          refused: r.counts.refused,
-        }),
+      status: () => statusOf(r),
       command: (child, name, kwargs) => r.supervisor.command(child, name, kwargs),
       // One acknowledgement clears what the operator has seen: loss and
       // quarantine reports, and (for the whole listener) catch-up gaps.
@@ -555,6 +602,8 @@ function makeSource(r: Running, credentials: Credentials): XmppSource {
   });
   source.events.on("item", (input) => r.router.route(input));
   source.events.on("fatal", (f) => r.fail(failed(XMPP_EXIT[f.kind], f)));
+  source.events.on("online", () => r.view?.sessionChanged(true));
+  source.events.on("offline", () => r.view?.sessionChanged(false));
   mailSessionEvents(r, source);
   return source;
 }

@@ -33,6 +33,22 @@ export type RouteOutcome =
   | "ignored"
   | "deferred";
 
+/** What became of one input, for whoever watches the routing (the status page, metrics). */
+export interface RouteEvent {
+  /** null for input that never became an alert on a node (a bad replay line). */
+  node: string | null;
+  id: string | null;
+  uid: string | null;
+  alert_type: string | null;
+  /** The child that owns the node, when one does. */
+  child: string | null;
+  outcome: RouteOutcome;
+  /** When it arrived (epoch seconds). */
+  t0: number;
+  /** Why it was rejected, deferred or taken for a duplicate. */
+  reason: string | null;
+}
+
 /** Counters, reported at exit and by `status`. */
 export interface RouteCounts {
   received: number;
@@ -85,6 +101,11 @@ export interface RouterOptions {
    * @default {every child, always}
    */
   accepts?(child: string): boolean;
+  /**
+   * Hears what became of each input; for a routed alert it may return a
+   * function, called once the alert is journaled (routing latency).
+   */
+  observe?(event: RouteEvent): (() => void) | undefined;
 }
 
 /** Routes alerts from any source to the child that owns their node. */
@@ -127,6 +148,23 @@ export class Router {
   reject(where: string, reason: string): void {
     this.counts.received++;
     this.#rejected(where, reason, {});
+    this.#tell(null, null, null, "rejected", Date.now() / 1000, reason);
+  }
+
+  /** Tells the observer, if any, what became of an input. */
+  #tell(
+    node: string | null,
+    id: string | null,
+    alert: Alert | null,
+    outcome: RouteOutcome,
+    t0: number,
+    reason: string | null = null,
+    child: string | null = null,
+  ): (() => void) | undefined {
+    if (!this.#o.observe) return undefined;
+    const uid = alert?.uid ?? null;
+    const type = alert ? alert.alert_type : null;
+    return this.#o.observe({ node, id, uid, alert_type: type, child, outcome, t0, reason });
   }
 
   #rejected(where: string, reason: string, fields: JsonObject): void {
@@ -143,6 +181,7 @@ export class Router {
   route(input: RouteInput): RouteOutcome {
     if (this.#closed) {
       this.counts.deferred++;
+      this.#tell(input.node, input.id, null, "deferred", input.t0, "the listener is stopping");
       return "deferred";
     }
     this.counts.received++;
@@ -159,11 +198,13 @@ export class Router {
         { node, id, where },
         `no child listens to node "${node}"; alert dropped`,
       );
+      this.#tell(node, id, null, "unrouted", t0, "no child listens to the node");
       return "unrouted";
     }
     const read = readAlert(input.payload);
     if (!read.ok) {
       this.#rejected(where, read.reason, { node, id, child });
+      this.#tell(node, id, null, "rejected", t0, read.reason, child);
       return "rejected";
     }
     const alert = read.alert;
@@ -175,6 +216,7 @@ export class Router {
         id,
         reason: "heartbeat response",
       });
+      this.#tell(node, id, alert, "ignored", t0, "heartbeat response", child);
       return "ignored";
     }
     const duplicate = (reason: string): RouteOutcome => {
@@ -186,6 +228,7 @@ export class Router {
         uid: alert.uid,
         reason,
       });
+      this.#tell(node, id, alert, "duplicate", t0, reason, child);
       return "duplicate";
     };
     if (id !== null && this.#seen.has(node, id)) {
@@ -200,6 +243,7 @@ export class Router {
         uid: alert.uid,
         reason: "the child's journal is not keeping up; the server keeps the alert",
       });
+      this.#tell(node, id, alert, "deferred", t0, "the child's journal is not keeping up", child);
       return "deferred";
     }
     const text = typeof input.payload === "string"
@@ -215,15 +259,15 @@ export class Router {
       this.#unknownType(child, alert.alert_type, node);
     }
     this.#o.show?.(child, text);
-    this.#o.deliver({
-      child,
-      node,
-      id,
-      alert,
-      text,
-      t0,
-      ...(input.onJournaled ? { onJournaled: input.onJournaled } : {}),
-    });
+    const heard = this.#tell(node, id, alert, "routed", t0, null, child);
+    const caller = input.onJournaled;
+    const onJournaled = heard && caller
+      ? () => {
+        caller();
+        heard();
+      }
+      : heard ?? caller;
+    this.#o.deliver({ child, node, id, alert, text, t0, ...(onJournaled ? { onJournaled } : {}) });
     return "routed";
   }
 

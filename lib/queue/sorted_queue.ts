@@ -195,6 +195,33 @@ export class SortedQueue<T extends QueueItem = QueueItem> implements Iterable<T>
     return this.live().sort(byTime);
   }
 
+  /**
+   * The `k` earliest pending items, earliest first, read from the heap
+   * without disturbing it: O(k log k) rather than a sort of the queue.
+   */
+  earliest(k: number): T[] {
+    const out: T[] = [];
+    // Slots that may hold the next earliest: a best-first walk down the heap.
+    const open = this.#n > 0 ? [0] : [];
+    while (out.length < k && open.length > 0) {
+      let best = 0;
+      for (let j = 1; j < open.length; j++) {
+        const a = open[j]!;
+        const b = open[best]!;
+        const ka = this.#keys[a]!;
+        const kb = this.#keys[b]!;
+        if (ka < kb || (ka === kb && this.#orders[a]! < this.#orders[b]!)) best = j;
+      }
+      const i = open[best]!;
+      open[best] = open[open.length - 1]!;
+      open.pop();
+      const item = this.#items[i]!;
+      if (item[ENTRY] === this.#orders[i]) out.push(item as T);
+      for (let c = 4 * i + 1; c < Math.min(4 * i + 5, this.#n); c++) open.push(c);
+    }
+    return out;
+  }
+
   [Symbol.iterator](): Iterator<T> {
     return this.items()[Symbol.iterator]();
   }
