@@ -48,7 +48,6 @@ export class Metrics {
   #alerts;
   #tasks;
   #hist;
-  #readied = new Set<string>();
 
   constructor(view: ListenerView) {
     this.#view = view;
@@ -72,7 +71,6 @@ export class Metrics {
     this.#tasks = {
       executed: counter(r, "tasks_executed_total", "Tasks run", ["child"]),
       failed: counter(r, "tasks_failed_total", "Tasks that threw or timed out", ["child"]),
-      restarts: counter(r, "child_restarts_total", "Children restarted after a death", ["child"]),
     };
     this.#hist = {
       lateness: histogram(r, "task_lateness_seconds", "Task start after its due time", [
@@ -119,10 +117,6 @@ export class Metrics {
         "checkpointed",
         ({ child, seconds }) => this.#hist.snapshot.observe({ child }, seconds),
       ),
-      bus.on("ready", ({ child }) => {
-        if (this.#readied.has(child)) this.#tasks.restarts.inc({ child });
-        this.#readied.add(child);
-      }),
     );
   }
 
@@ -201,6 +195,20 @@ export class Metrics {
       "1 once the child is given up on",
       (c) => c.state === "given_up" ? 1 : 0,
     );
+    const restarts = new Map<string, number>();
+    new Counter({
+      name: P + "child_restarts_total",
+      help: "Times the child was restarted after a death",
+      labelNames: ["child"],
+      registers: [r],
+      collect() {
+        for (const c of view.childStatus()) {
+          const now = restartsOf(c);
+          this.inc({ child: c.child }, Math.max(0, now - (restarts.get(c.child) ?? 0)));
+          restarts.set(c.child, Math.max(now, restarts.get(c.child) ?? 0));
+        }
+      },
+    });
     gauge(
       "health_status",
       "The status verdict: 0 OK, 1 WARNING, 2 CRITICAL",
@@ -265,6 +273,11 @@ export class Metrics {
     for (const off of this.#off) off();
     this.#off = [];
   }
+}
+
+/** Restarts of a child: its deaths, but the one after which it was given up. */
+export function restartsOf(c: { deaths: number; state: string }): number {
+  return Math.max(0, c.deaths - (c.state === "given_up" ? 1 : 0));
 }
 
 interface ChildLike {

@@ -8,6 +8,7 @@
  */
 
 import type { AlertRecord, ChildView, Snapshot } from "./live.ts";
+import { restartsOf } from "./metrics.ts";
 
 /** The time axis' span, in seconds. */
 export const AXIS_SECONDS = 600;
@@ -82,7 +83,7 @@ function childRow(c: ChildView, now: number): string {
     } ago</small>`
     : "<small>none yet</small>";
   return `<tr data-child="${esc(c.child)}"><th scope="row">${esc(c.child)}</th>` +
-    `<td>${badge(state, kind)}</td><td class="num">${c.deaths}</td>` +
+    `<td>${badge(state, kind)}</td><td class="num">${restartsOf(c)}</td>` +
     `<td class="num"><span class="queue${over ? " over" : ""}">${c.queue}</span> / ${thr}` +
     ` <meter min="0" max="${thr || 1}" high="${(thr || 1) * 0.8}" value="${
       Math.min(c.queue, thr || 1)
