@@ -1,14 +1,24 @@
 /**
  * Test set-up, run by `deno task test` before the tests: makes sure this
- * machine has what the XMPP tests need (Prosody, ejabberd, openssl), installing it
- * with apt-get where it can (as root, or through sudo without a
+ * machine has what the XMPP tests need (Prosody, ejabberd, openssl) and
+ * what the status page's browser test needs (Debian's chromium), installing
+ * them with apt-get where it can (as root, or through sudo without a
  * password). Where it cannot, it stops and prints the one command to run.
- * With LVALERT_SKIP_XMPP=1 the XMPP tests are skipped and nothing is
+ * With LVALERT_SKIP_XMPP=1 the XMPP tests are skipped, with
+ * LVALERT_SKIP_BROWSER=1 the browser test, and what they need is not
  * installed.
  */
 
-const PACKAGES = ["prosody", "lua-unbound", "openssl", "ejabberd"];
-const PROGRAMS = ["prosody", "prosodyctl", "openssl", "ejabberdctl", "setpriv"];
+const SKIP_XMPP = Deno.env.get("LVALERT_SKIP_XMPP") === "1";
+const SKIP_BROWSER = Deno.env.get("LVALERT_SKIP_BROWSER") === "1";
+const PACKAGES = [
+  ...(SKIP_XMPP ? [] : ["prosody", "lua-unbound", "openssl", "ejabberd"]),
+  ...(SKIP_BROWSER ? [] : ["chromium"]),
+];
+const PROGRAMS = [
+  ...(SKIP_XMPP ? [] : ["prosody", "prosodyctl", "openssl", "ejabberdctl", "setpriv"]),
+  ...(SKIP_BROWSER ? [] : ["chromium"]),
+];
 
 /** Runs a shell command line (as root through `prefix`); whether it succeeded. */
 function sh(prefix: string[], line: string): boolean {
@@ -51,11 +61,11 @@ function run(argv: string[]): boolean {
   return out.success;
 }
 
-if (Deno.env.get("LVALERT_SKIP_XMPP") === "1") {
-  console.error(
-    "LVALERT_SKIP_XMPP=1: XMPP tests will be skipped (and counted as ignored)",
-  );
-  Deno.exit(0);
+if (SKIP_XMPP) {
+  console.error("LVALERT_SKIP_XMPP=1: XMPP tests will be skipped (and counted as ignored)");
+}
+if (SKIP_BROWSER) {
+  console.error("LVALERT_SKIP_BROWSER=1: the browser test will be skipped (counted as ignored)");
 }
 const missing = PROGRAMS.filter((p) => !have(p));
 if (missing.length > 0) {
@@ -75,18 +85,19 @@ if (missing.length > 0) {
     }).outputSync().success;
   if (!asRoot && !sudo) {
     console.error(
-      `The XMPP tests need ${missing.join(", ")}. Install them with:\n\n` +
+      `The XMPP and browser tests need ${missing.join(", ")}. Install them with:\n\n` +
         `  sudo apt-get update && sudo apt-get install -y --no-install-recommends ${
           PACKAGES.join(" ")
         }\n\n` +
-        "(or run the tests with LVALERT_SKIP_XMPP=1 to skip the XMPP tests)",
+        "(or run the tests with LVALERT_SKIP_XMPP=1 to skip the XMPP tests, " +
+        "LVALERT_SKIP_BROWSER=1 to skip the browser test)",
     );
     Deno.exit(1);
   }
   const prefix = asRoot ? [] : ["sudo", "-n"];
   console.error(`installing ${PACKAGES.join(", ")} with apt-get`);
   if (!installHoldingServices(prefix, install)) {
-    console.error("apt-get failed; the XMPP tests cannot run");
+    console.error("apt-get failed; the XMPP or browser tests cannot run");
     Deno.exit(1);
   }
 }
