@@ -1,12 +1,13 @@
 /**
  * `deno task bench`: every benchmark, each printed beside its baseline
  * measured in the same run. Pass section names to run only some:
- * `deno task bench queue memory lateness` (also: xmpp journal snapshot catchup).
+ * `deno task bench queue memory lateness` (also: xmpp journal snapshot catchup http).
  */
 
 import { benchCatchUp } from "./catch_up_bench.ts";
 import { benchJournal, benchSnapshot, benchSyncEach } from "./durability_bench.ts";
 import { benchEventSupervisor } from "./event_supervisor_bench.ts";
+import { benchHttp } from "./http_bench.ts";
 import { benchLateness } from "./lateness_bench.ts";
 import { benchMemory, benchQueue } from "./queue_bench.ts";
 import { benchXmpp } from "./xmpp_bench.ts";
@@ -147,6 +148,26 @@ if (run("catchup")) {
       }  ${String(r.toRoutedMs).padStart(10)}  ${String(r.toChildMs).padStart(9)}   ${
         r.gap ? "yes (the node keeps 1000: the last item seen fell off)" : "no"
       }${r.missed === 1000 ? "" : ` (${r.missed} routed!)`}`,
+    );
+  }
+}
+
+if (run("http")) {
+  console.log(
+    "\nRouting latency (arrival to journaled and handed over) with --http, 3000 alerts at 300/s," +
+      " without and with 100 viewers\nloading the status page (page + first event) from another" +
+      " process at nice 19; rounds alternate",
+  );
+  console.log(
+    "  viewers                                p50 ms   p99 ms   max ms   loads   loop p99 ms   CPU s",
+  );
+  for (const r of await benchHttp()) {
+    console.log(
+      `  ${r.name.padEnd(37)}  ${r.p50.toFixed(2).padStart(6)}  ${r.p99.toFixed(1).padStart(7)}  ${
+        r.max.toFixed(1).padStart(7)
+      }  ${String(r.loads).padStart(6)}   ${r.loopP99.toFixed(1).padStart(10)}   ${
+        (r.cpuMs / 1000).toFixed(2).padStart(5)
+      }`,
     );
   }
 }

@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import fc from "fast-check";
+import { dueTasks } from "../lib/child/report.ts";
 import { QueueItem, Task } from "../lib/queue/queue_item.ts";
 import { SortedQueue } from "../lib/queue/sorted_queue.ts";
 
@@ -157,4 +158,36 @@ Deno.test("SortedQueue behaves like a sorted-array model under random operations
     { numRuns: 300 },
   );
   assert.equal(runs, 300);
+});
+
+Deno.test("SortedQueue.earliest(k) is the first k of items(), completed and moved items included", () => {
+  fc.assert(
+    fc.property(
+      fc.array(fc.tuple(fc.integer({ min: 0, max: 50 }), fc.constantFrom("keep", "done", "move"))),
+      fc.integer({ min: 0, max: 60 }),
+      (ops, k) => {
+        const q = new SortedQueue();
+        const items = ops.map(([e]) => item(e));
+        for (const it of items) q.insert(it);
+        ops.forEach(([, what], i) => {
+          if (what === "done") items[i]!.complete = true;
+          if (what === "move") items[i]!.add(new Noop(-1));
+        });
+        assert.deepEqual(q.earliest(k), q.items().slice(0, k));
+      },
+    ),
+  );
+});
+
+Deno.test("dueTasks() reports the k earliest tasks of a queue, earliest first", () => {
+  const q = new SortedQueue();
+  q.insert(new QueueItem(0, [new Noop(3), new Noop(30)], { graceid: "G1" }));
+  q.insert(new QueueItem(0, [new Noop(1), new Noop(2)], { graceid: "G2" }));
+  q.insert(new QueueItem(0, [new Noop(10)], { graceid: "G3" }));
+  assert.deepEqual(dueTasks(q, 4).map((t) => `${t.graceid}@${t.due}`), [
+    "G2@1",
+    "G2@2",
+    "G1@3",
+    "G3@10",
+  ]);
 });

@@ -34,8 +34,8 @@ export class EventStreams {
     return this.#clients.size;
   }
 
-  /** A new client's stream, starting with `first`; undefined when full or closed. */
-  open(first?: { event: string; data: string }): ReadableStream<Uint8Array> | undefined {
+  /** A new client's stream, starting with the event `first`; undefined when full or closed. */
+  open(first?: Uint8Array): ReadableStream<Uint8Array> | undefined {
     if (this.#closed || this.#clients.size >= (this.#o.maxClients ?? 64)) return undefined;
     let self: ReadableStreamDefaultController<Uint8Array>;
     return new ReadableStream<Uint8Array>({
@@ -43,7 +43,7 @@ export class EventStreams {
         self = controller;
         this.#clients.add(controller);
         controller.enqueue(encoder.encode("retry: 2000\n\n"));
-        if (first) controller.enqueue(EventStreams.encode(first.event, first.data));
+        if (first) controller.enqueue(first);
       },
       cancel: () => {
         this.#clients.delete(self);
@@ -58,15 +58,11 @@ export class EventStreams {
 
   /** Sends an event to every client; drops those whose buffer is full. */
   send(event: string, data: string): void {
-    this.#write(EventStreams.encode(event, data));
+    this.write(EventStreams.encode(event, data));
   }
 
-  /** A comment line: keeps idle connections open, and finds those that are gone. */
-  ping(): void {
-    this.#write(encoder.encode(": ping\n\n"));
-  }
-
-  #write(chunk: Uint8Array): void {
+  /** Sends an encoded event (see {@linkcode EventStreams.encode}) to every client. */
+  write(chunk: Uint8Array): void {
     for (const client of this.#clients) {
       if ((client.desiredSize ?? 0) < chunk.length) {
         this.#clients.delete(client);

@@ -80,6 +80,7 @@ export class Metrics {
       snapshot: histogram(r, "snapshot_duration_seconds", "Snapshot time", SNAPSHOT_BUCKETS),
     };
     this.#gauges();
+    this.#restarts();
     if (view.xmpp) this.#session();
     this.#zero();
     this.#listen();
@@ -195,6 +196,24 @@ export class Metrics {
       "1 once the child is given up on",
       (c) => c.state === "given_up" ? 1 : 0,
     );
+    gauge(
+      "health_status",
+      "The status verdict: 0 OK, 1 WARNING, 2 CRITICAL",
+      (g) => g.set(assess(view.status()).code),
+      [],
+    );
+    gauge(
+      "start_time_seconds",
+      "When the listener started (epoch seconds)",
+      (g) => g.set(view.started),
+      [],
+    );
+  }
+
+  /** Restarts, counted from the deaths the listener reports when scraped. */
+  #restarts(): void {
+    const view = this.#view;
+    const r = this.registry;
     const restarts = new Map<string, number>();
     new Counter({
       name: P + "child_restarts_total",
@@ -209,18 +228,6 @@ export class Metrics {
         }
       },
     });
-    gauge(
-      "health_status",
-      "The status verdict: 0 OK, 1 WARNING, 2 CRITICAL",
-      (g) => g.set(assess(view.status()).code),
-      [],
-    );
-    gauge(
-      "start_time_seconds",
-      "When the listener started (epoch seconds)",
-      (g) => g.set(view.started),
-      [],
-    );
   }
 
   /** The XMPP session's metrics (none for a replay). */

@@ -1,13 +1,14 @@
 /**
  * The status page: one HTML document served by the program itself (no
  * CDN, no build step), its style and a few lines of plain DOM script
- * inline under a per-response nonce. The sections come rendered from the
+ * inline, allowed by their hashes. The sections come rendered from the
  * server; the script only swaps in new ones from the server-sent events
  * and shows a mark's details on hover.
  *
  * @module
  */
 
+import { createHash } from "node:crypto";
 import { esc } from "./render.ts";
 
 const STYLE = `
@@ -88,15 +89,21 @@ document.addEventListener("mousemove", (event) => {
 connect();
 `;
 
-/** The Content-Security-Policy of a page whose inline style and script carry `nonce`. */
-export function pageCsp(nonce: string): string {
-  return `default-src 'none'; script-src 'nonce-${nonce}'; style-src 'nonce-${nonce}'; ` +
-    "connect-src 'self'; img-src 'self' data:; base-uri 'none'; form-action 'none'; " +
-    "frame-ancestors 'none'";
+function sha256(text: string): string {
+  return createHash("sha256").update(text).digest("base64");
 }
 
+/**
+ * The page's Content-Security-Policy: only its own inline style and script
+ * (named by their hashes, so a page can be served to many viewers as is),
+ * and event streams from the same origin.
+ */
+export const PAGE_CSP = `default-src 'none'; script-src 'sha256-${sha256(SCRIPT)}'; ` +
+  `style-src 'sha256-${sha256(STYLE)}'; connect-src 'self'; img-src 'self' data:; ` +
+  "base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
+
 /** The whole page, with the sections rendered for now. */
-export function renderPage(sections: Record<string, string>, label: string, nonce: string): string {
+export function renderPage(sections: Record<string, string>, label: string): string {
   const section = (id: string, title: string) =>
     `<section><h2>${title}</h2><div id="${id}">${sections[id] ?? ""}</div></section>`;
   return `<!doctype html>
@@ -104,7 +111,7 @@ export function renderPage(sections: Record<string, string>, label: string, nonc
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <link rel="icon" href="data:,">
 <title>lvalertMP ${esc(label)}</title>
-<style nonce="${nonce}">${STYLE}</style></head>
+<style>${STYLE}</style></head>
 <body data-updates="0">
 <header><h1>lvalertMP listener</h1><span id="live">static page (reload to refresh)</span></header>
 <div id="summary">${sections.summary ?? ""}</div>
@@ -115,7 +122,7 @@ ${section("alerts", "last 50 alerts")}
 ${section("problems", "warnings and failures")}
 </div>
 <div id="tip" role="tooltip"></div>
-<script nonce="${nonce}">${SCRIPT}</script>
+<script>${SCRIPT}</script>
 </body></html>
 `;
 }

@@ -14,7 +14,7 @@ import type { ListenerView } from "../listener/view.ts";
 import { EventStreams } from "./event_stream.ts";
 import { LiveState } from "./live.ts";
 import { Metrics } from "./metrics.ts";
-import { pageCsp, renderPage } from "./page.ts";
+import { PAGE_CSP, renderPage } from "./page.ts";
 import { renderSections } from "./render.ts";
 import type { HttpSettings } from "./settings.ts";
 
@@ -55,7 +55,8 @@ export class StatusServer implements AsyncDisposable {
   #token: Buffer | undefined;
   #dirty = true;
   #sent = 0;
-  #cache: { at: number; sections: Record<string, string>; label: string } | undefined;
+  /** The last rendering: the page, and the same sections as an event. */
+  #cache: { at: number; page: string; update: Uint8Array } | undefined;
   #timer: ReturnType<typeof setInterval>;
   #o: StatusServerOptions;
 
@@ -145,36 +146,41 @@ export class StatusServer implements AsyncDisposable {
   }
 
   #page(): Response {
-    const { sections, label } = this.#render(200);
-    const nonce = crypto.randomUUID().replaceAll("-", "");
-    return reply(200, renderPage(sections, label, nonce), {
-      "content-type": "text/html; charset=utf-8",
-      "content-security-policy": pageCsp(nonce),
+    return new Response(this.#render(200).page, {
+      headers: {
+        "content-type": "text/html; charset=utf-8",
+        "content-security-policy": PAGE_CSP,
+        ...COMMON_HEADERS,
+      },
     });
   }
 
   #events(): Response {
-    const stream = this.#streams.open({ event: "update", data: this.#update(200) });
+    const stream = this.#streams.open(this.#render(200).update);
     if (!stream) return reply(503, "Too many viewers\n", { "retry-after": "5" });
     return new Response(stream, {
       headers: { "content-type": "text/event-stream", ...COMMON_HEADERS },
     });
   }
 
-  /** The sections, rendered anew unless a rendering younger than `maxAge` ms is at hand. */
-  #render(maxAge: number): { sections: Record<string, string>; label: string } {
+  /**
+   * The page and the update event, rendered anew unless a rendering
+   * younger than `maxAge` ms is at hand (however many viewers come, the
+   * listener renders a few times a second at most).
+   */
+  #render(maxAge: number): { page: string; update: Uint8Array } {
     const now = performance.now();
-    if (this.#cache && now - this.#cache.at < maxAge && !this.#dirty) return this.#cache;
-    if (this.#cache && now - this.#cache.at < maxAge / 4) return this.#cache;
+    if (this.#cache && now - this.#cache.at < maxAge) return this.#cache;
     this.#dirty = false;
     const snapshot = this.#live.snapshot();
-    this.#cache = { at: now, sections: renderSections(snapshot), label: snapshot.health.label };
+    const sections = renderSections(snapshot);
+    const label = snapshot.health.label;
+    this.#cache = {
+      at: now,
+      page: renderPage(sections, label),
+      update: EventStreams.encode("update", JSON.stringify({ sections, label })),
+    };
     return this.#cache;
-  }
-
-  #update(maxAge: number): string {
-    const { sections, label } = this.#render(maxAge);
-    return JSON.stringify({ sections, label });
   }
 
   /** Sends an update when something changed, or now and then for the moving time axis. */
@@ -184,7 +190,7 @@ export class StatusServer implements AsyncDisposable {
     const idle = now - this.#sent >= (this.#o.idleUpdate ?? 2) * 1000;
     if (!this.#dirty && !idle) return;
     this.#sent = now;
-    this.#streams.send("update", this.#update(0));
+    this.#streams.write(this.#render(0).update);
   }
 
   /** Closes every event stream and stops listening. */

@@ -12,8 +12,10 @@
 
 export * from "./child_link.ts";
 export * from "./control.ts";
+export * from "./health.ts";
 export * from "./listen.ts";
 export * from "./notifier.ts";
 export * from "./replay.ts";
 export * from "./router.ts";
 export * from "./supervisor.ts";
+export * from "./view.ts";
