@@ -83,8 +83,11 @@ async function checkLive(page: Page, url: string): Promise<void> {
   await page.waitForFunction(`document.querySelectorAll("#alerts tbody tr").length >= 2`, {
     timeout: 15_000,
   });
-  const before = await rows(page);
-  const updates = await page.$eval("body", (b) => Number(b.dataset.updates));
+  // Read together: an update may land between two reads.
+  const [before, updates] = await page.$eval("body", (b) => [
+    b.ownerDocument.querySelectorAll("#alerts tbody tr").length,
+    Number(b.dataset.updates),
+  ]);
   await page.waitForFunction(
     `document.querySelectorAll("#alerts tbody tr").length > ${before}`,
     { timeout: 15_000 },

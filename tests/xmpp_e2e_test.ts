@@ -8,8 +8,10 @@
 
 import assert from "node:assert/strict";
 import { join } from "node:path";
+import parsePrometheus from "parse-prometheus-text-format";
 import { eventItems } from "../lib/xmpp/pubsub.ts";
 import { jsonLines, ListenerProcess, runListener } from "./helpers.ts";
+import { TcpProxy } from "./xmpp_proxy.ts";
 import { connect, SERVERS, startServer, type XmppServer, xmppTest } from "./xmpp_servers.ts";
 import { createNode, NODES, type World, world, type WorldOptions } from "./xmpp_world.ts";
 
@@ -391,6 +393,59 @@ scenario(
     assert.equal(critical.code, 2, critical.stdout);
     assert.match(critical.stdout, /^LVALERTMP CRITICAL - not subscribed to cbc_gstlal_lowmass/);
     assert.equal(await listener.stop(), 0);
+  },
+);
+
+/** The session's gauges and counter, read back with a Prometheus parser. */
+async function sessionMetrics(url: string): Promise<Record<string, number>> {
+  const text = await (await fetch(`${url}metrics`)).text();
+  const families = parsePrometheus(text) as { name: string; metrics: { value?: string }[] }[];
+  const read: Record<string, number> = {};
+  for (const f of families) {
+    if (f.name.startsWith("lvalertmp_xmpp_")) read[f.name] = Number(f.metrics[0]?.value);
+  }
+  return read;
+}
+
+scenario(
+  "over --http: the session up, nodes subscribed of configured, a reconnect counted",
+  async (w) => {
+    await using proxy = new TcpProxy(w.server.port);
+    const listener = new ListenerProcess([
+      "-c",
+      w.config,
+      ...w.flagsVia(proxy.port, "--http", "127.0.0.1:0", "--backoff", "0.2,1"),
+    ]);
+    try {
+      await listener.until(() => listener.named("xmpp_ready").length === 1, "the session");
+      const url = String(listener.named("http_listening")[0]!.url);
+      const n = NODES.length;
+      assert.deepEqual(await sessionMetrics(url), {
+        lvalertmp_xmpp_reconnects_total: 0,
+        lvalertmp_xmpp_session_up: 1,
+        lvalertmp_xmpp_nodes_configured: n,
+        lvalertmp_xmpp_nodes_subscribed: n,
+      });
+      proxy.cut();
+      await listener.until(() => listener.named("xmpp_disconnected").length === 1, "the cut");
+      assert.equal((await sessionMetrics(url)).lvalertmp_xmpp_session_up, 0);
+      assert.match(await (await fetch(url)).text(), /data-online="false"/);
+      proxy.restore();
+      await listener.until(() => listener.named("xmpp_reconnected").length === 1, "the return");
+      assert.deepEqual(await sessionMetrics(url), {
+        lvalertmp_xmpp_reconnects_total: 1,
+        lvalertmp_xmpp_session_up: 1,
+        lvalertmp_xmpp_nodes_configured: n,
+        lvalertmp_xmpp_nodes_subscribed: n,
+      });
+      const page = await (await fetch(url)).text();
+      assert.match(page, /data-online="true"/);
+      assert.match(page, /<dd id="reconnects">1<\/dd>/);
+      assert.match(page, new RegExp(`<dd id="nodes">${n} of ${n} subscribed</dd>`));
+      assert.equal(await listener.stop(), 0);
+    } finally {
+      await listener.stop("SIGKILL");
+    }
   },
 );
 
