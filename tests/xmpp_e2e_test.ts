@@ -102,7 +102,7 @@ scenario(
 
     const bad = await runListener(tool("command", "--node", "command-watcher", "clearGraceID"));
     assert.equal(bad.code, 2);
-    assert.match(bad.stderr, /missing required kwarg\(s\): graceid/);
+    assert.match(bad.stderr, /is missing required kwarg=graceid/);
 
     const created = await runListener(tool("admin", "--create", "--node", "brand_new"));
     assert.equal(created.code, 0, created.stderr);

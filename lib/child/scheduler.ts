@@ -229,8 +229,10 @@ export class Scheduler {
       );
     } catch (error) {
       const message = (error as Error)?.message ?? String(error);
+      // A RuntimeWarning (raiseWarning) fails its task too, logged as a warning.
+      const level = (error as Error)?.name === "RuntimeWarning" ? "warning" : "error";
       this.#o.log.event(
-        "error",
+        level,
         "task_failed",
         { ...fields, ...errorFields(error) },
         `task ${task.name} of ${item.name} failed: ${message}`,

@@ -16,7 +16,8 @@ import { join } from "node:path";
 import { delay, whenAborted } from "../core/async.ts";
 import { ConfigError } from "../core/config_error.ts";
 import type { ChildLog } from "../core/log.ts";
-import { Logger, stdoutSink } from "../core/log.ts";
+import { ctime, Logger, stdoutSink } from "../core/log.ts";
+import { Throttle } from "../core/throttle.ts";
 import { failed, type Outcome } from "../core/outcome.ts";
 import type { ListenArgs } from "../config/cli.ts";
 import { type ListenerConfig, loadListenerConfig } from "../config/config.ts";
@@ -387,7 +388,7 @@ async function assemble(
     seen,
     mailer,
     supervisor,
-    router: makeRouter(args, config, log, supervisor, seen),
+    router: makeRouter({ args, config, log, supervisor, seen, mailer }),
     source: undefined,
     position,
     counts: { applied: 0, refused: 0, skipped: 0 },
@@ -481,22 +482,44 @@ function wireChildren(r: Running): void {
 }
 
 function makeRouter(
-  args: ListenArgs,
-  config: ListenerConfig,
-  log: ChildLog,
-  supervisor: Supervisor,
-  seen: SeenStore,
+  r: Pick<Running, "args" | "config" | "log" | "supervisor" | "seen" | "mailer">,
 ): Router {
+  const sections = new Map(r.config.sections.map((s) => [s.name, s]));
+  const throttles = new Map(r.config.sections.map((s) => [s.name, new Throttle(s.warnDelay)]));
+  const id = identity();
   return new Router({
-    owners: config.owners,
-    log,
-    deliver: (d) => supervisor.deliver(d),
-    accepts: (child) => supervisor.accepts(child),
-    seen,
-    ...(args.show
-      ? { show: (child: string, text: string) => stdoutSink(`${child} < ${text}`) }
-      : {}),
+    owners: r.config.owners,
+    log: r.log,
+    deliver: (d) => r.supervisor.deliver(d),
+    accepts: (child) => r.supervisor.accepts(child),
+    seen: r.seen,
+    // The original's mail (interactiveQueue.py, lvalert_subject/lvalert_body), once per warnDelay.
+    unreadable: (child, payload, reason) => {
+      const section = sections.get(child)!;
+      const pass = throttles.get(child)!.attempt("payload");
+      if (!pass.send || section.recipients.length === 0) return;
+      const held = pass.suppressed > 0
+        ? `\n(${pass.suppressed} more since the last mail were not mailed; the log has each)\n`
+        : "";
+      r.mailer.send({
+        child,
+        command: section.mailCommand,
+        subject: `WARNING: could not parse lvalert payload on ${id.hostname}`,
+        body:
+          `time (localtime): \n  ${ctime(Date.now() / 1000)}\n\nlvalert message: \n  ${payload}` +
+          `\n\n${reason}\n\n    username : ${id.username}\n    hostname : ${id.hostname}\n` +
+          `    config   : ${r.config.path}\n${held}`,
+        recipients: section.recipients,
+      });
+    },
+    ...(r.args.show ? { show: (child: string, text: string) => showAlert(child, text) } : {}),
   });
+}
+
+/** `-S`: the original's line, then `child < payload`. */
+function showAlert(child: string, text: string): void {
+  stdoutSink(`Payload received at ${ctime(Date.now() / 1000)}`);
+  stdoutSink(`${child} < ${text}`);
 }
 
 async function openControl(

@@ -85,6 +85,8 @@ export interface RouterOptions {
    * @default {every child, always}
    */
   accepts?(child: string): boolean;
+  /** Hears about a payload that could not be read on a node a child owns. */
+  unreadable?(child: string, payload: string, reason: string): void;
 }
 
 /** Routes alerts from any source to the child that owns their node. */
@@ -164,6 +166,10 @@ export class Router {
     const read = readAlert(input.payload);
     if (!read.ok) {
       this.#rejected(where, read.reason, { node, id, child });
+      const text = typeof input.payload === "string"
+        ? input.payload
+        : JSON.stringify(input.payload);
+      this.#o.unreadable?.(child, text ?? String(input.payload), read.reason);
       return "rejected";
     }
     const alert = read.alert;
