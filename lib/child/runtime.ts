@@ -199,9 +199,12 @@ export class ChildRuntime {
     return this.#scheduler.run(() => this.queue.insert(item));
   }
 
-  /** Runs `work` alone: no alert or task runs meanwhile (snapshots). */
-  exclusive<T>(work: () => Promise<T> | T): Promise<T> {
-    return this.#scheduler.run(work);
+  /**
+   * Runs `work` alone: no alert or task runs meanwhile (snapshots). With
+   * `readOnly`, the work changes nothing, and no change is reported.
+   */
+  exclusive<T>(work: () => Promise<T> | T, options: { readOnly?: boolean } = {}): Promise<T> {
+    return this.#scheduler.run(work, options);
   }
 
   /** See {@linkcode Scheduler.snapshotting}. */

@@ -11,8 +11,12 @@ import { SNAPSHOT_COMMANDS } from "../child/snapshot_commands.ts";
 import { describeKwargs, knownCommands } from "./known_commands.ts";
 import { parseFlags } from "../config/cli.ts";
 import { failed, type Outcome } from "../core/outcome.ts";
-import { CONNECTION_OPTIONS, connectionArgs } from "./session.ts";
-import { connectionHelp, publishWithRetries } from "./send.ts";
+import {
+  CONNECTION_OPTIONS,
+  connectionArgs,
+  connectionHelp,
+  publishWithRetries,
+} from "./session.ts";
 
 export const COMMAND_USAGE = `Usage: lvalert_listenMP command --node NODE [key,val ...] CMD
 
