@@ -34,6 +34,7 @@ import { defaultStateDir, openStateDir } from "../durability/state_dir.ts";
 import { systemClock } from "../queue/clock.ts";
 import { type Credentials, CredentialsError, resolveCredentials } from "../xmpp/credentials.ts";
 import { type XmppFailure, XmppSource } from "../xmpp/source.ts";
+import { FAILURE_EXIT } from "../xmpp/failure.ts";
 import { ChildStartError } from "./child_events.ts";
 import { compiled } from "./child_handle.ts";
 import { childDirName } from "./child_link.ts";
@@ -78,18 +79,6 @@ async function gracedbAuth(config: ListenerConfig): Promise<Map<string, GraceDbA
   }
   return found;
 }
-
-const XMPP_EXIT: Record<XmppFailure["kind"], "auth" | "unavailable" | "runtime"> = {
-  auth: "auth",
-  tls: "unavailable",
-  unavailable: "unavailable",
-  missing_nodes: "unavailable",
-  conflict: "runtime",
-  kicked: "unavailable",
-  shutdown: "unavailable",
-  redirect: "unavailable",
-  stream: "unavailable",
-};
 
 function identity(): Identity {
   let hostname = "localhost";
@@ -577,7 +566,7 @@ function makeSource(r: Running, credentials: Credentials): XmppSource {
     signal: r.stop.signal,
   });
   source.events.on("item", (input) => r.router.route(input));
-  source.events.on("fatal", (f) => r.fail(failed(XMPP_EXIT[f.kind], f)));
+  source.events.on("fatal", (f) => r.fail(failed(FAILURE_EXIT[f.kind], f)));
   mailSessionEvents(r, source);
   return source;
 }
@@ -620,7 +609,7 @@ async function runXmpp(r: Running, source: XmppSource): Promise<Outcome | undefi
     // Interrupted while still connecting: a clean stop, not a failure.
     if (r.stop.signal.aborted) return undefined;
     const f = error as XmppFailure;
-    return failed(XMPP_EXIT[f.kind] ?? "unavailable", f);
+    return failed(FAILURE_EXIT[f.kind] ?? "unavailable", f);
   }
   await whenAborted(r.stop.signal);
   return undefined;

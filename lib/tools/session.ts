@@ -7,10 +7,10 @@
 
 import { ConfigError } from "../core/config_error.ts";
 import { CredentialsError, resolveCredentials } from "../xmpp/credentials.ts";
-import { failed, type FailureKind, type Outcome } from "../core/outcome.ts";
+import { failed, type Outcome } from "../core/outcome.ts";
 import { Pubsub } from "../xmpp/pubsub.ts";
 import { createXmppClient, type XmppClient } from "../xmpp/client.ts";
-import { classify, retryable, type XmppFailure } from "../xmpp/failure.ts";
+import { classify, FAILURE_EXIT, retryable, type XmppFailure } from "../xmpp/failure.ts";
 import { retry, RetryError } from "../core/async.ts";
 
 /** `parseArgs` options every tool accepts (short letters per tool). */
@@ -92,18 +92,6 @@ export interface Session {
   [Symbol.asyncDispose](): Promise<void>;
 }
 
-const KINDS: Record<XmppFailure["kind"], FailureKind> = {
-  auth: "auth",
-  tls: "unavailable",
-  unavailable: "unavailable",
-  missing_nodes: "unavailable",
-  conflict: "runtime",
-  kicked: "unavailable",
-  shutdown: "unavailable",
-  redirect: "unavailable",
-  stream: "unavailable",
-};
-
 function classified(error: unknown, args: ConnectionArgs): XmppFailure {
   return classify(error, {
     server: args.server,
@@ -120,7 +108,7 @@ export function sessionFailure(error: unknown, args: ConnectionArgs): Outcome {
     return failed("config", error);
   }
   const f = classified(error, args);
-  return failed(KINDS[f.kind], f);
+  return failed(FAILURE_EXIT[f.kind], f);
 }
 
 /**
