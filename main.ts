@@ -90,6 +90,12 @@ async function runListener(argv: string[]): Promise<number> {
         "where other users can read it; use a netrc file",
     );
   }
+  if (args.ignoredNode !== undefined) {
+    console.error(
+      `lvalert_listenMP: warning: -n/--node ${args.ignoredNode} is ignored, as the Python ` +
+        "tool ignored it: the config file names the nodes each child listens to",
+    );
+  }
   let http;
   try {
     http = await httpSettings(args.http, args.httpToken);

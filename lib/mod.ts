@@ -51,7 +51,13 @@ export {
 } from "./core/alert.ts";
 export type { ChildLog, Level } from "./core/log.ts";
 export { ConfigError, type ConfigErrorOptions } from "./core/config_error.ts";
-export { Ini, type IniData, type IniEntry, type IniSectionData } from "./config/ini.ts";
+export {
+  Ini,
+  type IniData,
+  type IniDialect,
+  type IniEntry,
+  type IniSectionData,
+} from "./config/ini.ts";
 export type { ChildContext, ChildIdentity, ChildQueue } from "./queue/queue_item.ts";
 export { QueueItem, type QueueItemOptions } from "./queue/queue_item.ts";
 export { Task } from "./queue/queue_item.ts";

@@ -262,6 +262,9 @@ Deno.test("resetThrottle as a command alert and through ctl, on a running listen
   assert.doesNotMatch(dump.stdout, /loggermessages/);
   const missing = await runListener(["ctl", "--state-dir", s.state, "group,CBC", "resetThrottle"]);
   assert.notEqual(missing.code, 0);
-  assert.match(missing.stdout + missing.stderr, /missing required kwarg\(s\): pipeline/);
+  assert.match(
+    missing.stdout + missing.stderr,
+    /Command=resetThrottle is missing required kwarg=pipeline/,
+  );
   assert.equal(await listener.stop(), 0);
 });

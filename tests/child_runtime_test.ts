@@ -142,7 +142,9 @@ Deno.test("ChildRuntime turns a throwing task into a failed item, a log with sta
     "the failed item's later task never runs",
   );
   assert.equal(h.mails.length, 1);
-  assert.match(h.mails[0]!.subject, /task Boom failed in kid/);
+  // The original's execute_subject names the item (interactiveQueue.py).
+  assert.match(h.mails[0]!.subject, /^WARNING: QueueItem\.execute caught an exception on h$/);
+  assert.match(h.mails[0]!.body, /Error: boom/);
   assert.deepEqual(h.mails[0]!.recipients, ["ops@example.org"]);
 });
 
@@ -211,7 +213,7 @@ Deno.test("ChildRuntime commands", async (t) => {
       const missing = await h.runtime.deliver(command("clearGraceID"), 1_000);
       assert.deepEqual(missing, {
         ok: false,
-        reason: "command clearGraceID is missing required kwarg(s): graceid",
+        reason: "Command=clearGraceID is missing required kwarg=graceid",
       });
       const unknown = await h.runtime.deliver(command("noSuchCommand"), 1_000);
       assert.ok(
@@ -305,14 +307,14 @@ Deno.test("ChildRuntime commands", async (t) => {
   await t.step("sendEmail asks for mail", async () => {
     const h = harness();
     await h.runtime.deliver(
-      command("sendEmail", { subject: "s", body: "b" }),
+      command("sendEmail", { subject: "s", body: "b", recipients: "a@example.org, b@example.org" }),
       1_000,
     );
     await h.advance(0);
     assert.deepEqual(h.mails, [{
       subject: "s",
       body: "b",
-      recipients: ["ops@example.org"],
+      recipients: ["a@example.org", "b@example.org"],
     }]);
   });
 });

@@ -258,14 +258,14 @@ Deno.test("every command through the control socket, with checkpointQueue and lo
   assert.equal(failed.code, 1);
   assert.match(failed.stdout, /\[a\] error: raiseException command received/);
   assert.match(
-    (await ctl("subject,hi", "body,from ctl", "sendEmail")).stdout,
+    (await ctl("recipients,ops@example.org", "subject,hi", "body,from ctl", "sendEmail")).stdout,
     /mail to ops@example\.org/,
   );
   assert.match((await ctl("filename,q.txt", "printQueue")).stdout, /queue written to .*q\.txt/);
 
   const missing = await ctl("loadQueue");
   assert.equal(missing.code, 2);
-  assert.match(missing.stderr, /loadQueue is missing required kwarg\(s\): filename/);
+  assert.match(missing.stderr, /Command=loadQueue is missing required kwarg=filename/);
   const unknown = await ctl("noSuchThing");
   assert.equal(unknown.code, 1);
   assert.match(unknown.stdout, /\[a\] error: unknown command "noSuchThing"/);
@@ -332,10 +332,10 @@ Deno.test("a handler's own commands, with their required and forbidden kwargs, t
   assert.equal(missing.code, 1);
   assert.match(
     missing.stdout,
-    /\[fragile\] error: command poke is missing required kwarg\(s\): who/,
+    /\[fragile\] error: Command=poke is missing required kwarg=who/,
   );
   const forbidden = await ctl("who,me", "why,not", "poke");
-  assert.match(forbidden.stdout, /command poke got forbidden kwarg\(s\): why/);
+  assert.match(forbidden.stdout, /Command=poke contains forbidden kwarg=why/);
   const elsewhere = await runListener([
     "ctl",
     "--state-dir",

@@ -178,7 +178,7 @@ Deno.test("listener logs and counts every bad alert once, and processes the good
     /payload has no "uid"/,
     /"uid" must be a non-empty string/,
     /unknown command "noSuchCommand"/,
-    /command clearGraceID is missing required kwarg\(s\): graceid/,
+    /Command=clearGraceID is missing required kwarg=graceid/,
   ];
   assert.equal(reasons.length, expected.length, reasons.join("\n"));
   for (const pattern of expected) {
@@ -463,7 +463,7 @@ Deno.test("listener mails through the configured mail command, run by main", asy
       "[a]\nnodes = n\nchildConfig = c.ini\nrecipients = x@example.org y@example.org\nmail_command = ./mail.sh\n",
     "c.ini": "[general]\nprocess_type = test\n",
     "r.jsonl": [
-      '{"node":"n","payload":{"uid":"command","alert_type":"sendEmail","object":{"subject":"hello","body":"line one"}}}',
+      '{"node":"n","payload":{"uid":"command","alert_type":"sendEmail","object":{"subject":"hello","body":"line one","recipients":"p@example.org, q@example.org"}}}',
       '{"node":"n","payload":{"uid":"command","alert_type":"raiseException","object":{}}}',
     ].join("\n"),
   });
@@ -482,11 +482,13 @@ Deno.test("listener mails through the configured mail command, run by main", asy
   assert.equal(r.code, 0, r.stderr);
   // Mail goes out asynchronously; the listener waits for it before exiting.
   const mail = await readMail(dir.path);
-  assert.match(mail, /^-s\|hello\|x@example\.org\|y@example\.org\|\nline one/m);
+  // sendEmail mails the command's recipients; a failed task, the section's.
+  assert.match(mail, /^-s\|hello\|p@example\.org\|q@example\.org\|\nline one/m);
   assert.match(
     mail,
-    /-s\|lvalertMP: task raiseException failed in a\|x@example\.org\|y@example\.org\|/,
+    /-s\|WARNING: raiseException\.execute caught an exception on [^|]+\|x@example\.org\|y@example\.org\|/,
   );
+  assert.match(mail, /QueueItem marked complete to avoid repeated errors\./);
   assert.match(mail, /Error: raiseException command received\n\s+at /);
 });
 

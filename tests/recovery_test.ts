@@ -234,3 +234,17 @@ Deno.test("ChildState refuses an alert id it already applied", async () => {
   await c.state.close();
   await c.runtime.stop();
 });
+
+Deno.test("a child whose queue waits without changing writes one snapshot, not one per interval", async () => {
+  await using dir = await tempDir();
+  const c = child(dir.path, "[general]\nprocess_type = test\n[test]\ndelays = 600\nrepeats = 0\n");
+  await c.state.recover();
+  await c.runtime.deliver({ uid: "G1", alert_type: "new" }, now(), { node: "n", id: "x", seq: 1 });
+  await waitFor(() => c.events("checkpoint").length === 1, "the checkpoint of the alert");
+  // Reading the queue for a snapshot is not a change: ten intervals pass with no new one.
+  await new Promise((r) => setTimeout(r, 500));
+  assert.equal(c.events("checkpoint").length, 1);
+  await c.state.close();
+  await c.runtime.stop();
+  assert.equal(c.events("checkpoint").length, 1, "nor at close");
+});

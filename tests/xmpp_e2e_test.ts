@@ -104,7 +104,7 @@ scenario(
 
     const bad = await runListener(tool("command", "--node", "command-watcher", "clearGraceID"));
     assert.equal(bad.code, 2);
-    assert.match(bad.stderr, /missing required kwarg\(s\): graceid/);
+    assert.match(bad.stderr, /is missing required kwarg=graceid/);
 
     const created = await runListener(tool("admin", "--create", "--node", "brand_new"));
     assert.equal(created.code, 0, created.stderr);
@@ -346,7 +346,12 @@ scenario("every command reaches a child through XMPP", async (w) => {
       ["message,over xmpp", "printMessage"],
       (e) => e.event === "command" && e.message === "over xmpp",
     ],
-    [["raiseWarning"], (e) => e.event === "warning" && e.command === "raiseWarning"],
+    [
+      ["raiseWarning"],
+      (e) =>
+        e.event === "task_failed" && e.level === "warning" &&
+        e.error === "raiseWarning command received",
+    ],
     [
       ["raiseException"],
       (e) => e.event === "task_failed" && e.error === "raiseException command received",

@@ -41,6 +41,12 @@ export interface CommandSpec<C extends ChildContext = ChildContext> {
   /** Keyword arguments that must not be present. */
   forbidden?: readonly string[];
   /**
+   * What each keyword argument must be, where it matters: `text` (a string,
+   * or a number, which the original's client sent for digits), `texts` (a
+   * string or a list of strings).
+   */
+  types?: Readonly<Record<string, "text" | "texts">>;
+  /**
    * Does the work when the command's item comes due; what it returns (a
    * text) is the reply a `ctl` user sees. Throwing fails the command.
    */
@@ -59,6 +65,14 @@ export interface EngineContext extends ChildContext {
 export type CommandCheck<C extends ChildContext = ChildContext> =
   | { ok: true; spec: CommandSpec<C>; kwargs: JsonObject; sleep: number | null }
   | { ok: false; reason: string };
+
+/**
+ * A warning that fails its task, as the original's `RuntimeWarning` did:
+ * logged at warning level, mailed like any failure.
+ */
+export class RuntimeWarning extends Error {
+  override name = "RuntimeWarning";
+}
 
 /** The commands a `sleep` keyword argument makes repeat (the others it only delays). */
 export const REPEATING_COMMANDS: ReadonlySet<string> = new Set(["checkpointQueue"]);
@@ -155,6 +169,8 @@ export const BUILTIN_COMMANDS: readonly CommandSpec<EngineContext>[] = [
     name: "printMessage",
     description: "logs 'message'",
     required: ["message"],
+    optional: ["sleep"],
+    types: { message: "text" },
     run(ctx, kwargs) {
       const message = kwargString(kwargs, "message");
       ctx.log.event("info", "command", { command: "printMessage", message }, message);
@@ -164,24 +180,24 @@ export const BUILTIN_COMMANDS: readonly CommandSpec<EngineContext>[] = [
   {
     name: "raiseException",
     description: "fails on purpose: the item fails, the child goes on",
+    optional: ["sleep"],
     run() {
       throw new Error("raiseException command received");
     },
   },
   {
     name: "raiseWarning",
-    description: "logs a warning on purpose",
-    run(ctx) {
-      ctx.log.event("warning", "warning", {
-        command: "raiseWarning",
-        reason: "raiseWarning command received",
-      }, "raiseWarning command received");
-      return "raiseWarning command received";
+    description: "raises a warning on purpose: the item fails (logged as a warning, mailed)",
+    optional: ["sleep"],
+    run() {
+      // The original raised RuntimeWarning, which failed the task like any error.
+      throw new RuntimeWarning("raiseWarning command received");
     },
   },
   {
     name: "clearQueue",
     description: "marks every pending item complete",
+    optional: ["sleep"],
     run(ctx) {
       const items = ctx.queue.items();
       for (const item of items) item.complete = true;
@@ -194,6 +210,8 @@ export const BUILTIN_COMMANDS: readonly CommandSpec<EngineContext>[] = [
     name: "clearGraceID",
     description: "marks every pending item of 'graceid' complete",
     required: ["graceid"],
+    optional: ["sleep"],
+    types: { graceid: "text" },
     run(ctx, kwargs, self) {
       const graceid = kwargString(kwargs, "graceid");
       let cleared = 0;
@@ -211,6 +229,8 @@ export const BUILTIN_COMMANDS: readonly CommandSpec<EngineContext>[] = [
     description:
       "writes the queue to 'filename' (STDOUT, STDERR, or a file in log_directory/queue/)",
     required: ["filename"],
+    optional: ["sleep"],
+    types: { filename: "text" },
     async run(ctx, kwargs) {
       const filename = kwargString(kwargs, "filename");
       const text = describeQueue(ctx);
@@ -225,23 +245,25 @@ export const BUILTIN_COMMANDS: readonly CommandSpec<EngineContext>[] = [
   },
   {
     name: "sendEmail",
-    description: "sends mail: 'recipients' (default: the section's), 'subject', 'body'",
-    optional: ["recipients", "subject", "body"],
+    description:
+      "sends mail to 'recipients' (space- or comma-separated), with 'subject' and 'body'",
+    required: ["recipients"],
+    optional: ["subject", "body", "sleep"],
+    types: { recipients: "texts", subject: "text", body: "text" },
     run(ctx, kwargs) {
       const raw = kwargs.recipients;
       const recipients = typeof raw === "string"
         ? raw.split(/[\s,]+/).filter(Boolean)
         : Array.isArray(raw)
         ? raw.map(String)
-        : [...ctx.recipients];
-      if (recipients.length === 0) {
-        throw new Error("sendEmail: no 'recipients' given and the section has none");
-      }
-      const subject = typeof kwargs.subject === "string"
-        ? kwargs.subject
+        : [];
+      if (recipients.length === 0) throw new Error("sendEmail: 'recipients' names nobody");
+      // lvalert_commandMP sends what reads as a number as a float: 5 is the subject "5".
+      const subject = "subject" in kwargs
+        ? kwargString(kwargs, "subject")
         : `lvalertMP message from ${ctx.child}`;
-      const body = typeof kwargs.body === "string"
-        ? kwargs.body
+      const body = "body" in kwargs
+        ? kwargString(kwargs, "body")
         : typeof kwargs.message === "string"
         ? kwargs.message
         : `sendEmail command received by ${ctx.child}`;
@@ -272,19 +294,29 @@ export function checkCommand<C extends ChildContext>(
   if (!isJsonObject(kwargs)) {
     return { ok: false, reason: `command ${name}: "object" must be a JSON object` };
   }
-  const missing = (spec.required ?? []).filter((k) => !(k in kwargs));
-  if (missing.length) {
-    return {
-      ok: false,
-      reason: `command ${name} is missing required kwarg(s): ${missing.join(", ")}`,
-    };
+  // The original's messages (commands.py, Command.checkObject).
+  const missing = (spec.required ?? []).find((k) => !(k in kwargs));
+  if (missing !== undefined) {
+    return { ok: false, reason: `Command=${name} is missing required kwarg=${missing}` };
   }
-  const forbidden = (spec.forbidden ?? []).filter((k) => k in kwargs);
-  if (forbidden.length) {
-    return {
-      ok: false,
-      reason: `command ${name} got forbidden kwarg(s): ${forbidden.join(", ")}`,
-    };
+  const forbidden = (spec.forbidden ?? []).find((k) => k in kwargs);
+  if (forbidden !== undefined) {
+    return { ok: false, reason: `Command=${name} contains forbidden kwarg=${forbidden}` };
+  }
+  for (const [key, type] of Object.entries(spec.types ?? {})) {
+    if (!(key in kwargs)) continue;
+    const v = kwargs[key];
+    const text = typeof v === "string" || typeof v === "number";
+    const ok = type === "text"
+      ? text
+      : text || (Array.isArray(v) && v.every((x) => typeof x === "string"));
+    if (!ok) {
+      const want = type === "text" ? "a string" : "a string or a list of strings";
+      return {
+        ok: false,
+        reason: `Command=${name}: kwarg ${key} must be ${want}, got ${JSON.stringify(v)}`,
+      };
+    }
   }
   let sleep: number | null = null;
   if ("sleep" in kwargs) {

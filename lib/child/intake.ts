@@ -9,6 +9,8 @@
 
 import { type Alert, alertSchema, type JsonObject } from "../core/alert.ts";
 import { BoundedSet } from "../core/bounded_set.ts";
+import { ctime } from "../core/log.ts";
+import { Throttle } from "../core/throttle.ts";
 import type { Ini } from "../config/ini.ts";
 import type { ChildContext } from "../queue/queue_item.ts";
 import { CommandItem, type CommandTable, CommandTask, REPEATING_COMMANDS } from "./commands.ts";
@@ -40,6 +42,8 @@ export interface AlertIntakeOptions {
   identity: { hostname: string; username?: string; pid: number };
   /** The `name` heartbeat responses carry (lvalertHeartbeat's monitor matches on it). */
   heartbeatName?: string;
+  /** Seconds between two mails about exceptions in parseAlert. @default {3600} */
+  warnDelay?: number;
   /** A command accepted with a reply token; its outcome will follow. */
   commandQueued?(task: CommandTask, token: string): void;
   /** Alert ids remembered as applied. @default {10000} */
@@ -64,9 +68,11 @@ export class AlertIntake {
   #applied: BoundedSet<string>;
   #ids = new Map<string, [string, string]>();
   #appliedSeq = 0;
+  #throttle: Throttle;
 
   constructor(options: AlertIntakeOptions) {
     this.#o = options;
+    this.#throttle = new Throttle(options.warnDelay ?? 3600, () => options.context.now());
     this.#applied = new BoundedSet(options.appliedLimit ?? 10_000);
   }
 
@@ -152,6 +158,7 @@ export class AlertIntake {
         alert_type: alert.alert_type,
         ...errorFields(error),
       }, reason);
+      this.#mailException(alert, error);
       return { ok: false, reason };
     }
   }
@@ -177,6 +184,25 @@ export class AlertIntake {
     return repeating >= MAX_REPEATING
       ? `command ${name}: this child already holds ${repeating} repeating commands (at most ${MAX_REPEATING})`
       : undefined;
+  }
+
+  /** The original's mail about an exception in parseAlert, at most once per warnDelay. */
+  #mailException(alert: Alert, error: unknown): void {
+    const pass = this.#throttle.attempt("parseAlert");
+    if (!pass.send) return;
+    const { context } = this.#o;
+    const id = context.identity;
+    const held = pass.suppressed > 0
+      ? `\n(${pass.suppressed} more since the last mail were not mailed; the log has each)\n`
+      : "";
+    context.notify(
+      `WARNING: parseAlert caught an exception on ${id.hostname}`,
+      `time (localtime): \n  ${ctime(context.now())}\n\nlvalert message: \n  ${
+        JSON.stringify(alert)
+      }\n\n${error instanceof Error ? error.stack : String(error)}\n\n` +
+        `    username : ${id.username}\n    hostname : ${id.hostname}\n    config   : ${id.config}\n` +
+        held,
+    );
   }
 
   #command(alert: Alert, t0: number, meta: AlertMeta): DeliverResult {

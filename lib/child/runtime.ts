@@ -8,7 +8,7 @@
 
 import { join } from "node:path";
 import type { Alert, JsonObject } from "../core/alert.ts";
-import type { ChildLog } from "../core/log.ts";
+import { type ChildLog, ctime } from "../core/log.ts";
 import type { Ini } from "../config/ini.ts";
 import { ClassRegistry } from "../durability/snapshot.ts";
 import type { GraceDbClient } from "../gracedb/client.ts";
@@ -191,6 +191,7 @@ export class ChildRuntime {
       ...(options.appliedLimit ? { appliedLimit: options.appliedLimit } : {}),
       ...(options.networkCommands ? { networkCommands: options.networkCommands } : {}),
       heartbeatName: options.heartbeatName ?? options.child,
+      ...(options.watch ? { warnDelay: options.watch.warnDelay } : {}),
     });
   }
 
@@ -212,9 +213,12 @@ export class ChildRuntime {
     return this.#scheduler.run(() => this.queue.insert(item));
   }
 
-  /** Runs `work` alone: no alert or task runs meanwhile (snapshots). */
-  exclusive<T>(work: () => Promise<T> | T): Promise<T> {
-    return this.#scheduler.run(work);
+  /**
+   * Runs `work` alone: no alert or task runs meanwhile (snapshots). With
+   * `readOnly`, the work changes nothing, and no change is reported.
+   */
+  exclusive<T>(work: () => Promise<T> | T, options: { readOnly?: boolean } = {}): Promise<T> {
+    return this.#scheduler.run(work, options);
   }
 
   /** See {@linkcode Scheduler.snapshotting}. */
@@ -254,11 +258,15 @@ export class ChildRuntime {
   }
 
   #failed(options: ChildRuntimeOptions, item: QueueItem, task: Task, error: unknown): void {
+    // The original's mail (interactiveQueue.py, execute_subject/execute_body).
+    const id = this.context.identity;
     this.context.notify(
-      `lvalertMP: task ${task.name} failed in ${options.child}`,
-      `child    : ${options.child}\nitem     : ${item.name}\n` +
-        `graceid  : ${item.graceid ?? "-"}\ntask     : ${task.name}\n\n` +
-        `${error instanceof Error ? error.stack : String(error)}\n`,
+      `WARNING: ${item.name}.execute caught an exception on ${id.hostname}`,
+      `time (localtime): \n  ${ctime(this.context.now())}\n\nQueueItem = ${item.name}: \n` +
+        `  graceid=${item.graceid ?? "-"} task=${task.name} child=${options.child}\n\n` +
+        `${error instanceof Error ? error.stack : String(error)}\n\n` +
+        `    username : ${id.username}\n    hostname : ${id.hostname}\n    config   : ${id.config}\n\n` +
+        "QueueItem marked complete to avoid repeated errors.\n",
     );
     const token = this.#tokens.get(task);
     if (token) {

@@ -107,13 +107,17 @@ export class Scheduler {
     this.#o.marker?.(seq);
   }
 
-  /** Runs `work` in the line: no alert or task runs meanwhile; re-arms the timer after it. */
-  run<T>(work: () => Promise<T> | T): Promise<T> {
+  /**
+   * Runs `work` in the line: no alert or task runs meanwhile; re-arms the
+   * timer and reports the queue after it, unless `readOnly` says the work
+   * only looked (a snapshot reading the queue is not a change to save).
+   */
+  run<T>(work: () => Promise<T> | T, options: { readOnly?: boolean } = {}): Promise<T> {
     return this.#line.run(async () => {
       try {
         return await work();
       } finally {
-        this.changed();
+        if (!options.readOnly) this.changed();
       }
     });
   }
@@ -229,8 +233,10 @@ export class Scheduler {
       );
     } catch (error) {
       const message = (error as Error)?.message ?? String(error);
+      // A RuntimeWarning (raiseWarning) fails its task too, logged as a warning.
+      const level = (error as Error)?.name === "RuntimeWarning" ? "warning" : "error";
       this.#o.log.event(
-        "error",
+        level,
         "task_failed",
         { ...fields, ...errorFields(error) },
         `task ${task.name} of ${item.name} failed: ${message}`,

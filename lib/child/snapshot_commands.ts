@@ -25,8 +25,11 @@ function isPickle(text: string): boolean {
 export const SNAPSHOT_COMMANDS: readonly CommandSpec<EngineContext>[] = [
   {
     name: "checkpointQueue",
-    description: "writes the queue to 'filename' as a JSON snapshot (in log_directory/queue/)",
+    description:
+      "writes the queue to 'filename' as a JSON snapshot (in log_directory/queue/); with 'sleep', every sleep s",
     required: ["filename"],
+    optional: ["sleep"],
+    types: { filename: "text" },
     async run(ctx, kwargs, self) {
       // The command's own item is running, so it is not in the queue.
       const items = ctx.queue.items().filter((item) => item !== self);
@@ -43,6 +46,8 @@ export const SNAPSHOT_COMMANDS: readonly CommandSpec<EngineContext>[] = [
     name: "loadQueue",
     description: "adds the items of a checkpointQueue file (in log_directory/queue/) to the queue",
     required: ["filename"],
+    optional: ["sleep"],
+    types: { filename: "text" },
     async run(ctx, kwargs) {
       const name = String(kwargs.filename);
       const text = await readCommandFile(ctx.commandFolder, name);

@@ -291,7 +291,7 @@ export class ChildState implements AsyncDisposable {
         });
         runtime.snapshotting(done.promise, save);
         return runtime.queue.live();
-      });
+      }, { readOnly: true });
       for (let i = 0; i < items.length;) {
         const slice = performance.now() + 1;
         while (i < items.length && (i % 32 !== 0 || performance.now() < slice)) save(items[i++]!);
@@ -299,7 +299,7 @@ export class ChildState implements AsyncDisposable {
         if (i < items.length) await new Promise((r) => setTimeout(r, 0));
       }
       // Items that tasks created meanwhile.
-      await runtime.exclusive(() => runtime.queue.live().forEach(save));
+      await runtime.exclusive(() => runtime.queue.live().forEach(save), { readOnly: true });
     } finally {
       runtime.snapshotting();
       done.resolve();

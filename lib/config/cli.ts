@@ -42,6 +42,8 @@ export interface ListenArgs {
   createMissingNodes: boolean;
   /** Seconds children may take to stop before they are terminated. */
   stopTimeout: number;
+  /** `-n/--node`, which the original accepted and ignored (the config names the nodes). */
+  ignoredNode: string | undefined;
   /** `--http ADDR:PORT`: where the status page, metrics and health endpoint listen. */
   http: HttpAddress | undefined;
   /** `--http-token FILE`: the bearer token every HTTP request must carry. */
@@ -79,6 +81,8 @@ Options of the original tool:
   -g, --debug              as -v, plus XMPP traffic
   -w, --version            print the version
   -h, --help               this text
+  -n, --node NODE          accepted and ignored, as the original did: the
+                           config file names the nodes
 
 New options:
       --port N             XMPP port (default 5222)
@@ -209,6 +213,7 @@ export function parseListenArgs(argv: string[]): ParseResult<ListenArgs> {
     server: { type: "string", short: "s" },
     resource: { type: "string", short: "r" },
     "config-file": { type: "string", short: "c" },
+    node: { type: "string", short: "n" },
     netrc: { type: "string", short: "N" },
     show: { type: "boolean", short: "S" },
     verbose: { type: "boolean", short: "v" },
@@ -310,6 +315,7 @@ export function parseListenArgs(argv: string[]): ParseResult<ListenArgs> {
     createMissingNodes: values["create-missing-nodes"] ?? false,
     stopTimeout: stopTimeout as number,
     ...http,
+    ignoredNode: values.node,
   };
   if (!value.version && !value.help && value.configFile === undefined) {
     return { ok: false, message: "-c/--config-file is required" };

@@ -116,6 +116,7 @@ const KNOWN_SECTION_KEYS = new Set([
   "network_commands",
   "isolation",
   "heap_mb",
+  "print2stdout",
   // Keys of the original example that it never read.
   "timeout",
   "buffer",
@@ -420,8 +421,42 @@ function readSection(
     networkCommands,
     isolation,
     heapMb: int("heap_mb", 1024, "a whole number of MB >= 0"),
-    child,
+    // The original read print2stdout from the listener section; there it wins.
+    child: ini.has(name, "print2stdout")
+      ? { ...child, print2stdout: ini.getBoolean(name, "print2stdout") }
+      : child,
   };
+}
+
+/**
+ * Where a section's childConfig is: beside the listener config, or, as the
+ * original read it, relative to the working folder when only that exists.
+ */
+async function childConfigPath(
+  ini: Ini,
+  name: string,
+  raw: string,
+  warnings: string[],
+): Promise<string> {
+  const near = beside(ini.file, raw);
+  if (isAbsolute(raw) || await exists(near)) return near;
+  const here = resolve(raw);
+  if (here === near || !await exists(here)) return near;
+  warnings.push(
+    `${ini.file}:${ini.line(name, "childConfig")}: [${name}] childConfig ${raw} is not ` +
+      `beside the listener config; using ${here}, relative to the working folder ` +
+      `as the Python tool read it (write the path from the config's folder to silence this)`,
+  );
+  return here;
+}
+
+async function exists(path: string): Promise<boolean> {
+  try {
+    await Deno.stat(path);
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 /**
@@ -433,7 +468,8 @@ export async function loadListenerConfig(
   path: string,
 ): Promise<ListenerConfig> {
   const file = resolve(path);
-  const ini = await readIni(file);
+  // The original read its listener config with ConfigParser, not SafeConfigParser.
+  const ini = await readIni(file, "ConfigParser");
   const warnings: string[] = [];
   const owners = new Map<string, string>();
   const sections: ChildSection[] = [];
@@ -456,9 +492,10 @@ export async function loadListenerConfig(
     }
     const quoted = quotedPathWarning(ini, name, "childConfig", childRaw);
     if (quoted) warnings.push(quoted);
+    const childPath = await childConfigPath(ini, name, childRaw, warnings);
     let child: ChildConfig;
     try {
-      child = await loadChildConfig(beside(file, childRaw), warnings);
+      child = await loadChildConfig(childPath, warnings);
     } catch (error) {
       if (!(error instanceof ConfigError)) throw error;
       throw new ConfigError(

@@ -14,6 +14,12 @@
  * - `[DEFAULT]` shows through in every section; `%(name)s` interpolates and
  *   `%%` is a literal percent sign, when a value is read.
  *
+ * The two classes differ in one thing, interpolation: `SafeConfigParser`
+ * (childConfigs) refuses a `%` not followed by `%` or `(`, while
+ * `ConfigParser` (the original's listener config) leaves a value without
+ * `%(` exactly as written (a lone `%` kept, `%%` kept as two) and formats a
+ * value with `%(` as Python's `%` operator does, pass after pass.
+ *
  * @module
  */
 
@@ -46,7 +52,12 @@ export interface IniData {
   readonly defaults: Map<string, IniEntry>;
   /** Sections by name (case-sensitive), in file order. */
   readonly sections: Map<string, IniSectionData>;
+  /** Whose interpolation rules apply; `SafeConfigParser` when absent. */
+  readonly dialect?: IniDialect;
 }
+
+/** The Python 2.7 class whose interpolation rules a file is read with. */
+export type IniDialect = "ConfigParser" | "SafeConfigParser";
 
 const SECTION_RE = /^\[([^\]]+)\]/;
 const OPTION_RE = /^([^:=\s][^:=]*?)\s*([:=])\s*(.*)$/;
@@ -84,7 +95,11 @@ function isCommentLine(line: string): boolean {
  * @throws {ConfigError} naming `file:line` for a line that is neither a
  * section, an option, a continuation nor a comment.
  */
-export function parseIni(text: string, file: string): IniData {
+export function parseIni(
+  text: string,
+  file: string,
+  dialect: IniDialect = "SafeConfigParser",
+): IniData {
   type Draft = Map<string, { line: number; parts: string[] }>;
   const defaults: Draft = new Map();
   const sections = new Map<string, { line: number; draft: Draft }>();
@@ -145,6 +160,7 @@ export function parseIni(text: string, file: string): IniData {
     );
   return {
     file,
+    dialect,
     defaults: finish(defaults),
     sections: new Map(
       [...sections].map((
@@ -219,7 +235,9 @@ export class Ini {
         { line: this.data.sections.get(section)?.line },
       );
     }
-    return this.#interpolate(section, name, entry, entry.value, 1);
+    return this.data.dialect === "ConfigParser"
+      ? this.#format(section, name, entry)
+      : this.#interpolate(section, name, entry, entry.value, 1);
   }
 
   /** A float as Python's `float()` reads it (`1e3`, `inf`, ` 2.5 `). */
@@ -276,6 +294,36 @@ export class Ini {
       this.data.defaults.get(name);
   }
 
+  /**
+   * `ConfigParser._interpolate` (Python 2.7): nothing happens to a value
+   * without `%(`; otherwise it goes through Python's `value % vars` until
+   * no `%(` is left, at most ten times.
+   */
+  #format(section: string, option: string, origin: IniEntry): string {
+    const fail = (why: string) =>
+      new ConfigError(this.file, `[${section}] ${option}: ${why}`, { line: origin.line });
+    let value = origin.value;
+    for (let pass = 0; pass < MAX_INTERPOLATION_DEPTH && value.includes("%("); pass++) {
+      value = value.replace(/%(?:\(([^)]*)\))?(.?)/g, (whole, name, conversion) => {
+        if (name === undefined && conversion === "%") return "%";
+        if (name !== undefined && conversion === "s") {
+          const ref = this.#entry(section, name.toLowerCase());
+          if (!ref) throw fail(`"%(${name})s" names no option in [${section}]`);
+          return ref.value;
+        }
+        throw fail(
+          `${
+            JSON.stringify(whole)
+          } cannot be formatted (this value holds "%(", so Python's ConfigParser formats it with %: write a lone percent sign as "%%")`,
+        );
+      });
+    }
+    if (value.includes("%(")) {
+      throw fail(`interpolation nested deeper than ${MAX_INTERPOLATION_DEPTH}`);
+    }
+    return value;
+  }
+
   #interpolate(
     section: string,
     option: string,
@@ -324,7 +372,10 @@ export class Ini {
 }
 
 /** Reads and parses a file; read errors become a `ConfigError` for it. */
-export async function readIni(path: string): Promise<Ini> {
+export async function readIni(
+  path: string,
+  dialect: IniDialect = "SafeConfigParser",
+): Promise<Ini> {
   let text: string;
   try {
     text = await Deno.readTextFile(path);
@@ -341,5 +392,5 @@ export async function readIni(path: string): Promise<Ini> {
       cause: error,
     });
   }
-  return new Ini(parseIni(text, path));
+  return new Ini(parseIni(text, path, dialect));
 }

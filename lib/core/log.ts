@@ -182,3 +182,24 @@ export function stdoutSink(line: string): void {
     written += Deno.stdout.writeSync(bytes.subarray(written));
   }
 }
+
+/**
+ * A time as Python's `time.ctime()` writes it, in local time (the
+ * original's mails and its `-S` line use it).
+ *
+ * @example
+ * ```ts
+ * ctime(0); // "Thu Jan  1 00:00:00 1970" where local time is UTC
+ * ```
+ */
+export function ctime(seconds: number): string {
+  const d = new Date(seconds * 1000);
+  const day = ["Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"][d.getDay()];
+  const month =
+    ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"][
+      d.getMonth()
+    ];
+  return `${day} ${month} ${String(d.getDate()).padStart(2, " ")} ${
+    d.toTimeString().slice(0, 8)
+  } ${d.getFullYear()}`;
+}

@@ -148,7 +148,7 @@ function readHeader(line: string): number | undefined {
  *
  * @example
  * ```ts
- * const read = readJournal("", "journal.log");
+ * const read = readJournal("");
  * read.records.length; // 0
  * ```
  */

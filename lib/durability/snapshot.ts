@@ -113,6 +113,7 @@ const AppliedSchema = v.array(v.tuple([v.string(), v.string()]));
  *
  * @example
  * ```ts
+ * import { QueueItem } from "../queue/queue_item.ts";
  * const writer = new SnapshotWriter({ child: "a", seq: 3, taken: 0, applied: [] });
  * writer.add(new QueueItem(0, []));
  * const bytes = writer.pieces(); // write them in order

@@ -11,7 +11,7 @@
 import { fileURLToPath } from "node:url";
 import type { ChildSection } from "../config/config.ts";
 import { childPermissions } from "../config/permissions.ts";
-import type { ChildSettings, ToChild } from "../child/messages.ts";
+import type { ToChild } from "../child/messages.ts";
 import { decodeMessage, encodeMessage, lines } from "../child/wire.ts";
 
 /** A running child, whatever runs it. */

@@ -207,10 +207,10 @@ export class ChildLink implements AsyncDisposable {
     return n;
   }
 
-  /** Records and announces a possible loss. */
-  #loss(message: string): void {
+  /** Records and announces a possible loss (logged as `event`). */
+  #loss(message: string, event = "loss"): void {
     this.#status.losses.push(message);
-    this.#o.log.event("error", "loss", { child: this.section.name }, message);
+    this.#o.log.event("error", event, { child: this.section.name }, message);
     this.#o.bus.emit("loss", { child: this.section.name, message });
   }
 
@@ -241,6 +241,7 @@ export class ChildLink implements AsyncDisposable {
         `${journal.path} ends at record ${lost.last}, but the snapshot covers up to ` +
           `${lost.floor}: alerts journaled after ${lost.floor} before the last stop are lost; ` +
           `numbering continues above ${lost.floor}`,
+        "journal_lost",
       );
     }
     if (movedAside) {

@@ -16,7 +16,8 @@ import { join } from "node:path";
 import { delay, whenAborted } from "../core/async.ts";
 import { ConfigError } from "../core/config_error.ts";
 import type { ChildLog } from "../core/log.ts";
-import { Logger, stdoutSink } from "../core/log.ts";
+import { ctime, Logger, stdoutSink } from "../core/log.ts";
+import { Throttle } from "../core/throttle.ts";
 import { failed, type Outcome } from "../core/outcome.ts";
 import type { ListenArgs } from "../config/cli.ts";
 import { type ListenerConfig, loadListenerConfig } from "../config/config.ts";
@@ -33,6 +34,7 @@ import { defaultStateDir, openStateDir } from "../durability/state_dir.ts";
 import { systemClock } from "../queue/clock.ts";
 import { type Credentials, CredentialsError, resolveCredentials } from "../xmpp/credentials.ts";
 import { type XmppFailure, XmppSource } from "../xmpp/source.ts";
+import { FAILURE_EXIT } from "../xmpp/failure.ts";
 import { ChildStartError } from "./child_events.ts";
 import { compiled } from "./child_handle.ts";
 import { childDirName } from "./child_link.ts";
@@ -85,18 +87,6 @@ async function gracedbAuth(config: ListenerConfig): Promise<Map<string, GraceDbA
   }
   return found;
 }
-
-const XMPP_EXIT: Record<XmppFailure["kind"], "auth" | "unavailable" | "runtime"> = {
-  auth: "auth",
-  tls: "unavailable",
-  unavailable: "unavailable",
-  missing_nodes: "unavailable",
-  conflict: "runtime",
-  kicked: "unavailable",
-  shutdown: "unavailable",
-  redirect: "unavailable",
-  stream: "unavailable",
-};
 
 function identity(): Identity {
   let hostname = "localhost";
@@ -402,7 +392,7 @@ async function assemble(
     seen,
     mailer,
     supervisor,
-    router: makeRouter(args, config, log, supervisor, seen, view),
+    router: makeRouter({ args, config, log, supervisor, seen, mailer }, view),
     source: undefined,
     position,
     counts: { applied: 0, refused: 0, skipped: 0 },
@@ -535,24 +525,46 @@ function wireChildren(r: Running): void {
 }
 
 function makeRouter(
-  args: ListenArgs,
-  config: ListenerConfig,
-  log: ChildLog,
-  supervisor: Supervisor,
-  seen: SeenStore,
+  r: Pick<Running, "args" | "config" | "log" | "supervisor" | "seen" | "mailer">,
   view: ListenerView | undefined,
 ): Router {
+  const sections = new Map(r.config.sections.map((s) => [s.name, s]));
+  const throttles = new Map(r.config.sections.map((s) => [s.name, new Throttle(s.warnDelay)]));
+  const id = identity();
   return new Router({
     ...(view ? { observe: (event: RouteEvent) => view.observe(event) } : {}),
-    owners: config.owners,
-    log,
-    deliver: (d) => supervisor.deliver(d),
-    accepts: (child) => supervisor.accepts(child),
-    seen,
-    ...(args.show
-      ? { show: (child: string, text: string) => stdoutSink(`${child} < ${text}`) }
-      : {}),
+    owners: r.config.owners,
+    log: r.log,
+    deliver: (d) => r.supervisor.deliver(d),
+    accepts: (child) => r.supervisor.accepts(child),
+    seen: r.seen,
+    // The original's mail (interactiveQueue.py, lvalert_subject/lvalert_body), once per warnDelay.
+    unreadable: (child, payload, reason) => {
+      const section = sections.get(child)!;
+      const pass = throttles.get(child)!.attempt("payload");
+      if (!pass.send || section.recipients.length === 0) return;
+      const held = pass.suppressed > 0
+        ? `\n(${pass.suppressed} more since the last mail were not mailed; the log has each)\n`
+        : "";
+      r.mailer.send({
+        child,
+        command: section.mailCommand,
+        subject: `WARNING: could not parse lvalert payload on ${id.hostname}`,
+        body:
+          `time (localtime): \n  ${ctime(Date.now() / 1000)}\n\nlvalert message: \n  ${payload}` +
+          `\n\n${reason}\n\n    username : ${id.username}\n    hostname : ${id.hostname}\n` +
+          `    config   : ${r.config.path}\n${held}`,
+        recipients: section.recipients,
+      });
+    },
+    ...(r.args.show ? { show: (child: string, text: string) => showAlert(child, text) } : {}),
   });
+}
+
+/** `-S`: the original's line, then `child < payload`. */
+function showAlert(child: string, text: string): void {
+  stdoutSink(`Payload received at ${ctime(Date.now() / 1000)}`);
+  stdoutSink(`${child} < ${text}`);
 }
 
 async function openControl(
@@ -601,7 +613,7 @@ function makeSource(r: Running, credentials: Credentials): XmppSource {
     signal: r.stop.signal,
   });
   source.events.on("item", (input) => r.router.route(input));
-  source.events.on("fatal", (f) => r.fail(failed(XMPP_EXIT[f.kind], f)));
+  source.events.on("fatal", (f) => r.fail(failed(FAILURE_EXIT[f.kind], f)));
   source.events.on("online", () => r.view?.sessionChanged(true));
   source.events.on("offline", () => r.view?.sessionChanged(false));
   mailSessionEvents(r, source);
@@ -646,7 +658,7 @@ async function runXmpp(r: Running, source: XmppSource): Promise<Outcome | undefi
     // Interrupted while still connecting: a clean stop, not a failure.
     if (r.stop.signal.aborted) return undefined;
     const f = error as XmppFailure;
-    return failed(XMPP_EXIT[f.kind] ?? "unavailable", f);
+    return failed(FAILURE_EXIT[f.kind] ?? "unavailable", f);
   }
   await whenAborted(r.stop.signal);
   return undefined;

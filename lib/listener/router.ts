@@ -101,6 +101,8 @@ export interface RouterOptions {
    * @default {every child, always}
    */
   accepts?(child: string): boolean;
+  /** Hears about a payload that could not be read on a node a child owns. */
+  unreadable?(child: string, payload: string, reason: string): void;
   /**
    * Hears what became of each input; for a routed alert it may return a
    * function, called once the alert is journaled (routing latency).
@@ -204,6 +206,10 @@ export class Router {
     const read = readAlert(input.payload);
     if (!read.ok) {
       this.#rejected(where, read.reason, { node, id, child });
+      const text = typeof input.payload === "string"
+        ? input.payload
+        : JSON.stringify(input.payload);
+      this.#o.unreadable?.(child, text ?? String(input.payload), read.reason);
       this.#tell(node, id, null, "rejected", t0, read.reason, child);
       return "rejected";
     }

@@ -11,11 +11,11 @@ import { condition } from "../xmpp/pubsub.ts";
 import {
   CONNECTION_OPTIONS,
   connectionArgs,
+  connectionHelp,
   openSession,
   type Session,
   sessionFailure,
 } from "./session.ts";
-import { connectionHelp } from "./send.ts";
 
 export const ADMIN_USAGE = `Usage: lvalert_listenMP admin ACTION [--node NODE] [options]
 

@@ -7,10 +7,16 @@
 
 import type { JsonObject } from "../core/alert.ts";
 import { BUILTIN_COMMANDS, checkCommand } from "../child/commands.ts";
+import { SNAPSHOT_COMMANDS } from "../child/snapshot_commands.ts";
+import { describeKwargs, knownCommands } from "./known_commands.ts";
 import { parseFlags } from "../config/cli.ts";
 import { failed, type Outcome } from "../core/outcome.ts";
-import { CONNECTION_OPTIONS, connectionArgs } from "./session.ts";
-import { connectionHelp, publishWithRetries } from "./send.ts";
+import {
+  CONNECTION_OPTIONS,
+  connectionArgs,
+  connectionHelp,
+  publishWithRetries,
+} from "./session.ts";
 
 export const COMMAND_USAGE = `Usage: lvalert_listenMP command --node NODE [key,val ...] CMD
 
@@ -19,13 +25,16 @@ every listener child on NODE, as lvalert_commandMP. Values that read as
 numbers are sent as numbers.
 
   -n, --node NODE          a node the child listens to (required)
-      --show-commands      list the built-in commands
-      --show-kwargs        show CMD's required and forbidden keyword arguments
+      --show-commands      list the known commands (built in, and the handlers')
+                           with their keyword arguments
+      --show-kwargs CMD    show CMD's required, optional and forbidden keyword arguments
+      --unchecked          send a command this tool does not know
   -m, --max-attempts N     tries before giving up (default 10)
 ${connectionHelp("sender")}
 
-Built-in commands: ${BUILTIN_COMMANDS.map((c) => c.name).join(", ")}; a
-handler may add its own.`;
+Built-in commands: ${
+  [...BUILTIN_COMMANDS, ...SNAPSHOT_COMMANDS].map((c) => c.name).join(", ")
+}; a handler may add its own (--show-commands lists them).`;
 
 /** Reads `key,val` pairs and the one command name from positionals. */
 export function parseCommandWords(
@@ -60,7 +69,8 @@ export async function command(argv: string[]): Promise<Outcome> {
       "max-attempts": { type: "string", short: "m" },
       max_attempts: { type: "string" },
       "show-commands": { type: "boolean" },
-      "show-kwargs": { type: "boolean" },
+      "show-kwargs": { type: "string" },
+      unchecked: { type: "boolean" },
       library: { type: "string", short: "l" },
       debug: { type: "boolean", short: "g" },
     },
@@ -72,35 +82,30 @@ export async function command(argv: string[]): Promise<Outcome> {
     console.log(COMMAND_USAGE);
     return { ok: true };
   }
-  const known = new Map(BUILTIN_COMMANDS.map((c) => [c.name, c]));
+  const known = await knownCommands();
   if (values["show-commands"]) {
-    console.log(
-      `known commands are :\n\t${[...known.keys()].sort().join("\n\t")}`,
-    );
+    console.log(`known commands are :\n${[...known.values()].map(describeKwargs).join("\n")}`);
+    return { ok: true };
+  }
+  if (values["show-kwargs"] !== undefined) {
+    const found = known.get(values["show-kwargs"]);
+    if (!found) return failed("usage", `Command=${values["show-kwargs"]} is not known`);
+    console.log(describeKwargs(found));
     return { ok: true };
   }
   const parsed = parseCommandWords(positionals);
   if (typeof parsed === "string") return failed("usage", parsed);
-  const spec = known.get(parsed.command);
-  if (values["show-kwargs"]) {
-    if (!spec) {
-      return failed("usage", `"${parsed.command}" is not a built-in command`);
+  // A command is checked before it is sent, so a typo fails here, as the original's client did.
+  if (!values.unchecked) {
+    if (!known.has(parsed.command)) {
+      return failed(
+        "usage",
+        `Command=${parsed.command} is not known (see --show-commands; --unchecked sends it anyway)`,
+      );
     }
-    console.log(
-      `cmd=${spec.name}\n  requires\n\t${(spec.required ?? []).join("\n\t")}\n  forbids\n\t${
-        (spec.forbidden ?? []).join("\n\t")
-      }`,
-    );
-    return { ok: true };
-  }
-  // Built-in commands are checked here too, so a typo fails before it is sent.
-  if (spec) {
-    const check = checkCommand(known, parsed.command, parsed.kwargs);
+    const specs = new Map([...known].map(([name, k]) => [name, k.spec]));
+    const check = checkCommand(specs, parsed.command, parsed.kwargs);
     if (!check.ok) return failed("usage", check.reason);
-  } else if (values.verbose) {
-    console.error(
-      `note: "${parsed.command}" is not built in; the child's handler must define it`,
-    );
   }
   const conn = connectionArgs(values, "sender");
   if (typeof conn === "string") return failed("usage", conn);

@@ -7,11 +7,11 @@
 
 import { join } from "node:path";
 import { isJsonObject, type JsonObject } from "../core/alert.ts";
-import { BUILTIN_COMMANDS, checkCommand } from "../child/commands.ts";
+import { checkCommand } from "../child/commands.ts";
+import { knownCommands } from "./known_commands.ts";
 import { controlRequest } from "../listener/control.ts";
 import { parseFlags } from "../config/cli.ts";
 import { failed, type Outcome } from "../core/outcome.ts";
-import { SNAPSHOT_COMMANDS } from "../child/snapshot_commands.ts";
 import { defaultStateDir } from "../durability/state_dir.ts";
 import { parseCommandWords } from "./command.ts";
 
@@ -83,7 +83,7 @@ export async function ctl(argv: string[]): Promise<Outcome> {
   } else {
     const parsed = parseCommandWords(positionals);
     if (typeof parsed === "string") return failed("usage", parsed);
-    const known = new Map([...BUILTIN_COMMANDS, ...SNAPSHOT_COMMANDS].map((c) => [c.name, c]));
+    const known = new Map([...await knownCommands()].map(([name, k]) => [name, k.spec]));
     if (known.has(parsed.command)) {
       const check = checkCommand(known, parsed.command, parsed.kwargs);
       if (!check.ok) return failed("usage", check.reason);

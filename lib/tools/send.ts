@@ -8,11 +8,9 @@ import { parseFlags } from "../config/cli.ts";
 import { failed, type Outcome } from "../core/outcome.ts";
 import {
   CONNECTION_OPTIONS,
-  type ConnectionArgs,
   connectionArgs,
-  openSession,
-  sessionFailure,
-  worthRetrying,
+  connectionHelp,
+  publishWithRetries,
 } from "./session.ts";
 
 export const SEND_USAGE = `Usage: lvalert_listenMP send -n NODE -p FILE|- [options]
@@ -23,22 +21,6 @@ Publishes the JSON payload in FILE (- reads stdin) on NODE, as lvalert_send.
   -p, --file FILE          payload file, or - for stdin (required)
   -m, --max-attempts N     tries before giving up (default 10)
 ${connectionHelp("sender")}`;
-
-/** Connection flags, shared by the help texts of the tools. */
-export function connectionHelp(resource: string): string {
-  return `  -a, --username USER      login (default: the netrc login for the server)
-  -b, --password PW        accepted for old scripts; argv is visible to others
-  -s, --server HOST        XMPP server (default lvalert.cgca.uwm.edu)
-  -r, --resource RES       XMPP resource (default ${resource})
-  -N, --netrc FILE         netrc (default $NETRC or ~/.netrc)
-      --port N             XMPP port (default 5222)
-      --pubsub-service JID pubsub service (default pubsub.SERVER)
-      --ca-file PEM        verify the server against this CA
-      --insecure-tls       do not verify the certificate (unsafe)
-      --allow-plaintext    allow a connection without TLS (tests only)
-  -v, --verbose            say what happens
-  -h, --help               this text`;
-}
 
 /** Reads a payload and checks it is JSON; a reason when it is not. */
 export async function readPayload(
@@ -64,43 +46,6 @@ export async function readPayload(
     };
   }
   return { ok: true, text };
-}
-
-/**
- * Publishes `text` on `node`, trying up to `attempts` times when the
- * server cannot be reached or does not answer.
- */
-export async function publishWithRetries(
-  conn: ConnectionArgs,
-  node: string,
-  text: string,
-  attempts: number,
-): Promise<Outcome & { id?: string }> {
-  let last: Outcome = failed("unavailable", "no attempt made");
-  for (let attempt = 1; attempt <= attempts; attempt++) {
-    try {
-      await using session = await openSession(conn);
-      const id = await session.pubsub.publish(node, text);
-      return { ok: true, id };
-    } catch (error) {
-      const stanza = (error as { name?: string }).name === "StanzaError";
-      const timeout = (error as { name?: string }).name === "TimeoutError" ||
-        /timeout/i.test((error as Error).message);
-      last = stanza
-        ? failed(
-          "runtime",
-          `Publishing on ${node} refused: ${(error as Error).message}`,
-        )
-        : sessionFailure(error, conn);
-      // Only an unreachable server, or one that did not answer, is worth
-      // another try: a refused login or certificate stops at once.
-      if (!timeout && !worthRetrying(error, conn)) return last;
-      if (attempt < attempts) {
-        await new Promise((r) => setTimeout(r, Math.min(5000, 500 * attempt)));
-      }
-    }
-  }
-  return last;
 }
 
 export async function send(argv: string[]): Promise<Outcome> {

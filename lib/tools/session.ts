@@ -7,10 +7,11 @@
 
 import { ConfigError } from "../core/config_error.ts";
 import { CredentialsError, resolveCredentials } from "../xmpp/credentials.ts";
-import { failed, type FailureKind, type Outcome } from "../core/outcome.ts";
+import { failed, type Outcome } from "../core/outcome.ts";
 import { Pubsub } from "../xmpp/pubsub.ts";
 import { createXmppClient, type XmppClient } from "../xmpp/client.ts";
-import { classify, retryable, type XmppFailure } from "../xmpp/failure.ts";
+import { classify, FAILURE_EXIT, retryable, type XmppFailure } from "../xmpp/failure.ts";
+import { retry, RetryError } from "../core/async.ts";
 
 /** `parseArgs` options every tool accepts (short letters per tool). */
 export const CONNECTION_OPTIONS = {
@@ -27,6 +28,22 @@ export const CONNECTION_OPTIONS = {
   version: { type: "boolean", short: "w" },
   help: { type: "boolean", short: "h" },
 } as const;
+
+/** Connection flags, shared by the help texts of the tools. */
+export function connectionHelp(resource: string): string {
+  return `  -a, --username USER      login (default: the netrc login for the server)
+  -b, --password PW        accepted for old scripts; argv is visible to others
+  -s, --server HOST        XMPP server (default lvalert.cgca.uwm.edu)
+  -r, --resource RES       XMPP resource (default ${resource})
+  -N, --netrc FILE         netrc (default $NETRC or ~/.netrc)
+      --port N             XMPP port (default 5222)
+      --pubsub-service JID pubsub service (default pubsub.SERVER)
+      --ca-file PEM        verify the server against this CA
+      --insecure-tls       do not verify the certificate (unsafe)
+      --allow-plaintext    allow a connection without TLS (tests only)
+  -v, --verbose            say what happens
+  -h, --help               this text`;
+}
 
 /** Connection settings of a tool run. */
 export interface ConnectionArgs {
@@ -75,18 +92,6 @@ export interface Session {
   [Symbol.asyncDispose](): Promise<void>;
 }
 
-const KINDS: Record<XmppFailure["kind"], FailureKind> = {
-  auth: "auth",
-  tls: "unavailable",
-  unavailable: "unavailable",
-  missing_nodes: "unavailable",
-  conflict: "runtime",
-  kicked: "unavailable",
-  shutdown: "unavailable",
-  redirect: "unavailable",
-  stream: "unavailable",
-};
-
 function classified(error: unknown, args: ConnectionArgs): XmppFailure {
   return classify(error, {
     server: args.server,
@@ -103,7 +108,7 @@ export function sessionFailure(error: unknown, args: ConnectionArgs): Outcome {
     return failed("config", error);
   }
   const f = classified(error, args);
-  return failed(KINDS[f.kind], f);
+  return failed(FAILURE_EXIT[f.kind], f);
 }
 
 /**
@@ -168,4 +173,40 @@ export async function openSession(args: ConnectionArgs): Promise<Session> {
       await client.stop().catch(() => {});
     },
   };
+}
+
+/**
+ * Publishes `text` on `node`, trying up to `attempts` times (0.5 s apart,
+ * growing to 5 s) when the server cannot be reached or does not answer; a
+ * refused login, certificate or publish stops at once.
+ */
+export async function publishWithRetries(
+  conn: ConnectionArgs,
+  node: string,
+  text: string,
+  attempts: number,
+): Promise<Outcome & { id?: string }> {
+  const timedOut = (error: unknown) =>
+    (error as { name?: string }).name === "TimeoutError" ||
+    /timeout/i.test((error as Error).message);
+  try {
+    const id = await retry(async () => {
+      await using session = await openSession(conn);
+      return await session.pubsub.publish(node, text);
+    }, {
+      maxAttempts: attempts,
+      minTimeout: 500,
+      maxTimeout: 5000,
+      jitter: 0,
+      shouldRetry: (error) =>
+        (error as { name?: string }).name !== "StanzaError" &&
+        (timedOut(error) || worthRetrying(error, conn)),
+    });
+    return { ok: true, id };
+  } catch (caught) {
+    const error = caught instanceof RetryError ? caught.cause : caught;
+    return (error as { name?: string }).name === "StanzaError"
+      ? failed("runtime", `Publishing on ${node} refused: ${(error as Error).message}`)
+      : sessionFailure(error, conn);
+  }
 }

@@ -9,6 +9,7 @@
  * @module
  */
 
+import type { FailureKind } from "../core/outcome.ts";
 import { condition } from "./pubsub.ts";
 import { TlsError, type XmlElement, type XmppClientOptions } from "./client.ts";
 
@@ -71,6 +72,23 @@ const NETWORK_CODES = new Set([
   "EPIPE",
   "ENOTFOUND",
 ]);
+
+/**
+ * How each kind of failure ends a run (its exit status): a refused login is
+ * `auth` (77), a session another login took over is `runtime` (1), any
+ * other is `unavailable` (69).
+ */
+export const FAILURE_EXIT: Readonly<Record<XmppFailureKind, FailureKind>> = {
+  auth: "auth",
+  tls: "unavailable",
+  unavailable: "unavailable",
+  missing_nodes: "unavailable",
+  conflict: "runtime",
+  kicked: "unavailable",
+  shutdown: "unavailable",
+  redirect: "unavailable",
+  stream: "unavailable",
+};
 
 /**
  * Whether a failure is worth another attempt: the server may come back, or
