@@ -197,7 +197,7 @@ Deno.test("--http refusals are configuration errors: exit 78, nothing started", 
   });
 });
 
-Deno.test("unknown paths are 404, methods other than GET 405", async () => {
+Deno.test("unknown paths are 404, methods other than GET 405; the server stops with the listener", async () => {
   await using run = await startHttpListener([]);
   assert.equal((await get(`${run.url}nowhere`)).status, 404);
   assert.equal((await get(`${run.url}metrics/x`)).status, 404);
@@ -214,6 +214,11 @@ Deno.test("unknown paths are 404, methods other than GET 405", async () => {
   assert.match(new TextDecoder().decode(first.value), /retry: 2000/);
   abort.abort();
   assert.equal((await get(`${run.url}healthz`)).status, 200);
+  // The server stops with the listener, even with a viewer still connected.
+  const viewer = await fetch(`${run.url}events`);
+  assert.equal(await run.listener.stop("SIGTERM"), 0);
+  await viewer.body?.cancel().catch(() => {});
+  await assert.rejects(fetch(`${run.url}healthz`), TypeError);
 });
 
 Deno.test("EventStreams drops a client that falls behind and forgets one that leaves", async () => {

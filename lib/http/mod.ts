@@ -5,8 +5,8 @@
  * only unless a bearer token is required.
  *
  * May import every lower layer: `core/`, `config/`, `gracedb/`, `queue/`,
- * `durability/`, `xmpp/`, `child/`, `listener/`. Nothing imports it but
- * `main.ts`, which hands {@linkcode watchOverHttp} to `listen()`.
+ * `durability/`, `xmpp/`, `child/`, `listener/`. Nothing in `lib/` imports
+ * it: `main.ts` hands {@linkcode watchOverHttp} to `listen()`.
  *
  * @module
  */
