@@ -414,15 +414,24 @@ async function assemble(
   const control = await openControl(r);
   if (!control.ok) return control.outcome;
   stack.use(control.server);
-  if (watch && view) {
-    try {
-      stack.use(await watch(view));
-    } catch (error) {
-      return failed("runtime", error as Error);
-    }
-  }
+  const watching = view && watch ? await startWatch(stack, watch, view) : undefined;
+  if (watching) return watching;
   stack.defer(() => r.router.close());
   return r;
+}
+
+/** Starts a watcher of the listener on its stack; the failure, if it cannot start. */
+async function startWatch(
+  stack: AsyncDisposableStack,
+  watch: NonNullable<ListenOptions["watch"]>,
+  view: ListenerView,
+): Promise<Outcome | undefined> {
+  try {
+    stack.use(await watch(view));
+    return undefined;
+  } catch (error) {
+    return failed("runtime", error as Error);
+  }
 }
 
 /** The status document of the running listener. */
