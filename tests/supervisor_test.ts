@@ -262,3 +262,25 @@ Deno.test("Supervisor.start() fails with the child's name when its handler canno
     );
   });
 });
+
+Deno.test("Supervisor: alerts still being journaled at the stop are applied before it", async () => {
+  await using dir = await tempDir();
+  await copyFixtures(dir.path);
+  const s = await start(join(dir.path, "lvalert_listenMP.ini"));
+  let applied = 0;
+  s.supervisor.events.on("ack", ({ ok }) => ok && applied++);
+  const t0 = Date.now() / 1000;
+  for (let i = 0; i < 600; i++) {
+    s.supervisor.deliver({
+      child: "burst",
+      node: "burst_cwb_allsky",
+      id: `b${i}`,
+      alert: { uid: `G${i}`, alert_type: "new" },
+      t0,
+    });
+  }
+  // The stop comes while the journal is still writing them.
+  await s.supervisor.shutdown();
+  assert.equal(applied, 600, "every alert taken was applied");
+  assert.deepEqual(s.supervisor.status().map((c) => c.state), ["stopped", "stopped"]);
+});

@@ -153,6 +153,8 @@ export class ChildLink implements AsyncDisposable {
   /** Who wants to hear that an alert is on disk, by seq. */
   #onJournaled = new Map<number, () => void>();
   #stopped: PromiseWithResolvers<void> = Promise.withResolvers();
+  /** Stopping, and alerts still being journaled go to the worker before its `shutdown`. */
+  #handOver = false;
 
   constructor(options: ChildLinkOptions) {
     this.#o = options;
@@ -405,9 +407,24 @@ export class ChildLink implements AsyncDisposable {
     const s = this.#status.state;
     if (s === "ready" || s === "starting" || s === "restarting") {
       this.#status.state = "stopping";
-      this.#post({ type: "shutdown" });
+      void this.#shutdownAfterJournal(s === "ready");
     } else this.#stopped.resolve();
     return this.#stopped.promise;
+  }
+
+  /**
+   * Alerts routed before the stop are still being journaled: a ready worker
+   * gets them before its `shutdown`, so it applies what was taken. A disk
+   * that does not answer holds the stop only until the supervisor's deadline.
+   */
+  async #shutdownAfterJournal(ready: boolean): Promise<void> {
+    this.#handOver = ready;
+    try {
+      await this.#outbox.drain();
+    } finally {
+      this.#handOver = false;
+      if (this.#status.state === "stopping") this.#post({ type: "shutdown" });
+    }
   }
 
   /** Kills the worker and closes the journal. */
@@ -449,12 +466,15 @@ export class ChildLink implements AsyncDisposable {
         heard();
       }
     }
-    if (this.#status.state === "ready") this.#post({ type: "alerts", alerts: batch });
+    if (this.#status.state === "ready" || this.#handOver) {
+      this.#post({ type: "alerts", alerts: batch });
+    }
   }
 
   #ready(message: Extract<FromChild, { type: "ready" }>): void {
     const child = this.section.name;
-    this.#status.state = "ready";
+    // A stop asked for while it started stays asked for.
+    if (this.#status.state !== "stopping") this.#status.state = "ready";
     this.#status.commands = message.commands;
     this.#status.checkpointSeq = message.snapshotSeq;
     this.lastPong = performance.now();

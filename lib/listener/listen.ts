@@ -690,9 +690,14 @@ async function runReplay(r: Running): Promise<Outcome | undefined> {
     ...(from?.line ? { resume_after_line: from.line } : {}),
   });
   let n = 0;
+  let last = 0;
+  // Lines taken once the stop began (at most one batch: the loop looks at the signal between batches).
+  let atStop: number | undefined;
+  signal.addEventListener("abort", () => atStop = n, { once: true });
   for await (
     const line of replayFile(args.replay!, { speed: args.speed, signal, ...(from ? { from } : {}) })
   ) {
+    last = line.line;
     const where = `${args.replay}:${line.line}`;
     r.position?.begin(line.line, line.end);
     const done = () => r.position?.done(line.line);
@@ -717,7 +722,14 @@ async function runReplay(r: Running): Promise<Outcome | undefined> {
       }
     }
   }
-  if (signal.aborted) return undefined;
+  if (signal.aborted) {
+    r.log.event("info", "replay_stopped", {
+      source: `replay ${args.replay}`,
+      line: last,
+      taken_after_stop: n - (atStop ?? n),
+    });
+    return undefined;
+  }
   r.log.event("info", "source_done", { source: `replay ${args.replay}` });
   if (!args.exitWhenIdle) {
     await whenAborted(signal);
