@@ -66,7 +66,10 @@ if (run("xmpp")) {
     console.log(
       `  ${r.name.padEnd(20)} ${fmt(r.burstRate).padStart(11)}   ${
         r.p50.toFixed(3).padStart(20)
-      }   ${r.p99.toFixed(3).padStart(6)}   ${fmt(r.cpuPerAlert).padStart(12)}`,
+      }   ${r.p99.toFixed(3).padStart(6)}   ${fmt(r.cpuPerAlert).padStart(12)}` +
+        ` (main ${fmt(r.cpuThreads.main)}, child ${fmt(r.cpuThreads.worker)}, I/O and V8 ${
+          fmt(r.cpuThreads.other)
+        })`,
     );
   }
   const [bare, ours] = rows;

@@ -18,6 +18,8 @@ export interface XmppRow {
   p99: number;
   /** CPU time of the whole process (all threads) per alert received, µs. */
   cpuPerAlert: number;
+  /** The same, by thread: main (XMPP, routing, journal), worker (the child), other (I/O, V8). */
+  cpuThreads: { main: number; worker: number; other: number };
 }
 
 interface Phase {
@@ -28,6 +30,8 @@ interface Phase {
   latencies: number[];
 }
 
+/** Where the listener writes a CPU profile of its thread, when set. */
+const PROFILE_DIR = Deno.env.get("LVALERTMP_CPU_PROF");
 const now = () => performance.timeOrigin + performance.now();
 const PAD = "x".repeat(900);
 
@@ -124,6 +128,30 @@ async function cpuSeconds(pid: number): Promise<number> {
   return (Number(fields[11]) + Number(fields[12])) / 100;
 }
 
+/** CPU seconds per kind of thread: the main thread, workers, I/O pool, V8 helpers. */
+export async function threadSeconds(pid: number): Promise<Record<string, number>> {
+  const kinds: Record<string, number> = {};
+  for await (const task of Deno.readDir(`/proc/${pid}/task`)) {
+    let stat: string;
+    try {
+      stat = await Deno.readTextFile(`/proc/${pid}/task/${task.name}/stat`);
+    } catch {
+      continue; // the thread ended meanwhile
+    }
+    const name = stat.slice(stat.indexOf("(") + 1, stat.lastIndexOf(")"));
+    const kind = task.name === String(pid)
+      ? "main"
+      : name.startsWith("worker-")
+      ? "worker"
+      : name.startsWith("tokio")
+      ? "io"
+      : "v8";
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    kinds[kind] = (kinds[kind] ?? 0) + (Number(fields[11]) + Number(fields[12])) / 100;
+  }
+  return kinds;
+}
+
 function rate(p: Phase): number {
   return (p.count - 1) / ((p.last - p.first) / 1000);
 }
@@ -169,6 +197,8 @@ async function startListener(server: Prosody, dir: string, node: string, phases:
     args: [
       "run",
       ...LISTEN_FLAGS,
+      // A CPU profile of the listener's thread, for `bench/profile.ts`.
+      ...(PROFILE_DIR ? ["--cpu-prof", `--cpu-prof-dir=${PROFILE_DIR}`] : []),
       MAIN,
       "-c",
       join(dir, "l.ini"),
@@ -237,8 +267,11 @@ export async function benchXmpp(burst = 5000, paced = 1000, rounds = 3): Promise
   const bare = await startBare(server, "bench_bare", subscribers[0]!.phases);
   const listener = await startListener(server, dir, "bench_listener", subscribers[1]!.phases);
   const cpu = [0, 0];
+  const threads: Record<string, number>[] = [{}, {}];
+  const pids = [bare.child.pid, listener.child.pid];
   try {
-    const before = [await cpuSeconds(bare.child.pid), await cpuSeconds(listener.child.pid)];
+    const before = [await cpuSeconds(pids[0]!), await cpuSeconds(pids[1]!)];
+    const beforeThreads = [await threadSeconds(pids[0]!), await threadSeconds(pids[1]!)];
     for (let round = 1; round <= rounds; round++) {
       const order = round % 2 === 1 ? subscribers : [...subscribers].reverse();
       for (const s of order) {
@@ -247,8 +280,13 @@ export async function benchXmpp(burst = 5000, paced = 1000, rounds = 3): Promise
         );
       }
     }
-    cpu[0] = await cpuSeconds(bare.child.pid) - before[0]!;
-    cpu[1] = await cpuSeconds(listener.child.pid) - before[1]!;
+    for (let i = 0; i < 2; i++) {
+      cpu[i] = await cpuSeconds(pids[i]!) - before[i]!;
+      const after = await threadSeconds(pids[i]!);
+      for (const kind of ["main", "worker"]) {
+        threads[i]![kind] = (after[kind] ?? 0) - (beforeThreads[i]![kind] ?? 0);
+      }
+    }
   } finally {
     for (const p of [bare, listener]) {
       p.child.kill("SIGTERM");
@@ -266,6 +304,11 @@ export async function benchXmpp(burst = 5000, paced = 1000, rounds = 3): Promise
       p50: quantile(latencies, 0.5),
       p99: quantile(latencies, 0.99),
       cpuPerAlert: cpu[i]! / alerts * 1e6,
+      cpuThreads: {
+        main: threads[i]!.main! / alerts * 1e6,
+        worker: threads[i]!.worker! / alerts * 1e6,
+        other: (cpu[i]! - threads[i]!.main! - threads[i]!.worker!) / alerts * 1e6,
+      },
     };
   });
 }
