@@ -107,18 +107,21 @@ if (run("journal")) {
 
 if (run("snapshot")) {
   console.log(
-    "\nSnapshot and recovery at 1e5 pending items, plus 1000 journaled alerts after the snapshot (target: recovery <= 1 s)",
+    "\nSnapshot and recovery at 1e5 pending items, plus 1000 journaled alerts after the snapshot" +
+      "\n(targets: snapshot <= 300 ms of the child's time; recovery <= 300 ms)",
   );
   const s = await benchSnapshot();
   console.log(
-    `  snapshot write ${s.writeMs.toFixed(0)} ms, ${(s.bytes / 1e6).toFixed(1)} MB (${
+    `  snapshot ${s.busyMs.toFixed(0)} ms of the child's time (target <= 300), ${
+      s.writeMs.toFixed(0)
+    } ms until on disk; ${(s.bytes / 1e6).toFixed(1)} MB (${
       (s.bytes / s.items).toFixed(0)
     } bytes/item)`,
   );
   console.log(
     `  recovery (load snapshot, restore ${s.items} items, replay ${s.replayed} alerts) ${
       s.recoverMs.toFixed(0)
-    } ms`,
+    } ms (target <= 300)`,
   );
 }
 

@@ -71,9 +71,7 @@ if (import.meta.main) {
   }
   const profile = JSON.parse(await Deno.readTextFile(file)) as Profile;
   const n = Number(alerts);
-  const parts = [...summarize(profile)].filter(([k]) => k !== "idle").sort((a, b) =>
-    b[1] - a[1]
-  );
+  const parts = [...summarize(profile)].filter(([k]) => k !== "idle").sort((a, b) => b[1] - a[1]);
   const busy = parts.reduce((s, [, us]) => s + us, 0);
   console.log(`busy ${(busy / n).toFixed(1)} µs/alert on the listener's thread`);
   for (const [k, us] of parts) {

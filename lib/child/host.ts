@@ -40,6 +40,9 @@ const NOTHING_RECOVERED: Recovery = {
   problems: [],
 };
 
+/** Milliseconds a change of the queue waits to be told, gathering the changes after it. */
+const STATE_MS = 10;
+
 /** Runs one child over a transport. */
 export class ChildHost {
   #t: ChildTransport;
@@ -51,6 +54,8 @@ export class ChildHost {
   #queueState: { queue: number; next: number | null } = { queue: 0, next: null };
   /** Where the journal position being applied is shown to the listener (0: none). */
   #applying: Float64Array | undefined;
+  /** A state message is due within STATE_MS: one per stream of task runs, not one per run. */
+  #stateDue = false;
 
   constructor(transport: ChildTransport) {
     this.#t = transport;
@@ -142,9 +147,24 @@ export class ChildHost {
         this.#queueState = s;
         this.#state?.changed();
         // While alerts are being applied, their acks carry the state.
-        if (this.#delivering === 0) post({ type: "state", ...s });
+        if (this.#delivering === 0) this.#postState();
       },
     });
+  }
+
+  /**
+   * Tells the listener the queue's state at most STATE_MS after it
+   * changed: a stream of timers makes one message per window, not one per
+   * task (the status page and `--exit-when-idle` read it; acks carry the
+   * state at once).
+   */
+  #postState(): void {
+    if (this.#stateDue) return;
+    this.#stateDue = true;
+    setTimeout(() => {
+      this.#stateDue = false;
+      this.#t.post({ type: "state", ...this.#queueState });
+    }, STATE_MS);
   }
 
   async #init(settings: ChildSettings, applying: SharedArrayBuffer | null): Promise<boolean> {
