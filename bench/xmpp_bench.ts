@@ -152,6 +152,35 @@ export async function threadSeconds(pid: number): Promise<Record<string, number>
   return kinds;
 }
 
+/**
+ * One 1 KB write plus `fdatasync`, `count` times, in `dir` (the state
+ * folder's disk): the floor under the journal's latency. Milliseconds each.
+ */
+export function fsyncProbe(dir: string, count = 200): number[] {
+  const path = join(dir, "fsync-probe");
+  const file = Deno.openSync(path, { write: true, create: true, append: true });
+  const line = new TextEncoder().encode("x".repeat(1023) + "\n");
+  const took: number[] = [];
+  try {
+    for (let i = 0; i < count; i++) {
+      const start = performance.now();
+      file.writeSync(line);
+      file.syncDataSync();
+      took.push(performance.now() - start);
+    }
+  } finally {
+    file.close();
+    Deno.removeSync(path);
+  }
+  return took;
+}
+
+/** The fsync probe's figures, over every round of a run. */
+export interface FsyncRow {
+  p50: number;
+  p99: number;
+}
+
 function rate(p: Phase): number {
   return (p.count - 1) / ((p.last - p.first) / 1000);
 }
@@ -232,7 +261,11 @@ async function startListener(server: Prosody, dir: string, node: string, phases:
  * between them so machine noise hits both. Rates are the best round's,
  * latencies pooled over all rounds.
  */
-export async function benchXmpp(burst = 5000, paced = 1000, rounds = 3): Promise<XmppRow[]> {
+export async function benchXmpp(
+  burst = 5000,
+  paced = 1000,
+  rounds = 3,
+): Promise<{ rows: XmppRow[]; fsync: FsyncRow }> {
   await using server = await Prosody.start({ persistent: false });
   const publisher = createXmppClient({
     server: DOMAIN,
@@ -267,6 +300,7 @@ export async function benchXmpp(burst = 5000, paced = 1000, rounds = 3): Promise
   const bare = await startBare(server, "bench_bare", subscribers[0]!.phases);
   const listener = await startListener(server, dir, "bench_listener", subscribers[1]!.phases);
   const cpu = [0, 0];
+  const syncs: number[] = [];
   const threads: Record<string, number>[] = [{}, {}];
   const pids = [bare.child.pid, listener.child.pid];
   try {
@@ -279,6 +313,8 @@ export async function benchXmpp(burst = 5000, paced = 1000, rounds = 3): Promise
           await runPhases(pubsub, s.node, s.phases, round, burst, Math.ceil(paced / rounds)),
         );
       }
+      // The disk as it is this round, between the rounds (not to slow either subscriber).
+      syncs.push(...fsyncProbe(dir));
     }
     for (let i = 0; i < 2; i++) {
       cpu[i] = await cpuSeconds(pids[i]!) - before[i]!;
@@ -296,7 +332,7 @@ export async function benchXmpp(burst = 5000, paced = 1000, rounds = 3): Promise
     await publisher.stop();
     await Deno.remove(dir, { recursive: true });
   }
-  return subscribers.map((s, i) => {
+  const rows = subscribers.map((s, i) => {
     const latencies = s.results.flatMap(([, p]) => p.latencies);
     return {
       name: s.name,
@@ -311,4 +347,5 @@ export async function benchXmpp(burst = 5000, paced = 1000, rounds = 3): Promise
       },
     };
   });
+  return { rows, fsync: { p50: quantile(syncs, 0.5), p99: quantile(syncs, 0.99) } };
 }

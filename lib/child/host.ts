@@ -54,8 +54,8 @@ export class ChildHost {
   #queueState: { queue: number; next: number | null } = { queue: 0, next: null };
   /** Where the journal position being applied is shown to the listener (0: none). */
   #applying: Float64Array | undefined;
-  /** A state message is due within STATE_MS: one per stream of task runs, not one per run. */
-  #stateDue = false;
+  /** Set while a state message is due: one per STATE_MS of task runs, not one per run. */
+  #stateTimer: ReturnType<typeof setTimeout> | undefined;
 
   constructor(transport: ChildTransport) {
     this.#t = transport;
@@ -86,7 +86,7 @@ export class ChildHost {
       });
       sinks.push(fileSink(this.#logFile));
     }
-    if (settings.print2stdout) sinks.push((line) => this.#t.post({ type: "log", line }));
+    if (settings.print2stdout) sinks.push((line) => this.#post({ type: "log", line }));
     return new Logger({
       child: settings.child,
       format: settings.logFormat,
@@ -101,7 +101,7 @@ export class ChildHost {
     module: Record<string, unknown>,
     log: Logger,
   ): ChildRuntime {
-    const post = (m: FromChild) => this.#t.post(m);
+    const post = (m: FromChild) => this.#post(m);
     const config = new Ini(settings.childConfig);
     const handler = asHandlerModule(module, settings.handlerUrl);
     handler.validateConfig?.(config);
@@ -155,16 +155,24 @@ export class ChildHost {
   /**
    * Tells the listener the queue's state at most STATE_MS after it
    * changed: a stream of timers makes one message per window, not one per
-   * task (the status page and `--exit-when-idle` read it; acks carry the
-   * state at once).
+   * task (the status page and `--exit-when-idle` read it). Any other
+   * message goes after the state it may depend on (see `#post`).
    */
   #postState(): void {
-    if (this.#stateDue) return;
-    this.#stateDue = true;
-    setTimeout(() => {
-      this.#stateDue = false;
+    this.#stateTimer ??= setTimeout(() => {
+      this.#stateTimer = undefined;
       this.#t.post({ type: "state", ...this.#queueState });
     }, STATE_MS);
+  }
+
+  /** Posts a message; a state still due goes first (acks carry it themselves). */
+  #post(message: FromChild): void {
+    if (this.#stateTimer !== undefined) {
+      clearTimeout(this.#stateTimer);
+      this.#stateTimer = undefined;
+      if (message.type !== "acks") this.#t.post({ type: "state", ...this.#queueState });
+    }
+    this.#t.post(message);
   }
 
   async #init(settings: ChildSettings, applying: SharedArrayBuffer | null): Promise<boolean> {
@@ -183,7 +191,7 @@ export class ChildHost {
           every: settings.checkpointEvery,
           interval: settings.checkpointInterval,
           skip: settings.quarantined,
-          onCheckpoint: (seq, previous) => this.#t.post({ type: "checkpointed", seq, previous }),
+          onCheckpoint: (seq, previous) => this.#post({ type: "checkpointed", seq, previous }),
         });
         recovery = await this.#state.recover();
       }
@@ -192,7 +200,7 @@ export class ChildHost {
         handler: settings.handlerUrl,
         check_only: settings.checkOnly,
       });
-      this.#t.post({
+      this.#post({
         type: "ready",
         commands: rt.commands.names,
         snapshotSeq: recovery.snapshotSeq,
@@ -202,7 +210,7 @@ export class ChildHost {
       return true;
     } catch (error) {
       const message = error instanceof Error ? error.message : String(error);
-      this.#t.post({ type: "init_failed", message });
+      this.#post({ type: "init_failed", message });
       return false;
     }
   }
@@ -224,7 +232,7 @@ export class ChildHost {
           return { seq, ok: r.ok, reason: r.ok ? null : r.reason, duplicate };
         });
       });
-      this.#t.post({ type: "acks", acks: await Promise.all(results), ...this.#queueState });
+      this.#post({ type: "acks", acks: await Promise.all(results), ...this.#queueState });
     } finally {
       this.#delivering--;
     }
@@ -239,7 +247,7 @@ export class ChildHost {
         if (await this.#started) await this.#apply(message.alerts);
         return;
       case "ping":
-        this.#t.post({ type: "pong", n: message.n });
+        this.#post({ type: "pong", n: message.n });
         return;
       case "shutdown":
         // A child still starting finishes that first.
@@ -248,7 +256,7 @@ export class ChildHost {
         await this.#state?.close();
         this.#logFile?.close();
         this.#logFile = undefined;
-        this.#t.post({ type: "stopped" });
+        this.#post({ type: "stopped" });
         return;
       default:
         unreachable(message);
