@@ -72,6 +72,8 @@ export class ChildState implements AsyncDisposable {
   #closed = false;
   #recovering = false;
   #problems: string[] = [];
+  /** Turns in the runtime's line that only read the queue (a snapshot's), under way. */
+  #reads = 0;
 
   constructor(options: ChildStateOptions) {
     this.#o = options;
@@ -210,6 +212,8 @@ export class ChildState implements AsyncDisposable {
 
   /** Notes that the queue changed; a checkpoint follows soon. */
   changed(): void {
+    // The snapshot's own turns in the line change nothing.
+    if (this.#reads > 0) return;
     this.#dirty = true;
     // Recovery ends with its own call; a snapshot taken halfway through it
     // would not match its journal position.
@@ -263,6 +267,20 @@ export class ChildState implements AsyncDisposable {
   }
 
   /**
+   * Runs `work` alone in the runtime's line, as a reader: the runtime
+   * reports a change after every turn, and without this each snapshot
+   * would ask for the next one, for ever, every `checkpoint_interval`.
+   */
+  async #reading<T>(work: () => T): Promise<T> {
+    this.#reads++;
+    try {
+      return await this.#o.runtime.exclusive(work);
+    } finally {
+      this.#reads--;
+    }
+  }
+
+  /**
    * Writes a snapshot without stopping the clock. The state is fixed at
    * the start (between alerts and tasks); items are then serialized in
    * slices of about a millisecond, and tasks keep running in between: an
@@ -294,7 +312,7 @@ export class ChildState implements AsyncDisposable {
       }
     };
     try {
-      const items = await runtime.exclusive(() =>
+      const items = await this.#reading(() =>
         timed(() => {
           this.#dirty = false;
           this.#alertsSince = 0;
@@ -318,7 +336,7 @@ export class ChildState implements AsyncDisposable {
         if (i < items.length) await new Promise((r) => setTimeout(r, 0));
       }
       // Items that tasks created meanwhile.
-      await runtime.exclusive(() => timed(() => runtime.queue.live().forEach(save)));
+      await this.#reading(() => timed(() => runtime.queue.live().forEach(save)));
     } finally {
       runtime.snapshotting();
       done.resolve();
