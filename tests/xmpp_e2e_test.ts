@@ -344,7 +344,12 @@ scenario("every command reaches a child through XMPP", async (w) => {
       ["message,over xmpp", "printMessage"],
       (e) => e.event === "command" && e.message === "over xmpp",
     ],
-    [["raiseWarning"], (e) => e.event === "warning" && e.command === "raiseWarning"],
+    [
+      ["raiseWarning"],
+      (e) =>
+        e.event === "task_failed" && e.level === "warning" &&
+        e.error === "raiseWarning command received",
+    ],
     [
       ["raiseException"],
       (e) => e.event === "task_failed" && e.error === "raiseException command received",

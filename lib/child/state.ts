@@ -72,6 +72,8 @@ export class ChildState implements AsyncDisposable {
   #closed = false;
   #recovering = false;
   #problems: string[] = [];
+  /** Bytes per item of the last snapshot: the next one's buffer is sized by it. */
+  #bytesPerItem = 256;
   /** Turns in the runtime's line that only read the queue (a snapshot's), under way. */
   #reads = 0;
 
@@ -317,14 +319,15 @@ export class ChildState implements AsyncDisposable {
           this.#dirty = false;
           this.#alertsSince = 0;
           seq = runtime.appliedSeq;
+          const live = runtime.queue.live();
           writer = new SnapshotWriter({
             child: this.#o.child,
             seq,
             taken: runtime.context.now(),
             applied: runtime.appliedIds(),
-          });
+          }, live.length * this.#bytesPerItem);
           runtime.snapshotting(done.promise, save);
-          return runtime.queue.live();
+          return live;
         })
       );
       for (let i = 0; i < items.length;) {
@@ -353,6 +356,8 @@ export class ChildState implements AsyncDisposable {
       log.event("error", "checkpoint_failed", { error: (error as Error).message });
       return;
     }
+    const bytes = pieces.reduce((n, p) => n + p.length, 0);
+    if (w.count >= 100) this.#bytesPerItem = Math.ceil(bytes / w.count);
     const took = performance.now() - start;
     this.#lastAt = performance.now();
     // A big queue checkpoints less often: at most a tenth of the time.
@@ -363,7 +368,7 @@ export class ChildState implements AsyncDisposable {
     log.event("debug", "checkpoint", {
       seq,
       items: w.count,
-      bytes: pieces.reduce((n, p) => n + p.length, 0),
+      bytes,
       ms: Math.round(took * 1000) / 1000,
       busy_ms: Math.round(busy * 1000) / 1000,
     });
