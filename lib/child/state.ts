@@ -324,7 +324,7 @@ export class ChildState implements AsyncDisposable {
             child: this.#o.child,
             seq,
             taken: runtime.context.now(),
-            applied: runtime.appliedIds(),
+            appliedJson: runtime.appliedJson(),
           }, live.length * this.#bytesPerItem);
           runtime.snapshotting(done.promise, save);
           return live;

@@ -106,6 +106,11 @@ const HeaderSchema = v.object({
 
 const AppliedSchema = v.array(v.tuple([v.string(), v.string()]));
 
+/** What a snapshot says besides its items; the applied ids as a list or as JSON text. */
+export type SnapshotHead =
+  | Omit<SnapshotData, "items">
+  | Omit<SnapshotData, "items" | "applied"> & { appliedJson: string };
+
 /**
  * Builds a version-2 snapshot item by item (so a big queue can be
  * serialized in slices while tasks keep running), then gives its text in
@@ -120,7 +125,7 @@ const AppliedSchema = v.array(v.tuple([v.string(), v.string()]));
  * ```
  */
 export class SnapshotWriter {
-  #head: Omit<SnapshotData, "items">;
+  #head: SnapshotHead;
   /** Shapes by class: each seen field list and its index in the table. */
   #byClass = new Map<Constructor, [string[], number][]>();
   #shapes = new Map<string, number>();
@@ -139,11 +144,14 @@ export class SnapshotWriter {
   #count = 0;
   #encoder = new TextEncoder();
 
-  /** `sizeHint`: the bytes the body is expected to take (the last snapshot's). */
-  constructor(head: Omit<SnapshotData, "items">, sizeHint = 64 * 1024) {
+  /**
+   * `head.applied` may come as JSON text already (`appliedJson`);
+   * `sizeHint`: the bytes the body is expected to take.
+   */
+  constructor(head: SnapshotHead, sizeHint = 64 * 1024) {
     this.#head = head;
     this.#body = new Uint8Array(Math.max(1024, Math.ceil(sizeHint * 1.1)));
-    this.#append(JSON.stringify(head.applied) + "\n");
+    this.#append(("appliedJson" in head ? head.appliedJson : JSON.stringify(head.applied)) + "\n");
   }
 
   /** Items added so far. */
