@@ -153,6 +153,8 @@ export class ChildLink implements AsyncDisposable {
   /** Who wants to hear that an alert is on disk, by seq. */
   #onJournaled = new Map<number, () => void>();
   #stopped: PromiseWithResolvers<void> = Promise.withResolvers();
+  /** Stopping a ready worker: what the journal commits still goes to it, before the stop. */
+  #lastPosts = false;
 
   constructor(options: ChildLinkOptions) {
     this.#o = options;
@@ -399,14 +401,30 @@ export class ChildLink implements AsyncDisposable {
     if (this.#status.state === "dead") this.#status.state = "given_up";
   }
 
-  /** Asks the worker to finish what it holds, checkpoint and stop. */
+  /**
+   * Asks the worker to finish what it holds, checkpoint and stop. Alerts
+   * still on their way into the journal (its sync runs on an I/O thread)
+   * reach a ready worker first, for up to 5 s of a failing disk; after
+   * that they wait in the journal for the next start.
+   */
   requestStop(): Promise<void> {
     const s = this.#status.state;
     if (s === "ready" || s === "starting" || s === "restarting") {
       this.#status.state = "stopping";
-      this.#post({ type: "shutdown" });
+      this.#lastPosts = s === "ready";
+      void this.#drain(5000).then(() => {
+        this.#lastPosts = false;
+        if (this.#status.state === "stopping") this.#post({ type: "shutdown" });
+      });
     } else this.#stopped.resolve();
     return this.#stopped.promise;
+  }
+
+  /** Waits until the outbox is empty, or `ms` have passed. */
+  async #drain(ms: number): Promise<void> {
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    await Promise.race([this.#outbox.drain(), new Promise((r) => timer = setTimeout(r, ms))]);
+    clearTimeout(timer);
   }
 
   /** Kills the worker and closes the journal. */
@@ -417,9 +435,7 @@ export class ChildLink implements AsyncDisposable {
       this.#status.state = "stopped";
     }
     // A disk that keeps failing must not hold up the exit for ever.
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    await Promise.race([this.#outbox.drain(), new Promise((r) => timer = setTimeout(r, 5000))]);
-    clearTimeout(timer);
+    await this.#drain(5000);
     await this.#journal?.close();
   }
 
@@ -448,7 +464,9 @@ export class ChildLink implements AsyncDisposable {
         heard();
       }
     }
-    if (this.#status.state === "ready") this.#post({ type: "alerts", alerts: batch });
+    if (this.#status.state === "ready" || this.#lastPosts) {
+      this.#post({ type: "alerts", alerts: batch });
+    }
   }
 
   #ready(message: Extract<FromChild, { type: "ready" }>): void {
