@@ -23,7 +23,8 @@ export interface Lateness {
 /**
  * `quiet`: nothing else; `alerts`: alerts arrive at 200/s through the
  * journal; `snapshot`: only the probes due while the child writes a
- * snapshot of its whole queue count.
+ * snapshot of its whole queue count (4x the probes, so that one comes
+ * due meanwhile).
  */
 export type Load = "quiet" | "alerts" | "snapshot";
 
@@ -75,21 +76,25 @@ async function run(
       });
     deliver("fill", { pending });
     // Let the fill land, and its checkpoint be written, before probes are
-    // timed (the next checkpoint of so big a queue is ~10 s away); for
-    // `snapshot`, time the probes while that first checkpoint is written.
+    // timed (the next checkpoint of so big a queue is ~10 s away, since
+    // checkpoints take at most a tenth of the time).
     const status = () => supervisor.status()[0]!;
-    while (status().queue < pending || (load !== "snapshot" && status().checkpointSeq < 1)) {
+    while (status().queue < pending || status().checkpointSeq < 1) {
       await new Promise((r) => setTimeout(r, 20));
     }
     const start = 0.3;
-    deliver("probe", { probes, start, spacing });
-    const window = (start + probes * spacing + 0.5) * 1000;
-    if (load === "alerts") {
-      // 200 alerts a second, each journaled and applied, for the whole window.
+    // `snapshot`: probes for long enough that the next checkpoint comes
+    // while they run; an alert every 100 ms keeps the queue changed.
+    const count = load === "snapshot" ? probes * 4 : probes;
+    deliver("probe", { probes: count, start, spacing });
+    const window = (start + count * spacing + 0.5) * 1000;
+    const every = load === "alerts" ? 5 : load === "snapshot" ? 100 : 0;
+    if (every > 0) {
+      // Alerts at a steady pace, each journaled and applied, for the whole window.
       const begin = performance.now();
       for (let i = 0; performance.now() - begin < window; i++) {
         deliver(`a${i}`, {});
-        const next = begin + (i + 1) * 5;
+        const next = begin + (i + 1) * every;
         await new Promise((r) => setTimeout(r, Math.max(0, next - performance.now())));
       }
     } else await new Promise((r) => setTimeout(r, window));
@@ -103,8 +108,8 @@ async function run(
       return { from: end - e.ms / 1000, to: end, ms: e.ms as number };
     });
     const probed = events.filter((e) => e.event === "task_executed" && e.task === "Probe");
-    if (probed.length !== probes) {
-      throw new Error(`expected ${probes} probes, got ${probed.length}`);
+    if (probed.length !== count) {
+      throw new Error(`expected ${count} probes, got ${probed.length}`);
     }
     const during = probed.filter((e) => writes.some((w) => e.due >= w.from && e.due <= w.to));
     const counted = load === "snapshot" ? during : probed;
