@@ -11,8 +11,6 @@ import { GroupCommit } from "../lib/durability/group_commit.ts";
 import { Ini, parseIni } from "../lib/config/ini.ts";
 import { Journal, type JournalRecord } from "../lib/durability/journal.ts";
 import { Logger } from "../lib/core/log.ts";
-import { snapshotText } from "../lib/durability/snapshot.ts";
-import { writePrivateFile } from "../lib/durability/state_dir.ts";
 import * as testHandler from "../workers/handlers/test.ts";
 
 const PAD = "x".repeat(900);
@@ -124,7 +122,7 @@ export async function benchSyncEach(count = 2000): Promise<number> {
   }
 }
 
-function runtime(dir: string) {
+function runtime(dir: string, log: Logger) {
   return new ChildRuntime({
     child: "bench",
     handler: testHandler,
@@ -134,7 +132,7 @@ function runtime(dir: string) {
         "c.ini",
       ),
     ),
-    log: new Logger({ child: "bench", format: "json", level: 40, sinks: [] }),
+    log,
     handlerExports: testHandler,
     logDirectory: dir,
     notify: () => {},
@@ -144,49 +142,77 @@ function runtime(dir: string) {
 
 export interface SnapshotRow {
   items: number;
+  /** From the start of the checkpoint to the snapshot renamed into place. */
   writeMs: number;
+  /** Of which the child's thread was busy with it (the rest: the disk). */
+  busyMs: number;
   bytes: number;
   recoverMs: number;
   replayed: number;
 }
 
-/** Snapshot write, then recovery of snapshot + journal, at `count` pending items. */
+/** Test-handler items as parseAlert makes them: two tasks each, own graceid. */
+export function testItems(count: number, t0: number): testHandler.TestItem[] {
+  return Array.from({ length: count }, (_, i) => {
+    const alert = { uid: `G${i}`, alert_type: "new", object: { graceid: `G${i}`, far: 1e-9 } };
+    return new testHandler.TestItem(t0, [
+      new testHandler.PrintAlertTask(3600, alert),
+      new testHandler.PrintAlertTask(7200, alert),
+    ], { graceid: alert.uid });
+  });
+}
+
+/**
+ * A child's checkpoint of `count` pending items, as it runs (sliced, then
+ * written), then recovery of a new child from that snapshot plus
+ * `journaled` alerts after it.
+ */
 export async function benchSnapshot(count = 1e5, journaled = 1000): Promise<SnapshotRow> {
   const dir = await Deno.makeTempDir({ prefix: "lvalertmp-bench-" });
+  const checkpoints: Record<string, unknown>[] = [];
+  const log = new Logger({
+    child: "bench",
+    format: "json",
+    level: 10,
+    sinks: [(_, record) => record.event === "checkpoint" && checkpoints.push(record)],
+  });
+  const quiet = new Logger({ child: "bench", format: "json", level: 40, sinks: [] });
   try {
-    const t0 = Date.now() / 1000;
-    const items = Array.from({ length: count }, (_, i) => {
-      const alert = { uid: `G${i}`, alert_type: "new", object: { graceid: `G${i}`, far: 1e-9 } };
-      return new testHandler.TestItem(t0, [
-        new testHandler.PrintAlertTask(3600, alert),
-        new testHandler.PrintAlertTask(7200, alert),
-      ], {
-        graceid: alert.uid,
-      });
-    });
+    const rt = runtime(dir, quiet);
+    const state = new ChildState({ dir, child: "bench", runtime: rt, log, onCheckpoint() {} });
+    await state.recover();
+    const items = testItems(count, Date.now() / 1000);
+    await rt.exclusive(() => items.forEach((item) => rt.queue.insert(item)));
+    state.changed();
     const start = performance.now();
-    const text = snapshotText("bench", count, items, [], t0);
-    await Deno.mkdir(join(dir, "snapshots"));
-    await writePrivateFile(join(dir, "snapshots", "snapshot.json"), text);
+    await state.checkpoint();
     const writeMs = performance.now() - start;
+    await rt.stop();
+    await state.close();
+    const busyMs = checkpoints[0]?.busy_ms as number;
+    const bytes = (await Deno.stat(join(dir, "snapshots", "snapshot.json"))).size;
     const { journal } = await Journal.open(join(dir, "journal.log"));
-    await journal.append(Array.from({ length: journaled }, (_, i) => record(count + 1 + i)));
+    await journal.append(Array.from({ length: journaled }, (_, i) => record(1 + i)));
     await journal.close();
 
-    const rt = runtime(dir);
-    const state = new ChildState({
+    const again = runtime(dir, quiet);
+    const recovering = new ChildState({
       dir,
       child: "bench",
-      runtime: rt,
-      log: new Logger({ child: "bench", format: "json", level: 40, sinks: [] }),
-      onCheckpoint: () => {},
+      runtime: again,
+      log: quiet,
+      onCheckpoint() {},
     });
     const begin = performance.now();
-    const recovery = await state.recover();
+    const recovery = await recovering.recover();
     const recoverMs = performance.now() - begin;
-    if (rt.queue.size !== count + journaled) throw new Error(`recovered ${rt.queue.size} items`);
-    await rt.stop();
-    return { items: count, writeMs, bytes: text.length, recoverMs, replayed: recovery.replayed };
+    if (again.queue.size !== count + journaled) {
+      throw new Error(`recovered ${again.queue.size} items`);
+    }
+    await again.stop();
+    // Its checkpoint timer would otherwise keep retrying in a folder removed below.
+    await recovering.close();
+    return { items: count, writeMs, busyMs, bytes, recoverMs, replayed: recovery.replayed };
   } finally {
     await Deno.remove(dir, { recursive: true });
   }

@@ -18,6 +18,8 @@ export interface XmppRow {
   p99: number;
   /** CPU time of the whole process (all threads) per alert received, µs. */
   cpuPerAlert: number;
+  /** The same, by thread: main (XMPP, routing, journal), worker (the child), other (I/O, V8). */
+  cpuThreads: { main: number; worker: number; other: number };
 }
 
 interface Phase {
@@ -28,6 +30,8 @@ interface Phase {
   latencies: number[];
 }
 
+/** Where the listener writes a CPU profile of its thread, when set. */
+const PROFILE_DIR = Deno.env.get("LVALERTMP_CPU_PROF");
 const now = () => performance.timeOrigin + performance.now();
 const PAD = "x".repeat(900);
 
@@ -124,6 +128,59 @@ async function cpuSeconds(pid: number): Promise<number> {
   return (Number(fields[11]) + Number(fields[12])) / 100;
 }
 
+/** CPU seconds per kind of thread: the main thread, workers, I/O pool, V8 helpers. */
+export async function threadSeconds(pid: number): Promise<Record<string, number>> {
+  const kinds: Record<string, number> = {};
+  for await (const task of Deno.readDir(`/proc/${pid}/task`)) {
+    let stat: string;
+    try {
+      stat = await Deno.readTextFile(`/proc/${pid}/task/${task.name}/stat`);
+    } catch {
+      continue; // the thread ended meanwhile
+    }
+    const name = stat.slice(stat.indexOf("(") + 1, stat.lastIndexOf(")"));
+    const kind = task.name === String(pid)
+      ? "main"
+      : name.startsWith("worker-")
+      ? "worker"
+      : name.startsWith("tokio")
+      ? "io"
+      : "v8";
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    kinds[kind] = (kinds[kind] ?? 0) + (Number(fields[11]) + Number(fields[12])) / 100;
+  }
+  return kinds;
+}
+
+/**
+ * One 1 KB write plus `fdatasync`, `count` times, in `dir` (the state
+ * folder's disk): the floor under the journal's latency. Milliseconds each.
+ */
+export function fsyncProbe(dir: string, count = 200): number[] {
+  const path = join(dir, "fsync-probe");
+  const file = Deno.openSync(path, { write: true, create: true, append: true });
+  const line = new TextEncoder().encode("x".repeat(1023) + "\n");
+  const took: number[] = [];
+  try {
+    for (let i = 0; i < count; i++) {
+      const start = performance.now();
+      file.writeSync(line);
+      file.syncDataSync();
+      took.push(performance.now() - start);
+    }
+  } finally {
+    file.close();
+    Deno.removeSync(path);
+  }
+  return took;
+}
+
+/** The fsync probe's figures, over every round of a run. */
+export interface FsyncRow {
+  p50: number;
+  p99: number;
+}
+
 function rate(p: Phase): number {
   return (p.count - 1) / ((p.last - p.first) / 1000);
 }
@@ -169,6 +226,8 @@ async function startListener(server: Prosody, dir: string, node: string, phases:
     args: [
       "run",
       ...LISTEN_FLAGS,
+      // A CPU profile of the listener's thread, for `bench/profile.ts`.
+      ...(PROFILE_DIR ? ["--cpu-prof", `--cpu-prof-dir=${PROFILE_DIR}`] : []),
       MAIN,
       "-c",
       join(dir, "l.ini"),
@@ -202,7 +261,11 @@ async function startListener(server: Prosody, dir: string, node: string, phases:
  * between them so machine noise hits both. Rates are the best round's,
  * latencies pooled over all rounds.
  */
-export async function benchXmpp(burst = 5000, paced = 1000, rounds = 3): Promise<XmppRow[]> {
+export async function benchXmpp(
+  burst = 5000,
+  paced = 1000,
+  rounds = 3,
+): Promise<{ rows: XmppRow[]; fsync: FsyncRow }> {
   await using server = await Prosody.start({ persistent: false });
   const publisher = createXmppClient({
     server: DOMAIN,
@@ -237,8 +300,12 @@ export async function benchXmpp(burst = 5000, paced = 1000, rounds = 3): Promise
   const bare = await startBare(server, "bench_bare", subscribers[0]!.phases);
   const listener = await startListener(server, dir, "bench_listener", subscribers[1]!.phases);
   const cpu = [0, 0];
+  const syncs: number[] = [];
+  const threads: Record<string, number>[] = [{}, {}];
+  const pids = [bare.child.pid, listener.child.pid];
   try {
-    const before = [await cpuSeconds(bare.child.pid), await cpuSeconds(listener.child.pid)];
+    const before = [await cpuSeconds(pids[0]!), await cpuSeconds(pids[1]!)];
+    const beforeThreads = [await threadSeconds(pids[0]!), await threadSeconds(pids[1]!)];
     for (let round = 1; round <= rounds; round++) {
       const order = round % 2 === 1 ? subscribers : [...subscribers].reverse();
       for (const s of order) {
@@ -246,9 +313,16 @@ export async function benchXmpp(burst = 5000, paced = 1000, rounds = 3): Promise
           await runPhases(pubsub, s.node, s.phases, round, burst, Math.ceil(paced / rounds)),
         );
       }
+      // The disk as it is this round, between the rounds (not to slow either subscriber).
+      syncs.push(...fsyncProbe(dir));
     }
-    cpu[0] = await cpuSeconds(bare.child.pid) - before[0]!;
-    cpu[1] = await cpuSeconds(listener.child.pid) - before[1]!;
+    for (let i = 0; i < 2; i++) {
+      cpu[i] = await cpuSeconds(pids[i]!) - before[i]!;
+      const after = await threadSeconds(pids[i]!);
+      for (const kind of ["main", "worker"]) {
+        threads[i]![kind] = (after[kind] ?? 0) - (beforeThreads[i]![kind] ?? 0);
+      }
+    }
   } finally {
     for (const p of [bare, listener]) {
       p.child.kill("SIGTERM");
@@ -258,7 +332,7 @@ export async function benchXmpp(burst = 5000, paced = 1000, rounds = 3): Promise
     await publisher.stop();
     await Deno.remove(dir, { recursive: true });
   }
-  return subscribers.map((s, i) => {
+  const rows = subscribers.map((s, i) => {
     const latencies = s.results.flatMap(([, p]) => p.latencies);
     return {
       name: s.name,
@@ -266,6 +340,12 @@ export async function benchXmpp(burst = 5000, paced = 1000, rounds = 3): Promise
       p50: quantile(latencies, 0.5),
       p99: quantile(latencies, 0.99),
       cpuPerAlert: cpu[i]! / alerts * 1e6,
+      cpuThreads: {
+        main: threads[i]!.main! / alerts * 1e6,
+        worker: threads[i]!.worker! / alerts * 1e6,
+        other: (cpu[i]! - threads[i]!.main! - threads[i]!.worker!) / alerts * 1e6,
+      },
     };
   });
+  return { rows, fsync: { p50: quantile(syncs, 0.5), p99: quantile(syncs, 0.99) } };
 }

@@ -41,6 +41,9 @@ const NOTHING_RECOVERED: Recovery = {
   problems: [],
 };
 
+/** Milliseconds a change of the queue waits to be told, gathering the changes after it. */
+const STATE_MS = 10;
+
 /** Runs one child over a transport. */
 export class ChildHost {
   #t: ChildTransport;
@@ -54,6 +57,8 @@ export class ChildHost {
   #reporter: ChildReporter | undefined;
   /** Where the journal position being applied is shown to the listener (0: none). */
   #applying: Float64Array | undefined;
+  /** Set while a state message is due: one per STATE_MS of task runs, not one per run. */
+  #stateTimer: ReturnType<typeof setTimeout> | undefined;
 
   constructor(transport: ChildTransport) {
     this.#t = transport;
@@ -84,7 +89,7 @@ export class ChildHost {
       });
       sinks.push(fileSink(this.#logFile));
     }
-    if (settings.print2stdout) sinks.push((line) => this.#t.post({ type: "log", line }));
+    if (settings.print2stdout) sinks.push((line) => this.#post({ type: "log", line }));
     return new Logger({
       child: settings.child,
       format: settings.logFormat,
@@ -99,7 +104,7 @@ export class ChildHost {
     module: Record<string, unknown>,
     log: Logger,
   ): ChildRuntime {
-    const post = (m: FromChild) => this.#t.post(m);
+    const post = (m: FromChild) => this.#post(m);
     const config = new Ini(settings.childConfig);
     const handler = asHandlerModule(module, settings.handlerUrl);
     handler.validateConfig?.(config);
@@ -147,9 +152,32 @@ export class ChildHost {
         this.#state?.changed();
         this.#reporter?.changed();
         // While alerts are being applied, their acks carry the state.
-        if (this.#delivering === 0) post({ type: "state", ...s });
+        if (this.#delivering === 0) this.#postState();
       },
     });
+  }
+
+  /**
+   * Tells the listener the queue's state at most STATE_MS after it
+   * changed: a stream of timers makes one message per window, not one per
+   * task (the status page and `--exit-when-idle` read it). Any other
+   * message goes after the state it may depend on (see `#post`).
+   */
+  #postState(): void {
+    this.#stateTimer ??= setTimeout(() => {
+      this.#stateTimer = undefined;
+      this.#t.post({ type: "state", ...this.#queueState });
+    }, STATE_MS);
+  }
+
+  /** Posts a message; a state still due goes first (acks carry it themselves). */
+  #post(message: FromChild): void {
+    if (this.#stateTimer !== undefined) {
+      clearTimeout(this.#stateTimer);
+      this.#stateTimer = undefined;
+      if (message.type !== "acks") this.#t.post({ type: "state", ...this.#queueState });
+    }
+    this.#t.post(message);
   }
 
   async #init(settings: ChildSettings, applying: SharedArrayBuffer | null): Promise<boolean> {
@@ -169,9 +197,9 @@ export class ChildHost {
           interval: settings.checkpointInterval,
           skip: settings.quarantined,
           onCheckpoint: (seq, previous, seconds) =>
-            this.#t.post({ type: "checkpointed", seq, previous, seconds }),
+            this.#post({ type: "checkpointed", seq, previous, seconds }),
         });
-        this.#reporter = new ChildReporter({ post: (m) => this.#t.post(m), queue: rt.queue });
+        this.#reporter = new ChildReporter({ post: (m) => this.#post(m), queue: rt.queue });
         recovery = await this.#state.recover();
       }
       log.event("info", "child_started", {
@@ -179,7 +207,7 @@ export class ChildHost {
         handler: settings.handlerUrl,
         check_only: settings.checkOnly,
       });
-      this.#t.post({
+      this.#post({
         type: "ready",
         commands: rt.commands.names,
         snapshotSeq: recovery.snapshotSeq,
@@ -189,7 +217,7 @@ export class ChildHost {
       return true;
     } catch (error) {
       const message = error instanceof Error ? error.message : String(error);
-      this.#t.post({ type: "init_failed", message });
+      this.#post({ type: "init_failed", message });
       return false;
     }
   }
@@ -211,7 +239,7 @@ export class ChildHost {
           return { seq, ok: r.ok, reason: r.ok ? null : r.reason, duplicate };
         });
       });
-      this.#t.post({ type: "acks", acks: await Promise.all(results), ...this.#queueState });
+      this.#post({ type: "acks", acks: await Promise.all(results), ...this.#queueState });
     } finally {
       this.#delivering--;
     }
@@ -226,7 +254,7 @@ export class ChildHost {
         if (await this.#started) await this.#apply(message.alerts);
         return;
       case "ping":
-        this.#t.post({ type: "pong", n: message.n });
+        this.#post({ type: "pong", n: message.n });
         return;
       case "shutdown":
         // A child still starting finishes that first.
@@ -236,7 +264,7 @@ export class ChildHost {
         this.#reporter?.close();
         this.#logFile?.close();
         this.#logFile = undefined;
-        this.#t.post({ type: "stopped" });
+        this.#post({ type: "stopped" });
         return;
       default:
         unreachable(message);

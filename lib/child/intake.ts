@@ -66,7 +66,8 @@ export class AlertIntake {
   #o: AlertIntakeOptions;
   /** node + id of applied alerts, oldest first */
   #applied: BoundedSet<string>;
-  #ids = new Map<string, [string, string]>();
+  /** Each applied key's `[node, id]` as JSON, written once: snapshots join them. */
+  #ids = new Map<string, string>();
   #appliedSeq = 0;
   #throttle: Throttle;
 
@@ -83,7 +84,14 @@ export class AlertIntake {
 
   /** The remembered ids of applied alerts, oldest first. */
   appliedIds(): [string, string][] {
-    return [...this.#applied].map((key) => this.#ids.get(key)!);
+    return JSON.parse(this.appliedJson());
+  }
+
+  /** {@linkcode appliedIds} as JSON text, made without stringifying each id again. */
+  appliedJson(): string {
+    const parts: string[] = [];
+    for (const key of this.#applied) parts.push(this.#ids.get(key)!);
+    return `[${parts.join(",")}]`;
   }
 
   /** Puts back what a snapshot remembered. */
@@ -115,7 +123,7 @@ export class AlertIntake {
   #remember(node: string, id: string): void {
     const key = `${node}\u0000${id}`;
     const dropped = this.#applied.add(key);
-    this.#ids.set(key, [node, id]);
+    this.#ids.set(key, JSON.stringify([node, id]));
     if (dropped !== undefined) this.#ids.delete(dropped);
   }
 

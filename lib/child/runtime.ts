@@ -236,6 +236,11 @@ export class ChildRuntime {
     return this.#intake.appliedIds();
   }
 
+  /** {@linkcode ChildRuntime.appliedIds} as JSON text (cheaper: snapshots take it as it is). */
+  appliedJson(): string {
+    return this.#intake.appliedJson();
+  }
+
   /** Puts a snapshot's items, applied ids and journal position back (inside `exclusive`). */
   restore(items: readonly QueueItem[], applied: readonly [string, string][], seq: number): void {
     this.#intake.restore(applied, seq);

@@ -17,9 +17,8 @@ import type { ChildLog } from "../core/log.ts";
 import { readJournal } from "../durability/journal.ts";
 import type { QueueItem } from "../queue/queue_item.ts";
 import {
-  parseSnapshot,
+  loadSnapshot,
   readSnapshotSeq,
-  restoreItems,
   SnapshotError,
   SnapshotWriter,
 } from "../durability/snapshot.ts";
@@ -73,6 +72,8 @@ export class ChildState implements AsyncDisposable {
   #closed = false;
   #recovering = false;
   #problems: string[] = [];
+  /** Bytes per item of the last snapshot: the next one's buffer is sized by it. */
+  #bytesPerItem = 256;
 
   constructor(options: ChildStateOptions) {
     this.#o = options;
@@ -148,11 +149,16 @@ export class ChildState implements AsyncDisposable {
     const { runtime } = this.#o;
     let unusable = 0;
     for (const path of [this.#snapshotPath, this.#previousPath]) {
-      const text = await readIfExists(path);
-      if (text === undefined) continue;
+      let bytes: Uint8Array;
       try {
-        const data = parseSnapshot(text, path);
-        const items = restoreItems(data, runtime.registry, path);
+        bytes = await Deno.readFile(path);
+      } catch (error) {
+        if (error instanceof Deno.errors.NotFound) continue;
+        throw error;
+      }
+      try {
+        const data = loadSnapshot(bytes, runtime.registry, path);
+        const items = data.items;
         await runtime.exclusive(() => runtime.restore(items, data.applied, data.seq));
         const previous = path === this.#snapshotPath
           ? await readSnapshotSeq(this.#previousPath) ?? 0
@@ -259,6 +265,15 @@ export class ChildState implements AsyncDisposable {
   }
 
   /**
+   * Runs `work` alone in the runtime's line, as a reader: a turn that only
+   * reads is no change, or each snapshot would ask for the next one, for
+   * ever, every `checkpoint_interval`.
+   */
+  #reading<T>(work: () => T): Promise<T> {
+    return this.#o.runtime.exclusive(work, { readOnly: true });
+  }
+
+  /**
    * Writes a snapshot without stopping the clock. The state is fixed at
    * the start (between alerts and tasks); items are then serialized in
    * slices of about a millisecond, and tasks keep running in between: an
@@ -278,34 +293,50 @@ export class ChildState implements AsyncDisposable {
       writer!.add(item);
     };
     const done = Promise.withResolvers<void>();
+    // The child's own time the snapshot takes (its thread is busy with it);
+    // the rest is waiting for the disk, while tasks and alerts go on.
+    let busy = 0;
+    const timed = <T>(work: () => T): T => {
+      const from = performance.now();
+      try {
+        return work();
+      } finally {
+        busy += performance.now() - from;
+      }
+    };
     try {
-      const items = await runtime.exclusive(() => {
-        this.#dirty = false;
-        this.#alertsSince = 0;
-        seq = runtime.appliedSeq;
-        writer = new SnapshotWriter({
-          child: this.#o.child,
-          seq,
-          taken: runtime.context.now(),
-          applied: runtime.appliedIds(),
-        });
-        runtime.snapshotting(done.promise, save);
-        return runtime.queue.live();
-      }, { readOnly: true });
+      const items = await this.#reading(() =>
+        timed(() => {
+          this.#dirty = false;
+          this.#alertsSince = 0;
+          seq = runtime.appliedSeq;
+          const live = runtime.queue.live();
+          writer = new SnapshotWriter({
+            child: this.#o.child,
+            seq,
+            taken: runtime.context.now(),
+            appliedJson: runtime.appliedJson(),
+          }, live.length * this.#bytesPerItem);
+          runtime.snapshotting(done.promise, save);
+          return live;
+        })
+      );
       for (let i = 0; i < items.length;) {
-        const slice = performance.now() + 1;
+        const from = performance.now();
+        const slice = from + 1;
         while (i < items.length && (i % 32 !== 0 || performance.now() < slice)) save(items[i++]!);
+        busy += performance.now() - from;
         // Let timers fire between slices.
         if (i < items.length) await new Promise((r) => setTimeout(r, 0));
       }
       // Items that tasks created meanwhile.
-      await runtime.exclusive(() => runtime.queue.live().forEach(save), { readOnly: true });
+      await this.#reading(() => timed(() => runtime.queue.live().forEach(save)));
     } finally {
       runtime.snapshotting();
       done.resolve();
     }
     const w = writer!;
-    const pieces = w.pieces();
+    const pieces = timed(() => w.pieces());
     try {
       await Deno.rename(this.#snapshotPath, this.#previousPath).catch((e) => {
         if (!(e instanceof Deno.errors.NotFound)) throw e;
@@ -316,6 +347,8 @@ export class ChildState implements AsyncDisposable {
       log.event("error", "checkpoint_failed", { error: (error as Error).message });
       return;
     }
+    const bytes = pieces.reduce((n, p) => n + p.length, 0);
+    if (w.count >= 100) this.#bytesPerItem = Math.ceil(bytes / w.count);
     const took = performance.now() - start;
     this.#lastAt = performance.now();
     // A big queue checkpoints less often: at most a tenth of the time.
@@ -326,8 +359,9 @@ export class ChildState implements AsyncDisposable {
     log.event("debug", "checkpoint", {
       seq,
       items: w.count,
-      bytes: pieces.reduce((n, p) => n + p.length, 0),
+      bytes,
       ms: Math.round(took * 1000) / 1000,
+      busy_ms: Math.round(busy * 1000) / 1000,
     });
     this.#o.onCheckpoint(seq, previous, took / 1000);
   }

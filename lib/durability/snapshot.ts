@@ -24,7 +24,7 @@
 import { crc32 } from "node:zlib";
 import * as v from "valibot";
 import { isJsonObject, type JsonObject } from "../core/alert.ts";
-import { QueueItem, resetInternals, Task } from "../queue/queue_item.ts";
+import { initRestored, QueueItem, resetInternals, Task } from "../queue/queue_item.ts";
 
 export const SNAPSHOT_FORMAT = "lvalertMP-snapshot";
 export const SNAPSHOT_VERSION = 2;
@@ -106,6 +106,11 @@ const HeaderSchema = v.object({
 
 const AppliedSchema = v.array(v.tuple([v.string(), v.string()]));
 
+/** What a snapshot says besides its items; the applied ids as a list or as JSON text. */
+export type SnapshotHead =
+  | Omit<SnapshotData, "items">
+  | Omit<SnapshotData, "items" | "applied"> & { appliedJson: string };
+
 /**
  * Builds a version-2 snapshot item by item (so a big queue can be
  * serialized in slices while tasks keep running), then gives its text in
@@ -120,63 +125,126 @@ const AppliedSchema = v.array(v.tuple([v.string(), v.string()]));
  * ```
  */
 export class SnapshotWriter {
-  #head: Omit<SnapshotData, "items">;
+  #head: SnapshotHead;
+  /** Shapes by class: each seen field list and its index in the table. */
+  #byClass = new Map<Constructor, [string[], number][]>();
   #shapes = new Map<string, number>();
   #table: [string, string[]][] = [];
+  /** Item lines not yet encoded. */
   #lines: string[] = [];
+  /**
+   * The body so far, encoded into one buffer that grows by doubling (one
+   * allocation per snapshot rather than one per piece: allocating many
+   * buffers makes V8 collect the whole heap, which at 1e5 items costs
+   * more than the encoding), with its CRC and length.
+   */
+  #body: Uint8Array;
+  #crc = 0;
+  #bytes = 0;
+  #count = 0;
+  #encoder = new TextEncoder();
 
-  constructor(head: Omit<SnapshotData, "items">) {
+  /**
+   * `head.applied` may come as JSON text already (`appliedJson`);
+   * `sizeHint`: the bytes the body is expected to take.
+   */
+  constructor(head: SnapshotHead, sizeHint = 64 * 1024) {
     this.#head = head;
+    this.#body = new Uint8Array(Math.max(1024, Math.ceil(sizeHint * 1.1)));
+    this.#append(("appliedJson" in head ? head.appliedJson : JSON.stringify(head.applied)) + "\n");
   }
 
   /** Items added so far. */
   get count(): number {
-    return this.#lines.length;
+    return this.#count;
   }
 
-  /** Adds one item (and its remaining tasks). */
+  /**
+   * Adds one item (and its remaining tasks): one `JSON.stringify` per
+   * item; every PIECE items are encoded and checksummed at once, so the
+   * work is spread over the slices that add them.
+   */
   add(item: QueueItem): void {
-    const tasks = item.tasks.map((t) => `[${this.#row(t)}]`);
-    this.#lines.push(`[${this.#row(item)},[${tasks.join(",")}]]`);
+    const row = this.#row(item);
+    const tasks = item.tasks;
+    const rows = new Array(tasks.length);
+    for (let i = 0; i < tasks.length; i++) rows[i] = this.#row(tasks[i]!);
+    row.push(rows);
+    this.#lines.push(JSON.stringify(row));
+    this.#count++;
+    if (this.#lines.length === PIECE) this.#flush();
   }
 
-  /** The snapshot's bytes: the header line first, then the body in pieces of ~1000 lines. */
+  /** The snapshot's bytes: the header line, then the body. */
   pieces(): Uint8Array[] {
-    const encoder = new TextEncoder();
-    const body = [encoder.encode(JSON.stringify(this.#head.applied) + "\n")];
-    for (let i = 0; i < this.#lines.length; i += 1000) {
-      body.push(encoder.encode(this.#lines.slice(i, i + 1000).join("\n") + "\n"));
-    }
-    let crc = 0;
-    let bytes = 0;
-    for (const piece of body) {
-      crc = crc32(piece, crc);
-      bytes += piece.length;
-    }
+    this.#flush();
     const header = {
       format: SNAPSHOT_FORMAT,
       version: SNAPSHOT_VERSION,
       child: this.#head.child,
       seq: this.#head.seq,
       taken: this.#head.taken,
-      items: this.#lines.length,
-      bytes,
-      crc: crc.toString(16).padStart(8, "0"),
+      items: this.#count,
+      bytes: this.#bytes,
+      crc: this.#crc.toString(16).padStart(8, "0"),
       shapes: this.#table,
     };
-    return [encoder.encode(JSON.stringify(header) + "\n"), ...body];
+    return [
+      this.#encoder.encode(JSON.stringify(header) + "\n"),
+      this.#body.subarray(0, this.#bytes),
+    ];
   }
 
-  /** `shape,value,...` of an object's own defined fields. */
-  #row(object: object): string {
-    const names: string[] = [];
-    const values: string[] = [];
-    for (const [name, value] of Object.entries(object)) {
-      if (value === undefined) continue;
-      names.push(name);
-      values.push(JSON.stringify(value));
+  #flush(): void {
+    if (this.#lines.length === 0) return;
+    this.#append(this.#lines.join("\n") + "\n");
+    this.#lines = [];
+  }
+
+  #append(text: string): void {
+    const from = this.#bytes;
+    let read = 0;
+    for (;;) {
+      const done = this.#encoder.encodeInto(
+        read === 0 ? text : text.slice(read),
+        this.#body.subarray(this.#bytes),
+      );
+      read += done.read;
+      this.#bytes += done.written;
+      if (read >= text.length) break;
+      const grown = new Uint8Array(this.#body.length * 2);
+      grown.set(this.#body.subarray(0, this.#bytes));
+      this.#body = grown;
     }
-    const className = object.constructor.name;
+    this.#crc = crc32(this.#body.subarray(from, this.#bytes), this.#crc);
+  }
+
+  /** `[shape, value, ...]` of an object's own defined fields. */
+  #row(object: object): unknown[] {
+    const fields = object as Record<string, unknown>;
+    const names = Object.keys(fields);
+    const row: unknown[] = [0];
+    // The names of the defined fields, once one is found undefined.
+    let defined: string[] | undefined;
+    for (let i = 0; i < names.length; i++) {
+      const value = fields[names[i]!];
+      if (value === undefined) {
+        defined ??= names.slice(0, i);
+        continue;
+      }
+      row.push(value);
+      defined?.push(names[i]!);
+    }
+    row[0] = this.#shape(object.constructor as Constructor, defined ?? names);
+    return row;
+  }
+
+  /** The table index of a class with these fields, added the first time. */
+  #shape(ctor: Constructor, names: string[]): number {
+    let known = this.#byClass.get(ctor);
+    if (!known) this.#byClass.set(ctor, known = []);
+    for (const [fields, index] of known) if (sameNames(fields, names)) return index;
+    const className = ctor.name;
     const key = `${className}\u0000${names.join("\u0000")}`;
     let shape = this.#shapes.get(key);
     if (shape === undefined) {
@@ -184,8 +252,18 @@ export class SnapshotWriter {
       this.#shapes.set(key, shape);
       this.#table.push([className, names]);
     }
-    return values.length === 0 ? String(shape) : `${shape},${values.join(",")}`;
+    known.push([names, shape]);
+    return shape;
   }
+}
+
+/** Item lines encoded together. */
+const PIECE = 256;
+
+function sameNames(a: readonly string[], b: readonly string[]): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
 }
 
 /** A snapshot of the given items, as text (checkpointQueue files, tests). */
@@ -320,23 +398,34 @@ function parseVersion1(value: JsonObject, file: string): SnapshotData {
   return parsed.output;
 }
 
+/** The registered class of that name, checked to be (or extend) `base`. */
+function checkedClass(
+  name: string,
+  registry: ClassRegistry,
+  base: abstract new (...args: never[]) => object,
+  file: string,
+): Constructor {
+  const ctor = registry.get(name);
+  if (!ctor) {
+    throw new SnapshotError(
+      file,
+      `unknown class "${name}": the handler must export it to restore this snapshot`,
+      name,
+    );
+  }
+  if (!(ctor.prototype instanceof base) && ctor !== base) {
+    throw new SnapshotError(file, `class "${name}" is not a ${base.name}`, name);
+  }
+  return ctor;
+}
+
 function revive<T extends object>(
   json: ObjectJson,
   registry: ClassRegistry,
   base: abstract new (...args: never[]) => T,
   file: string,
 ): T {
-  const ctor = registry.get(json.class);
-  if (!ctor) {
-    throw new SnapshotError(
-      file,
-      `unknown class "${json.class}": the handler must export it to restore this snapshot`,
-      json.class,
-    );
-  }
-  if (!(ctor.prototype instanceof base) && ctor !== base) {
-    throw new SnapshotError(file, `class "${json.class}" is not a ${base.name}`, json.class);
-  }
+  const ctor = checkedClass(json.class, registry, base, file);
   return Object.assign(Object.create(ctor.prototype), json.fields) as T;
 }
 
@@ -362,4 +451,116 @@ export function restoreItems(
     });
     return item;
   });
+}
+
+/** A snapshot read and restored: its position, applied ids and items. */
+export interface LoadedSnapshot {
+  child: string;
+  seq: number;
+  taken: number;
+  applied: [string, string][];
+  items: QueueItem[];
+}
+
+/** How one shape is revived: its class and fields. */
+interface Reviver {
+  ctor: Constructor;
+  names: string[];
+}
+
+/**
+ * Reads and restores a snapshot file's bytes in one pass: the checksum is
+ * taken over the bytes as read, and each version-2 row becomes its
+ * object directly (no intermediate field objects), so 1e5 items restore
+ * in a fraction of a second. Version 1 goes through
+ * {@linkcode parseSnapshot} and {@linkcode restoreItems}.
+ *
+ * @throws {SnapshotError} for bytes that are not an intact snapshot, or
+ * that name a class the registry does not hold
+ */
+export function loadSnapshot(
+  bytes: Uint8Array,
+  registry: ClassRegistry,
+  file: string,
+): LoadedSnapshot {
+  const decoder = new TextDecoder();
+  const newline = bytes.indexOf(10);
+  const first = decoder.decode(newline < 0 ? bytes : bytes.subarray(0, newline));
+  let head: unknown;
+  try {
+    head = JSON.parse(first);
+  } catch (error) {
+    throw new SnapshotError(file, `not JSON (${(error as Error).message})`);
+  }
+  if (!isJsonObject(head) || head.version !== SNAPSHOT_VERSION) {
+    // Version 1, or no snapshot at all: the general reader says which.
+    const data = parseSnapshot(decoder.decode(bytes), file);
+    return { ...data, items: restoreItems(data, registry, file) };
+  }
+  const header = v.safeParse(HeaderSchema, head);
+  if (!header.success) throw new SnapshotError(file, `bad header: ${header.issues[0].message}`);
+  const h = header.output;
+  const body = bytes.subarray(newline + 1);
+  if (body.length !== h.bytes) {
+    throw new SnapshotError(file, `body is ${body.length} bytes, the header says ${h.bytes}`);
+  }
+  if (crc32(body).toString(16).padStart(8, "0") !== h.crc) {
+    throw new SnapshotError(file, "checksum mismatch: the snapshot was changed or damaged");
+  }
+  const lines = decoder.decode(body).split("\n");
+  const applied = v.safeParse(AppliedSchema, JSON.parse(lines[0]!));
+  if (!applied.success) throw new SnapshotError(file, "bad applied ids");
+  const revivers: (Reviver | undefined)[] = [];
+  const reviver = (row: unknown, base: typeof QueueItem | typeof Task): Reviver => {
+    if (!Array.isArray(row)) throw new SnapshotError(file, "malformed task");
+    const index = row[0];
+    const shape = typeof index === "number" ? h.shapes[index] : undefined;
+    if (!shape || shape[1].length !== row.length - 1 - (base === QueueItem ? 1 : 0)) {
+      throw new SnapshotError(file, "an entry does not match its shape");
+    }
+    let known = revivers[index as number];
+    if (!known) {
+      const ctor = checkedClass(shape[0], registry, base, file);
+      revivers[index as number] = known = { ctor, names: shape[1] };
+    }
+    // One shape is one kind: an item's shape never stands for a task.
+    if (!(known.ctor.prototype instanceof base) && known.ctor !== base) {
+      throw new SnapshotError(file, `class "${shape[0]}" is not a ${base.name}`, shape[0]);
+    }
+    return known;
+  };
+  const items: QueueItem[] = new Array(h.items);
+  for (let i = 0; i < h.items; i++) {
+    const line = lines[i + 1];
+    const row = line === undefined ? undefined : JSON.parse(line);
+    if (!Array.isArray(row) || !Array.isArray(row.at(-1))) {
+      throw new SnapshotError(file, "malformed item line");
+    }
+    const itemShape = reviver(row, QueueItem);
+    const rows = row[row.length - 1] as unknown[];
+    const tasks: Task[] = new Array(rows.length);
+    for (let j = 0; j < rows.length; j++) {
+      const taskShape = reviver(rows[j], Task);
+      const task = Reflect.construct(Object, [], taskShape.ctor) as Task;
+      fill(task, taskShape.names, rows[j] as unknown[]);
+      // JSON turns NaN into null.
+      if (task.expiration === null) task.expiration = NaN;
+      tasks[j] = task;
+    }
+    const item = Reflect.construct(Object, [], itemShape.ctor) as QueueItem;
+    fill(item, itemShape.names, row);
+    initRestored(item, tasks);
+    items[i] = item;
+  }
+  return { child: h.child, seq: h.seq, taken: h.taken, applied: applied.output, items };
+}
+
+/**
+ * Sets the row's values as the object's fields. The object comes from
+ * `Reflect.construct(Object, [], ctor)`: made for its class (room for its
+ * fields) without running its constructor.
+ */
+function fill(object: object, names: readonly string[], row: unknown[]): void {
+  const fields = object as Record<string, unknown>;
+  for (let i = 0; i < names.length; i++) fields[names[i]!] = row[i + 1];
 }

@@ -153,8 +153,8 @@ export class ChildLink implements AsyncDisposable {
   /** Who wants to hear that an alert is on disk, by seq. */
   #onJournaled = new Map<number, () => void>();
   #stopped: PromiseWithResolvers<void> = Promise.withResolvers();
-  /** Stopping, and alerts still being journaled go to the worker before its `shutdown`. */
-  #handOver = false;
+  /** Stopping a ready worker: what the journal commits still goes to it, before the stop. */
+  #lastPosts = false;
 
   constructor(options: ChildLinkOptions) {
     this.#o = options;
@@ -402,29 +402,30 @@ export class ChildLink implements AsyncDisposable {
     if (this.#status.state === "dead") this.#status.state = "given_up";
   }
 
-  /** Asks the worker to finish what it holds, checkpoint and stop. */
+  /**
+   * Asks the worker to finish what it holds, checkpoint and stop. Alerts
+   * still on their way into the journal (its sync runs on an I/O thread)
+   * reach a ready worker first, for up to 5 s of a failing disk; after
+   * that they wait in the journal for the next start.
+   */
   requestStop(): Promise<void> {
     const s = this.#status.state;
     if (s === "ready" || s === "starting" || s === "restarting") {
       this.#status.state = "stopping";
-      void this.#shutdownAfterJournal(s === "ready");
+      this.#lastPosts = s === "ready";
+      void this.#drain(5000).then(() => {
+        this.#lastPosts = false;
+        if (this.#status.state === "stopping") this.#post({ type: "shutdown" });
+      });
     } else this.#stopped.resolve();
     return this.#stopped.promise;
   }
 
-  /**
-   * Alerts routed before the stop are still being journaled: a ready worker
-   * gets them before its `shutdown`, so it applies what was taken. A disk
-   * that does not answer holds the stop only until the supervisor's deadline.
-   */
-  async #shutdownAfterJournal(ready: boolean): Promise<void> {
-    this.#handOver = ready;
-    try {
-      await this.#outbox.drain();
-    } finally {
-      this.#handOver = false;
-      if (this.#status.state === "stopping") this.#post({ type: "shutdown" });
-    }
+  /** Waits until the outbox is empty, or `ms` have passed. */
+  async #drain(ms: number): Promise<void> {
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    await Promise.race([this.#outbox.drain(), new Promise((r) => timer = setTimeout(r, ms))]);
+    clearTimeout(timer);
   }
 
   /** Kills the worker and closes the journal. */
@@ -435,9 +436,7 @@ export class ChildLink implements AsyncDisposable {
       this.#status.state = "stopped";
     }
     // A disk that keeps failing must not hold up the exit for ever.
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    await Promise.race([this.#outbox.drain(), new Promise((r) => timer = setTimeout(r, 5000))]);
-    clearTimeout(timer);
+    await this.#drain(5000);
     await this.#journal?.close();
   }
 
@@ -466,7 +465,7 @@ export class ChildLink implements AsyncDisposable {
         heard();
       }
     }
-    if (this.#status.state === "ready" || this.#handOver) {
+    if (this.#status.state === "ready" || this.#lastPosts) {
       this.#post({ type: "alerts", alerts: batch });
     }
   }
