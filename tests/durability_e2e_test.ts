@@ -6,7 +6,14 @@
 
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { jsonLines, ListenerProcess, readMail, runListener, tempDir } from "./helpers.ts";
+import {
+  jsonLines,
+  ListenerProcess,
+  readMail,
+  replayFlags,
+  runListener,
+  tempDir,
+} from "./helpers.ts";
 
 type Event = Record<string, unknown>;
 const MOD = new URL("../lib/mod.ts", import.meta.url).href;
@@ -61,14 +68,11 @@ Deno.test("SIGKILL at random moments, 20 times, on a replayed stream: every aler
   });
   const random = prng(20261127);
   const args = [
-    "-c",
-    join(dir.path, "l.ini"),
-    "--replay",
-    join(dir.path, "stream.jsonl"),
-    "--state-dir",
-    join(dir.path, "state"),
-    "--log-format",
-    "json",
+    ...replayFlags(
+      join(dir.path, "l.ini"),
+      join(dir.path, "stream.jsonl"),
+      join(dir.path, "state"),
+    ),
   ];
   const events: Event[] = [];
   const kills: number[] = [];

@@ -47,7 +47,7 @@
 import { join } from "node:path";
 import { createXmppClient } from "../lib/xmpp/client.ts";
 import { Pubsub } from "../lib/xmpp/pubsub.ts";
-import { DOMAIN, freePort, PUBSUB, USERS } from "./prosody.ts";
+import { DOMAIN, freePort, PUBSUB, serverFlags, USERS, writeNetrc } from "./prosody.ts";
 
 /** Options for {@linkcode startEjabberd}. */
 export interface EjabberdOptions {
@@ -528,25 +528,12 @@ export class Ejabberd {
 
   /** Flags that point `lvalert_listenMP` (or a subcommand) at this server. */
   flags(user: keyof typeof USERS = "listener"): string[] {
-    return [
-      "-s",
-      DOMAIN,
-      "--port",
-      String(this.port),
-      "-a",
-      user,
-      ...(this.tls ? ["--ca-file", this.caFile] : ["--allow-plaintext"]),
-    ];
+    return serverFlags(this, user);
   }
 
   /** A netrc file with the user's password, mode 0600. */
-  async netrc(user: keyof typeof USERS = "listener"): Promise<string> {
-    const path = join(this.dir, `netrc-${user}`);
-    await Deno.writeTextFile(path, `machine ${DOMAIN} login ${user} password ${USERS[user]}\n`, {
-      mode: 0o600,
-    });
-    await Deno.chmod(path, 0o600);
-    return path;
+  netrc(user: keyof typeof USERS = "listener"): Promise<string> {
+    return writeNetrc(this.dir, user);
   }
 
   /** Stops at once (SIGKILL: the spool is thrown away) and removes the folder. */

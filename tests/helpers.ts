@@ -45,6 +45,11 @@ export async function copyFixtures(
 }
 
 /** Permission flags the listener runs with (as the start task). */
+/** Flags for a replay of `replay` with `config`, through the state folder `stateDir`, logging JSON. */
+export function replayFlags(config: string, replay: string, stateDir: string): string[] {
+  return ["-c", config, "--replay", replay, "--state-dir", stateDir, "--log-format", "json"];
+}
+
 export const LISTEN_FLAGS = [
   "--allow-read",
   "--allow-write",

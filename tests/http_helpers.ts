@@ -6,7 +6,7 @@
  */
 
 import { join } from "node:path";
-import { ListenerProcess, tempDir } from "./helpers.ts";
+import { ListenerProcess, replayFlags, tempDir } from "./helpers.ts";
 
 const MOD = new URL("../lib/mod.ts", import.meta.url).href;
 
@@ -70,14 +70,7 @@ export async function startHttpListener(
   const stream = lines.map((l) => typeof l === "string" ? l : JSON.stringify(l)).join("\n");
   await Deno.writeTextFile(join(dir.path, "r.jsonl"), stream + "\n");
   const listener = new ListenerProcess([
-    "-c",
-    join(dir.path, "l.ini"),
-    "--replay",
-    join(dir.path, "r.jsonl"),
-    "--state-dir",
-    join(dir.path, "state"),
-    "--log-format",
-    "json",
+    ...replayFlags(join(dir.path, "l.ini"), join(dir.path, "r.jsonl"), join(dir.path, "state")),
     "--http",
     "127.0.0.1:0",
     ...extra,

@@ -11,7 +11,7 @@ import { join } from "node:path";
 import parsePrometheus from "parse-prometheus-text-format";
 import { parseHttpAddress } from "../lib/config/cli.ts";
 import { EventStreams, isLoopback, rejectionReason } from "../lib/http/mod.ts";
-import { runListener, tempDir } from "./helpers.ts";
+import { replayFlags, runListener, tempDir } from "./helpers.ts";
 import { get, type Line, startHttpListener, watchFiles } from "./http_helpers.ts";
 
 interface Family {
@@ -169,14 +169,7 @@ Deno.test("--http refusals are configuration errors: exit 78, nothing started", 
   await Deno.chmod(join(dir.path, "open"), 0o644);
   const run = (...extra: string[]) =>
     runListener([
-      "-c",
-      join(dir.path, "l.ini"),
-      "--replay",
-      join(dir.path, "r.jsonl"),
-      "--state-dir",
-      join(dir.path, "state"),
-      "--log-format",
-      "json",
+      ...replayFlags(join(dir.path, "l.ini"), join(dir.path, "r.jsonl"), join(dir.path, "state")),
       ...extra,
     ]);
   await t.step("a non-loopback address without a token", async () => {

@@ -41,6 +41,27 @@ function run(cmd: string, args: string[], cwd?: string): void {
 }
 
 /** A loopback port nobody listens on right now. */
+/** Flags that point `lvalert_listenMP` (or a subcommand) at a test server. */
+export function serverFlags(
+  server: { port: number; tls: boolean; caFile: string },
+  user: keyof typeof USERS,
+): string[] {
+  return [
+    ...["-s", DOMAIN, "--port", String(server.port), "-a", user],
+    ...(server.tls ? ["--ca-file", server.caFile] : ["--allow-plaintext"]),
+  ];
+}
+
+/** A netrc file in `dir` with the user's password, mode 0600. */
+export async function writeNetrc(dir: string, user: keyof typeof USERS): Promise<string> {
+  const path = join(dir, `netrc-${user}`);
+  await Deno.writeTextFile(path, `machine ${DOMAIN} login ${user} password ${USERS[user]}\n`, {
+    mode: 0o600,
+  });
+  await Deno.chmod(path, 0o600);
+  return path;
+}
+
 export function freePort(): number {
   const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   const { port } = listener.addr as Deno.NetAddr;
@@ -246,27 +267,12 @@ export class Prosody {
 
   /** Flags that point `lvalert_listenMP` (or a subcommand) at this server. */
   flags(user: keyof typeof USERS = "listener"): string[] {
-    return [
-      "-s",
-      DOMAIN,
-      "--port",
-      String(this.port),
-      "-a",
-      user,
-      ...(this.tls ? ["--ca-file", this.caFile] : ["--allow-plaintext"]),
-    ];
+    return serverFlags(this, user);
   }
 
-  /** A netrc file with every user's password, mode 0600. */
-  async netrc(user: keyof typeof USERS = "listener"): Promise<string> {
-    const path = join(this.dir, `netrc-${user}`);
-    await Deno.writeTextFile(
-      path,
-      `machine ${DOMAIN} login ${user} password ${USERS[user]}\n`,
-      { mode: 0o600 },
-    );
-    await Deno.chmod(path, 0o600);
-    return path;
+  /** A netrc file with the user's password, mode 0600. */
+  netrc(user: keyof typeof USERS = "listener"): Promise<string> {
+    return writeNetrc(this.dir, user);
   }
 
   async [Symbol.asyncDispose](): Promise<void> {
