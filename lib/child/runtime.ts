@@ -222,8 +222,12 @@ export class ChildRuntime {
   }
 
   /** See {@linkcode Scheduler.snapshotting}. */
-  snapshotting(until?: Promise<void>, beforeRun?: (item: QueueItem) => void): void {
-    this.#scheduler.snapshotting(until, beforeRun);
+  snapshotting(
+    until?: Promise<void>,
+    beforeRun?: (item: QueueItem) => void,
+    inserted?: (item: QueueItem) => void,
+  ): void {
+    this.#scheduler.snapshotting(until, beforeRun, inserted);
   }
 
   /** The journal position of the last alert applied (read it inside `exclusive`). */

@@ -293,6 +293,7 @@ export class ChildState implements AsyncDisposable {
       writer!.add(item);
     };
     const done = Promise.withResolvers<void>();
+    const inserted: QueueItem[] = [];
     // The child's own time the snapshot takes (its thread is busy with it);
     // the rest is waiting for the disk, while tasks and alerts go on.
     let busy = 0;
@@ -310,27 +311,35 @@ export class ChildState implements AsyncDisposable {
           this.#dirty = false;
           this.#alertsSince = 0;
           seq = runtime.appliedSeq;
-          const live = runtime.queue.live();
+          // The heap's slots, pointers only: which are pending is read in
+          // the slices below. An item that runs meanwhile is saved first
+          // (as it was); one a task removed meanwhile is left out, as the
+          // task, saved before it ran, removes it again after a restart.
+          const slots = runtime.queue.slots();
           writer = new SnapshotWriter({
             child: this.#o.child,
             seq,
             taken: runtime.context.now(),
             appliedJson: runtime.appliedJson(),
-          }, live.length * this.#bytesPerItem);
-          runtime.snapshotting(done.promise, save);
-          return live;
+          }, runtime.queue.size * this.#bytesPerItem);
+          runtime.snapshotting(done.promise, save, (item) => inserted.push(item));
+          return slots;
         })
       );
+      const queue = runtime.queue;
       for (let i = 0; i < items.length;) {
         const from = performance.now();
         const slice = from + 1;
-        while (i < items.length && (i % 32 !== 0 || performance.now() < slice)) save(items[i++]!);
+        while (i < items.length && (i % 32 !== 0 || performance.now() < slice)) {
+          const item = items[i++]!;
+          if (queue.holds(item)) save(item);
+        }
         busy += performance.now() - from;
         // Let timers fire between slices.
         if (i < items.length) await new Promise((r) => setTimeout(r, 0));
       }
-      // Items that tasks created meanwhile.
-      await this.#reading(() => timed(() => runtime.queue.live().forEach(save)));
+      // Items that tasks put in the queue meanwhile, if still there.
+      await this.#reading(() => timed(() => inserted.forEach((i) => queue.holds(i) && save(i))));
     } finally {
       runtime.snapshotting();
       done.resolve();

@@ -180,6 +180,21 @@ export class SortedQueue<T extends QueueItem = QueueItem> implements Iterable<T>
     return items;
   }
 
+  /**
+   * Every slot of the heap, pending or not, in no particular order: a copy
+   * of the pointers only, cheap at any size. {@linkcode SortedQueue.holds}
+   * tells the pending ones, later and a few at a time (a snapshot fixes its
+   * items with this, then reads them in slices).
+   */
+  slots(): T[] {
+    return this.#items.slice(0, this.#n) as T[];
+  }
+
+  /** Whether `item` is pending in this queue. */
+  holds(item: QueueItem): boolean {
+    return item[OWNER] === this && !item.complete;
+  }
+
   /** Pending items in no particular order (a copy; cheaper than `items()`). */
   live(): T[] {
     const items: T[] = [];
