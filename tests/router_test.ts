@@ -89,3 +89,29 @@ Deno.test("payloadKey tells payloads apart and is stable", () => {
   assert.equal(payloadKey(NEW), payloadKey(NEW));
   assert.notEqual(payloadKey("ab"), payloadKey("ba"));
 });
+
+Deno.test("Router: once an alert of a node is deferred, the node's later alerts wait too, until resumed", () => {
+  const delivered: Delivery[] = [];
+  let full = true;
+  const r = new Router({
+    owners: new Map([["a", "kid"], ["b", "kid"]]),
+    deliver: (d) => delivered.push(d),
+    log: new Logger({ child: null, format: "json", sinks: [] }),
+    seen: new MemorySeenIds(100),
+    accepts: () => !full,
+  });
+  const alert = (uid: string) => `{"uid":"${uid}","alert_type":"new"}`;
+  assert.equal(r.route({ node: "a", id: "1", payload: alert("G1"), t0: 1 }), "deferred");
+  full = false;
+  // Routing it would mark it seen, and a catch-up stops at the newest seen item.
+  assert.equal(r.route({ node: "a", id: "2", payload: alert("G2"), t0: 2 }), "deferred");
+  assert.equal(r.route({ node: "b", id: "1", payload: alert("G3"), t0: 3 }), "routed");
+  assert.deepEqual(r.deferredNodes, ["a"]);
+  r.resume("a");
+  assert.deepEqual(r.deferredNodes, []);
+  // The catch-up offers them again, oldest first.
+  assert.equal(r.route({ node: "a", id: "1", payload: alert("G1"), t0: 4 }), "routed");
+  assert.equal(r.route({ node: "a", id: "2", payload: alert("G2"), t0: 4 }), "routed");
+  assert.deepEqual(delivered.map((d) => d.alert.uid), ["G3", "G1", "G2"]);
+  assert.equal(r.counts.deferred, 2);
+});

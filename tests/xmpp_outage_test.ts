@@ -394,3 +394,67 @@ for (const kind of SERVERS) {
     }
   });
 }
+
+// ------------------------------------------------------- a full disk, live
+
+for (const kind of SERVERS) {
+  xmppTest(
+    `a full disk on ${kind}: alerts beyond max_held are deferred, and caught up on the open session once space is freed, in order`,
+    async (t) => {
+      await using server = await startServer(kind, { persistent: true });
+      const config = files("disk", ["d1"]);
+      config["l.ini"] += "max_held = 5\n";
+      // Each alert applied is logged (info).
+      config["c.ini"] = "[general]\nprocess_type = test\n[test]\ndelays = 0\nrepeats = 0\n";
+      await using dir = await tempDir(config);
+      const state = join(dir.path, "state");
+      await Deno.mkdir(state);
+      const mounted = await new Deno.Command("mount", {
+        args: ["-t", "tmpfs", "-o", "size=2m", "tmpfs", state],
+        stderr: "piped",
+      }).output();
+      if (!mounted.success) {
+        console.log(
+          `skipped: cannot mount a tmpfs here (${new TextDecoder().decode(mounted.stderr)})`,
+        );
+        await t.step({ name: "mount a 2 MB tmpfs", ignore: true, fn: () => {} });
+        return;
+      }
+      let listener: ListenerProcess | undefined;
+      try {
+        await using publisher = await connect(server, "publisher", "disk");
+        await createNode(publisher.pubsub, "d1", { maxItems: 100 });
+        // Each bigger than a page, so that none fits in what the journal's last page has left.
+        const pad = "x".repeat(5000);
+        const publish = (uid: string) =>
+          publisher.pubsub.publish("d1", `{"uid":"${uid}","alert_type":"new","pad":"${pad}"}`);
+        listener = await listen(server, dir.path, server.port);
+        const l = listener;
+        for (let n = 1; n <= 3; n++) await publish(`F${n}`);
+        await l.until(() => l.named("alert").length === 3, "the first three applied");
+        // Fill the disk: journal writes fail from now on.
+        const filler = join(state, "filler");
+        await new Deno.Command("sh", {
+          args: ["-c", `dd if=/dev/zero of=${filler} bs=4k 2>/dev/null; true`],
+        }).output();
+        for (let n = 4; n <= 30; n++) await publish(`F${n}`);
+        await l.until(() => l.named("journal_failed").length >= 1, "a failed journal write");
+        await l.until(() => routed(l, "disk").length === 8, "five held in memory, at most");
+        await l.until(() => l.named("alert_deferred").length === 22, "the rest deferred");
+        await Deno.remove(filler);
+        await l.until(() => l.named("deferred_catch_up").length === 1, "the catch-up", 30);
+        await l.until(() => l.named("alert").length === 30, "all thirty applied", 30);
+        const uids = Array.from({ length: 30 }, (_, i) => `F${i + 1}`);
+        assert.deepEqual(routed(l, "disk"), uids, `${kind}: each once, in order`);
+        assert.deepEqual(l.named("alert").map((e) => e.uid), uids);
+        // Live alerts are routed as before.
+        await publish("F31");
+        await l.until(() => l.named("alert").length === 31, "a live one after");
+        assert.equal(await l.stop(), 0);
+      } finally {
+        await listener?.stop("SIGKILL");
+        await new Deno.Command("umount", { args: ["-l", state] }).output();
+      }
+    },
+  );
+}

@@ -12,6 +12,7 @@ import { Logger, type LogRecord } from "../lib/core/log.ts";
 import { SeenStore } from "../lib/durability/seen_store.ts";
 import { XmppSource, type XmppSourceEvents, type XmppSourceOptions } from "../lib/xmpp/source.ts";
 import { ScriptedServer } from "./xmpp_scripted.ts";
+import { waitFor } from "./helpers.ts";
 
 /** A source on a scripted server, with a router stand-in that records what it gets. */
 interface Harness extends AsyncDisposable {
@@ -20,6 +21,9 @@ interface Harness extends AsyncDisposable {
   routed: RouteInput[];
   /** Ids offered again after they were routed. */
   duplicates: string[];
+  /** While set, items are deferred as a router does when a child takes no more: not remembered. */
+  deferring: boolean;
+  deferred: string[];
   records: LogRecord[];
   uids(): string[];
   named(event: string): LogRecord[];
@@ -69,17 +73,21 @@ async function harness(
   });
   const routed: RouteInput[] = [];
   const duplicates: string[] = [];
+  const deferred: string[] = [];
   // What the router does with ids: a repeat is a duplicate, the rest is remembered.
   source.events.on("item", (input) => {
     if (input.id !== null && seen.has(input.node, input.id)) return void duplicates.push(input.id);
+    if (h.deferring) return void deferred.push(JSON.parse(String(input.payload)).uid);
     if (input.id !== null) seen.record(input.node, input.id);
     routed.push(input);
   });
-  return {
+  const h: Harness = {
     source,
     seen,
     routed,
     duplicates,
+    deferring: false,
+    deferred,
     records,
     uids: () => routed.map((r) => JSON.parse(String(r.payload)).uid),
     named,
@@ -100,6 +108,7 @@ async function harness(
       if (!stateDir) await Deno.remove(dir, { recursive: true });
     },
   };
+  return h;
 }
 
 /** Cuts the connection, lets `whileDown` act, and waits until the source is back online. */
@@ -516,4 +525,30 @@ Deno.test("XmppSource: stop() while backing off ends the reconnect at once", asy
   const started = performance.now();
   await h.source.stop();
   assert.ok(performance.now() - started < 1000);
+});
+
+Deno.test("XmppSource catches deferred items up again on the open session, in order, with what came meanwhile", async () => {
+  const server = new ScriptedServer({ rsm: true });
+  server.createNode("n");
+  server.createNode("m");
+  await using h = await harness(server);
+  await h.source.start();
+  await barrier(h, server, "n", "A1");
+  // The child takes no more: these are deferred, neither routed nor remembered.
+  h.deferring = true;
+  for (const uid of ["D1", "D2", "D3"]) server.publish("n", `{"uid":"${uid}"}`);
+  await waitFor(() => h.deferred.length === 3, "the deferrals");
+  h.deferring = false;
+  const resumed: string[] = [];
+  const again = h.source.catchUpAgain(["n", "m"], (node) => {
+    resumed.push(node);
+    // Pushed while the node is caught up: held, then routed after the deferred ones.
+    if (node === "n") server.publish("n", `{"uid":"LIVE"}`);
+  });
+  await again;
+  await barrier(h, server, "n", "A2");
+  assert.deepEqual(resumed, ["n", "m"]);
+  assert.deepEqual(h.uids(), ["A1", "D1", "D2", "D3", "LIVE", "A2"]);
+  assert.deepEqual(h.duplicates, []);
+  assert.equal(h.named("caught_up").at(-1)?.node, "m");
 });

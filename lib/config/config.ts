@@ -69,6 +69,8 @@ export interface ChildSection {
   checkpointEvery: number;
   /** ...or this many seconds after a change. */
   checkpointInterval: number;
+  /** Alerts held in memory while the journal cannot take them; beyond, they are deferred. */
+  maxHeld: number;
   /** Seconds a task may run before it is abandoned. */
   taskTimeout: number;
   /** argv of a `mail`-compatible command. */
@@ -113,6 +115,7 @@ const KNOWN_SECTION_KEYS = new Set([
   "mail_command",
   "checkpoint_every",
   "checkpoint_interval",
+  "max_held",
   "network_commands",
   "isolation",
   "heap_mb",
@@ -411,6 +414,7 @@ function readSection(
     restartWindow: num("restart_window", 60, (v) => v > 0, "a number > 0"),
     checkpointEvery: int("checkpoint_every", 100, "a whole number >= 0"),
     checkpointInterval: num("checkpoint_interval", 0.5, (v) => v > 0, "a number of seconds > 0"),
+    maxHeld: num("max_held", 10_000, (v) => Number.isInteger(v) && v >= 1, "a whole number >= 1"),
     taskTimeout: num(
       "task_timeout",
       60,

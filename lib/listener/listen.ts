@@ -624,9 +624,38 @@ function makeSource(r: Running, credentials: Credentials): XmppSource {
   source.events.on("item", (input) => r.router.route(input));
   source.events.on("fatal", (f) => r.fail(failed(FAILURE_EXIT[f.kind], f)));
   source.events.on("online", () => r.view?.sessionChanged(true));
-  source.events.on("offline", () => r.view?.sessionChanged(false));
+  source.events.on("offline", () => {
+    r.view?.sessionChanged(false);
+    // The reconnect catches every node up, deferred alerts included.
+    for (const node of r.router.deferredNodes) r.router.resume(node);
+  });
   mailSessionEvents(r, source);
+  recatchDeferred(r, source);
   return source;
+}
+
+/**
+ * Once a child takes alerts again, the nodes whose alerts were deferred
+ * (its journal could not keep up) are caught up on the open session, so
+ * those alerts come now, in order, not at the next reconnect.
+ */
+function recatchDeferred(r: Running, source: XmppSource): void {
+  let running = false;
+  const check = () => {
+    if (running || !source.online) return;
+    const nodes = r.router.deferredNodes.filter((node) =>
+      r.supervisor.accepts(r.config.owners.get(node)!)
+    );
+    if (nodes.length === 0) return;
+    running = true;
+    r.log.event("info", "deferred_catch_up", { nodes });
+    void source.catchUpAgain(nodes, (node) => r.router.resume(node)).finally(() => {
+      running = false;
+    });
+  };
+  const bus = r.supervisor.events;
+  bus.on("journal_state", check);
+  bus.on("ack", check);
 }
 
 /** Mails a catch-up gap or a deleted node to the recipients of the section listening to it. */

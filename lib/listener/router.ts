@@ -130,6 +130,13 @@ export class Router {
   #window: number;
   /** child -> payload key -> (node, t0), oldest first */
   #recent = new Map<string, Map<string, { node: string; t0: number }>>();
+  /**
+   * Nodes with an alert deferred: everything after it on the node is
+   * deferred too, until a catch-up takes them in order. Routing a later
+   * alert would mark it seen, and a catch-up stops at the newest seen item:
+   * the deferred ones before it would never come back.
+   */
+  #deferredNodes = new Set<string>();
 
   constructor(options: RouterOptions) {
     this.#o = options;
@@ -144,6 +151,19 @@ export class Router {
    */
   close(): void {
     this.#closed = true;
+  }
+
+  /** Nodes whose alerts wait for a catch-up since one was deferred. */
+  get deferredNodes(): string[] {
+    return [...this.#deferredNodes];
+  }
+
+  /**
+   * Takes alerts of `node` again: its catch-up is about to route what the
+   * server kept, oldest first (call it before the catch-up routes).
+   */
+  resume(node: string): void {
+    this.#deferredNodes.delete(node);
   }
 
   /** Counts and logs input that never became an alert (a bad replay line). */
@@ -240,16 +260,15 @@ export class Router {
     if (id !== null && this.#seen.has(node, id)) {
       return duplicate("item id already routed");
     }
-    if (this.#o.accepts && !this.#o.accepts(child)) {
+    const waiting = this.#deferredNodes.has(node);
+    if (waiting || (this.#o.accepts && !this.#o.accepts(child))) {
+      this.#deferredNodes.add(node);
       this.counts.deferred++;
-      log.event("warning", "alert_deferred", {
-        node,
-        id,
-        child,
-        uid: alert.uid,
-        reason: "the child's journal is not keeping up; the server keeps the alert",
-      });
-      this.#tell(node, id, alert, "deferred", t0, "the child's journal is not keeping up", child);
+      const reason = waiting
+        ? "an earlier alert of the node was deferred; the catch-up takes them in order"
+        : "the child's journal is not keeping up; the server keeps the alert";
+      log.event("warning", "alert_deferred", { node, id, child, uid: alert.uid, reason });
+      this.#tell(node, id, alert, "deferred", t0, reason, child);
       return "deferred";
     }
     const text = typeof input.payload === "string"

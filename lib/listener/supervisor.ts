@@ -147,6 +147,7 @@ export class Supervisor implements AsyncDisposable {
       const link = new ChildLink({
         section,
         stateDir: o.stateDir,
+        maxHeld: section.maxHeld,
         settings,
         bus: this.events,
         log: o.log,

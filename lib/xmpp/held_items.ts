@@ -31,6 +31,11 @@ export class HeldItems {
     this.#nodes = new Map([...nodes].map((node) => [node, []]));
   }
 
+  /** Holds what arrives for `nodes` from now on too, keeping what other nodes hold. */
+  add(nodes: Iterable<string>): void {
+    for (const node of nodes) if (!this.#nodes.has(node)) this.#nodes.set(node, []);
+  }
+
   /** Whether `node`'s items are being held. */
   holds(node: string): boolean {
     return this.#nodes.has(node);

@@ -105,7 +105,16 @@ async function join(o: NodeSyncOptions, node: string): Promise<boolean> {
   return true;
 }
 
-async function catchUpNode(o: NodeSyncOptions, node: string, hooks: NodeSyncHooks): Promise<void> {
+/**
+ * Routes what `node` received since the newest item seen, oldest first,
+ * then tells `hooks.caughtUp`. A refusal by the server is logged (and the
+ * node counts as caught up); any other failure is thrown.
+ */
+export async function catchUpNode(
+  o: Pick<NodeSyncOptions, "pubsub" | "seen" | "pageSize" | "ceiling" | "log" | "now">,
+  node: string,
+  hooks: Pick<NodeSyncHooks, "route" | "caughtUp">,
+): Promise<void> {
   const routed = new Set<string>();
   if (o.pageSize === 0) return hooks.caughtUp(node, routed, undefined);
   const started = performance.now();

@@ -22,7 +22,7 @@ import type { XmlElement, XmppClient, XmppClientOptions } from "./client.ts";
 import { closeConnection, type Connection, openConnection } from "./connection.ts";
 import { classify, retryable, type XmppFailure } from "./failure.ts";
 import { HeldItems } from "./held_items.ts";
-import { isStanzaError, syncNodes, unconfiguredSubscriptions } from "./node_sync.ts";
+import { catchUpNode, isStanzaError, syncNodes, unconfiguredSubscriptions } from "./node_sync.ts";
 import { NodeWatch } from "./node_watch.ts";
 import { eventItems, NS_PUBSUB_EVENT } from "./pubsub.ts";
 
@@ -208,6 +208,49 @@ export class XmppSource implements AsyncDisposable {
       return;
     }
     await this.#conn.pubsub.publish(node, payload);
+  }
+
+  /**
+   * Catches `nodes` up again on the open session: what each received since
+   * its newest item seen (alerts deferred meanwhile) is routed oldest first,
+   * after `resumed(node)`; items pushed meanwhile wait for it, as after a
+   * reconnect. Without a session it does nothing: the reconnect's catch-up
+   * takes them. A lost connection ends it the same way.
+   */
+  async catchUpAgain(nodes: readonly string[], resumed: (node: string) => void): Promise<void> {
+    const conn = this.#conn;
+    if (!conn || !this.online) return;
+    const mine = nodes.filter((node) => this.#subscribed.has(node) && !this.#held.holds(node));
+    this.#held.add(mine);
+    for (const node of mine) {
+      if (conn !== this.#conn || conn.lost.signal.aborted) return;
+      resumed(node);
+      try {
+        await catchUpNode(
+          {
+            pubsub: conn.pubsub,
+            seen: this.#o.seen,
+            pageSize: Math.max(1, this.#o.catchUp),
+            ceiling: this.#o.catchUpMax ?? 1000,
+            log: this.#o.log,
+            now,
+          },
+          node,
+          {
+            route: (input) => this.events.emit("item", input),
+            caughtUp: (node, routed, result) => this.#caughtUp(node, routed, result),
+          },
+        );
+      } catch (error) {
+        // The connection went: the reconnect catches every node up.
+        this.#o.log.event("warning", "catch_up_failed", {
+          node,
+          error: (error as Error).message,
+        });
+        if (conn === this.#conn) this.#release(node, new Set());
+        return;
+      }
+    }
   }
 
   /** Ends the session; no reconnect follows. Takes at most about a second. */
