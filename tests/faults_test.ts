@@ -247,7 +247,8 @@ Deno.test("the same replay run three times through one state folder applies each
 });
 
 Deno.test("a full disk: status CRITICAL, alerts held (bounded), resumed once space is freed", async (t) => {
-  await using dir = await tempDir({ "l.ini": LISTENER, "c.ini": QUICK });
+  // At most 5 held in memory: the replay waits for the child rather than defer.
+  await using dir = await tempDir({ "l.ini": LISTENER + "max_held = 5\n", "c.ini": QUICK });
   const mount = join(dir.path, "tmpfs");
   await Deno.mkdir(mount);
   const mounted = await new Deno.Command("mount", {
@@ -296,6 +297,9 @@ Deno.test("a full disk: status CRITICAL, alerts held (bounded), resumed once spa
     assert.equal(await listener.exited(), 0, listener.stderr);
     const s = summary(listener.events);
     assert.equal(s.applied, 300);
+    assert.equal(s.deferred, 0, "a replay waits, it defers nothing");
+    const held = listener.named("journal_failed").map((e) => e.held as number);
+    assert.ok(held.every((n) => n <= 5), `held at most 5: ${held}`);
     assert.equal(listener.named("journal_recovered").length >= 1, true);
     const leftovers: string[] = [];
     for await (const e of Deno.readDir(join(state, "children", childDirName("a"), "snapshots"))) {

@@ -726,6 +726,12 @@ async function runReplay(r: Running): Promise<Outcome | undefined> {
   for await (
     const line of replayFile(args.replay!, { speed: args.speed, signal, ...(from ? { from } : {}) })
   ) {
+    // A child whose journal cannot keep up (max_held) makes the replay wait, not defer.
+    const child = line.ok ? r.config.owners.get(line.node) : undefined;
+    while (!signal.aborted && child !== undefined && !r.supervisor.accepts(child)) {
+      await delay(20, { signal }).catch(() => {});
+    }
+    if (signal.aborted) break;
     last = line.line;
     const where = `${args.replay}:${line.line}`;
     r.position?.begin(line.line, line.end);
