@@ -720,7 +720,7 @@ async function runReplay(r: Running): Promise<Outcome | undefined> {
   });
   let n = 0;
   let last = 0;
-  // Lines taken once the stop began (at most one batch: the loop looks at the signal between batches).
+  // Lines taken once the stop began (none: the loop looks at the signal before each line).
   let atStop: number | undefined;
   signal.addEventListener("abort", () => atStop = n, { once: true });
   for await (
