@@ -17,7 +17,8 @@ import type { ChildLog } from "../core/log.ts";
 import { readJournal } from "../durability/journal.ts";
 import { type QueueItem, SAVED } from "../queue/queue_item.ts";
 import {
-  loadSnapshot,
+  type ReadSnapshot,
+  readSnapshot,
   readSnapshotSeq,
   SnapshotError,
   SnapshotWriter,
@@ -66,9 +67,9 @@ export interface Recovery {
 export interface RecoveryTimings {
   /** Reading and parsing the journal file. */
   journal_ms: number;
-  /** Reading snapshot files from disk. */
+  /** Waiting for reads of snapshot files. */
   read_ms: number;
-  /** Checking snapshots (checksum, header) and reviving their rows into items. */
+  /** Checking snapshots (checksum, header) and reviving their rows into items, reads aside. */
   load_ms: number;
   /** Putting the items and applied ids back into the queue and intake. */
   restore_ms: number;
@@ -200,20 +201,23 @@ export class ChildState implements AsyncDisposable {
     const { runtime } = this.#o;
     let unusable = 0;
     for (const path of [this.#snapshotPath, this.#previousPath]) {
-      let bytes: Uint8Array;
-      const readStart = performance.now();
+      let data: ReadSnapshot;
+      const loadStart = performance.now();
       try {
-        bytes = await Deno.readFile(path);
+        data = await readSnapshot(path, runtime.registry);
       } catch (error) {
-        if (error instanceof Deno.errors.NotFound) continue;
-        throw error;
-      } finally {
-        timings.read_ms += since(readStart);
-      }
-      try {
-        const loadStart = performance.now();
-        const data = loadSnapshot(bytes, runtime.registry, path);
         timings.load_ms += since(loadStart);
+        if (error instanceof Deno.errors.NotFound) continue;
+        if (!(error instanceof SnapshotError || error instanceof SyntaxError)) throw error;
+        unusable++;
+        await this.#moveAside(path, error);
+        continue;
+      }
+      // The file is read a piece at a time, between the pieces' loading.
+      const readMs = Math.round(data.readMs * 1000) / 1000;
+      timings.read_ms += readMs;
+      timings.load_ms += Math.round((since(loadStart) - readMs) * 1000) / 1000;
+      try {
         const items = data.items;
         await runtime.exclusive(() => {
           const restoreStart = performance.now();
