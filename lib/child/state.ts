@@ -113,6 +113,8 @@ export class ChildState implements AsyncDisposable {
    * the whole heap while tasks wait).
    */
   #buffer: Uint8Array | undefined;
+  /** The array the heap's slots are copied into, kept for the next snapshot. */
+  #slots: QueueItem[] = [];
 
   constructor(options: ChildStateOptions) {
     this.#o = options;
@@ -381,7 +383,7 @@ export class ChildState implements AsyncDisposable {
           // the slices below. An item that runs meanwhile is saved first
           // (as it was); one a task removed meanwhile is left out, as the
           // task, saved before it ran, removes it again after a restart.
-          const slots = runtime.queue.slots();
+          const slots = runtime.queue.slots(this.#slots);
           writer = new SnapshotWriter(
             {
               child: this.#o.child,
@@ -414,6 +416,8 @@ export class ChildState implements AsyncDisposable {
     } finally {
       runtime.snapshotting();
       done.resolve();
+      // Kept for the next snapshot, without keeping items alive till then.
+      this.#slots.fill(undefined as unknown as QueueItem);
     }
     const w = writer!;
     const pieces = timed(() => w.pieces());

@@ -236,10 +236,17 @@ export class SortedQueue<T extends QueueItem = QueueItem> implements Iterable<T>
    * Every slot of the heap, pending or not, in no particular order: a copy
    * of the pointers only, cheap at any size. {@linkcode SortedQueue.holds}
    * tells the pending ones, later and a few at a time (a snapshot fixes its
-   * items with this, then reads them in slices).
+   * items with this, then reads them in slices). Copied `into` an array
+   * when given (a snapshot passes its last one: at 1e5 items, a fresh
+   * array is 800 KB of new memory each time, and old space V8 must
+   * collect).
    */
-  slots(): T[] {
-    return this.#items.slice(0, this.#n) as T[];
+  slots(into: T[] = []): T[] {
+    const n = this.#n;
+    const items = this.#items;
+    into.length = n;
+    for (let i = 0; i < n; i++) into[i] = items[i] as T;
+    return into;
   }
 
   /** Whether `item` is pending in this queue. */
