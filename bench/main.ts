@@ -145,6 +145,14 @@ if (run("snapshot")) {
       s.recoverMs.toFixed(0)
     } ms (target <= 300)`,
   );
+  const t = s.timings;
+  console.log(
+    `    of which: journal ${t.journal_ms.toFixed(0)} ms, read snapshot ${
+      t.read_ms.toFixed(0)
+    } ms, load (check + revive) ${t.load_ms.toFixed(0)} ms, restore into the queue ${
+      t.restore_ms.toFixed(0)
+    } ms, replay ${t.replay_ms.toFixed(0)} ms (recovery's own total ${t.total_ms.toFixed(0)} ms)`,
+  );
 }
 
 if (run("event_supervisor")) {

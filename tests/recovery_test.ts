@@ -5,9 +5,11 @@ import { ChildState } from "../lib/child/state.ts";
 import { Ini, parseIni } from "../lib/config/ini.ts";
 import { encodeRecord as encodeBytes, type JournalRecord } from "../lib/durability/journal.ts";
 import { Logger, type LogRecord } from "../lib/core/log.ts";
+import { crc32 } from "node:zlib";
 import {
   ClassRegistry,
   parseSnapshot,
+  readSnapshot,
   restoreItems,
   SnapshotError,
   snapshotText,
@@ -281,4 +283,68 @@ Deno.test("a snapshot taken while tasks run holds every pending item once, none 
   assert.equal(new Set(ids).size, count, "each once");
   // An item is saved as it was before a task of it ran, or after: one or two tasks left.
   assert.ok(items.every((i) => i.tasks.length === 1 || i.tasks.length === 2));
+});
+
+/** Test-handler items, one task each, graceids G0, G1, ... */
+function pendingItems(count: number, t0: number): testHandler.TestItem[] {
+  return Array.from({ length: count }, (_, i) => {
+    const alert = { uid: `G${i}`, alert_type: "new" };
+    return new testHandler.TestItem(t0, [new testHandler.PrintAlertTask(60 + i, alert)], {
+      graceid: alert.uid,
+    });
+  });
+}
+
+Deno.test("a version-2 snapshot (one item row a line) is still read", async () => {
+  const items = pendingItems(3, now());
+  const current = snapshotText("kid", 4, items, [["n", "i1"]], 1);
+  // The same snapshot as version 2 wrote it: one row a line, its own length and checksum.
+  const [headLine, appliedLine, ...lines] = current.split("\n");
+  const rows = lines.filter((l) => l !== "").flatMap((l) => JSON.parse(l));
+  const body = new TextEncoder().encode(
+    [appliedLine, ...rows.map((r) => JSON.stringify(r))].join("\n") + "\n",
+  );
+  const head = {
+    ...JSON.parse(headLine!),
+    version: 2,
+    bytes: body.length,
+    crc: crc32(body).toString(16).padStart(8, "0"),
+  };
+  const text = JSON.stringify(head) + "\n" + new TextDecoder().decode(body);
+  const expected = items.map((i) => [i.graceid, i.tasks[0]!.expiration]);
+  const parsed = restoreItems(parseSnapshot(text, "s"), registry(), "s");
+  assert.deepEqual(parsed.map((i) => [i.graceid, i.tasks[0]!.expiration]), expected);
+  await using dir = await tempDir({ "s.json": text });
+  const read = await readSnapshot(join(dir.path, "s.json"), registry());
+  assert.deepEqual(read.items.map((i) => [i.graceid, i.tasks[0]!.expiration]), expected);
+  assert.deepEqual([read.seq, read.applied], [4, [["n", "i1"]]]);
+});
+
+Deno.test("a snapshot of many lines, read a megabyte at a time, comes back whole and in order", async () => {
+  const items = pendingItems(20_000, now());
+  const applied: [string, string][] = [["n", "i1"], ["n", "i2"]];
+  const text = snapshotText("kid", 9, items, applied, 1);
+  assert.ok(text.length > 2 ** 21, "more than one read");
+  await using dir = await tempDir({ "s.json": text });
+  const read = await readSnapshot(join(dir.path, "s.json"), registry());
+  assert.equal(read.items.length, items.length);
+  assert.ok(read.items.every((item, i) => item.graceid === `G${i}` && item.tasks.length === 1));
+  assert.ok(read.items[7] instanceof testHandler.TestItem);
+  assert.deepEqual([read.seq, read.applied], [9, applied]);
+});
+
+Deno.test("a damaged snapshot body is a checksum mismatch, also where a line no longer parses", async () => {
+  const text = snapshotText("kid", 1, pendingItems(300, now()), [], 1);
+  await using dir = await tempDir({
+    "broken.json": text.replace('"G20"', '"G20'),
+    "changed.json": text.replace('"G20"', '"G21"'),
+    "short.json": text.slice(0, -200),
+  });
+  for (const name of ["broken.json", "changed.json", "short.json"]) {
+    await assert.rejects(
+      readSnapshot(join(dir.path, name), registry()),
+      (e: unknown) => e instanceof SnapshotError && /checksum|bytes/.test(e.message),
+      name,
+    );
+  }
 });

@@ -191,3 +191,34 @@ Deno.test("dueTasks() reports the k earliest tasks of a queue, earliest first", 
     "G3@10",
   ]);
 });
+
+Deno.test("SortedQueue.insertAll() pops and indexes as inserting one by one does", () => {
+  fc.assert(fc.property(
+    fc.array(fc.tuple(fc.integer({ min: 0, max: 20 }), fc.constantFrom("A", "B", undefined))),
+    (specs) => {
+      const one = new SortedQueue();
+      const all = new SortedQueue();
+      const a = specs.map(([e, g]) => item(e, g));
+      const b = specs.map(([e, g]) => item(e, g));
+      for (const x of a) one.insert(x);
+      all.insertAll(b);
+      assert.equal(all.size, one.size);
+      for (const g of ["A", "B"]) {
+        assert.deepEqual(
+          all.byGraceId(g).map((i) => b.indexOf(i)),
+          one.byGraceId(g).map((i) => a.indexOf(i)),
+        );
+      }
+      // The graceid index follows completions: down to one item, then none.
+      for (const x of b.filter((i) => i.graceid === "A").slice(1)) x.complete = true;
+      assert.equal(
+        all.byGraceId("A").length,
+        Math.min(1, a.filter((i) => i.graceid === "A").length),
+      );
+      for (const x of a.filter((i) => i.graceid === "A").slice(1)) x.complete = true;
+      while (one.size > 0) assert.equal(b.indexOf(all.pop()!), a.indexOf(one.pop()!));
+      assert.equal(all.size, 0);
+      assert.deepEqual(all.graceIds(), []);
+    },
+  ));
+});

@@ -248,7 +248,7 @@ export class ChildRuntime {
   /** Puts a snapshot's items, applied ids and journal position back (inside `exclusive`). */
   restore(items: readonly QueueItem[], applied: readonly [string, string][], seq: number): void {
     this.#intake.restore(applied, seq);
-    for (const item of items) this.queue.insert(item);
+    this.queue.insertAll(items);
   }
 
   /** Resolves when nothing is running or waiting to run. */

@@ -173,6 +173,12 @@ export const OWNER: unique symbol = Symbol("owner");
 export const ENTRY: unique symbol = Symbol("entry");
 /** The expiration the item was queued under (internal). */
 export const KEY: unique symbol = Symbol("key");
+/**
+ * The number of the last checkpoint that saved the item (internal): a
+ * checkpoint meets an item more than once (before it runs, in the heap's
+ * slots, as inserted) and saves it once, without a set of 1e5 entries.
+ */
+export const SAVED: unique symbol = Symbol("saved");
 const COMPLETE: unique symbol = Symbol("complete");
 const TASKS: unique symbol = Symbol("tasks");
 const DONE: unique symbol = Symbol("done");
@@ -231,6 +237,8 @@ export class QueueItem {
   [KEY]: number | undefined;
   /** @ignore */
   [COMPLETE] = false;
+  /** @ignore */
+  [SAVED] = 0;
 
   /** An item starting at `t0` (epoch seconds) with `tasks`; with none, it is complete at once. */
   constructor(t0: number, tasks: Task[], options: QueueItemOptions = {}) {
@@ -337,6 +345,7 @@ export function resetInternals(item: QueueItem): void {
   item[ENTRY] = undefined;
   item[KEY] = undefined;
   item[COMPLETE] = false;
+  item[SAVED] = 0;
 }
 
 /**
@@ -354,4 +363,5 @@ export function initRestored(item: QueueItem, tasks: Task[]): void {
   item[ENTRY] = undefined;
   item[KEY] = undefined;
   item[COMPLETE] = false;
+  item[SAVED] = 0;
 }
