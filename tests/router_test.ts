@@ -115,3 +115,26 @@ Deno.test("Router: once an alert of a node is deferred, the node's later alerts 
   assert.deepEqual(delivered.map((d) => d.alert.uid), ["G3", "G1", "G2"]);
   assert.equal(r.counts.deferred, 2);
 });
+
+Deno.test("Router remembers for good the items it never journals: refused, ignored, a duplicate payload", () => {
+  const recorded: string[] = [];
+  const added: string[] = [];
+  const r = new Router({
+    owners: new Map([["a", "kid"], ["b", "kid"]]),
+    deliver: () => {},
+    log: new Logger({ child: null, format: "json", sinks: [] }),
+    seen: {
+      has: (node, id) => [...recorded, ...added].includes(`${node}/${id}`),
+      add: (node, id) => void added.push(`${node}/${id}`),
+      record: (node, id) => void recorded.push(`${node}/${id}`),
+    },
+  });
+  assert.equal(r.route({ node: "a", id: "1", payload: "not json", t0: 1 }), "rejected");
+  const response = '{"uid":"heartbeat","ptype":"response","name":"kid"}';
+  assert.equal(r.route({ node: "a", id: "2", payload: response, t0: 2 }), "ignored");
+  assert.equal(r.route({ node: "a", id: "3", payload: NEW, t0: 3 }), "routed");
+  assert.equal(r.route({ node: "b", id: "4", payload: NEW, t0: 3.1 }), "duplicate");
+  // A catch-up stops at any of them; the routed one is written down once journaled.
+  assert.deepEqual(recorded, ["a/1", "a/2", "b/4"]);
+  assert.deepEqual(added, ["a/3"]);
+});

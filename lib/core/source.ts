@@ -28,6 +28,12 @@ export interface SeenIds {
   has(node: string, id: string): boolean;
   /** Remembers `id` as routed from `node`. */
   add(node: string, id: string): void;
+  /**
+   * Remembers `id` for good at once: for an item that is never journaled
+   * (ignored, refused, a duplicate payload), so a catch-up stops at it
+   * rather than offering it again or paging back past it. Without it, `add`.
+   */
+  record?(node: string, id: string): void;
 }
 
 /**

@@ -225,6 +225,7 @@ export class Router {
     }
     const read = readAlert(input.payload);
     if (!read.ok) {
+      this.#settle(node, id);
       this.#rejected(where, read.reason, { node, id, child });
       const text = typeof input.payload === "string"
         ? input.payload
@@ -236,6 +237,7 @@ export class Router {
     const alert = read.alert;
     if (read.schema === "heartbeat" && alert.ptype !== "request") {
       // Our own heartbeat responses come back on the node; not alerts.
+      this.#settle(node, id);
       this.counts.ignored++;
       log.event("debug", "alert_ignored", {
         node,
@@ -275,10 +277,12 @@ export class Router {
       ? input.payload.trim()
       : JSON.stringify(input.payload);
     const twin = this.#twin(child, text, node, t0);
-    if (id !== null) this.#seen.add(node, id);
     if (twin !== undefined) {
+      this.#settle(node, id);
       return duplicate(`same payload already routed from node ${twin}`);
     }
+    // Written down once journaled (the listener records it then).
+    if (id !== null) this.#seen.add(node, id);
     this.counts.routed++;
     if (!read.known && read.schema !== "command" && read.schema !== "heartbeat") {
       this.#unknownType(child, alert.alert_type, node);
@@ -294,6 +298,13 @@ export class Router {
       : heard ?? caller;
     this.#o.deliver({ child, node, id, alert, text, t0, ...(onJournaled ? { onJournaled } : {}) });
     return "routed";
+  }
+
+  /** Remembers an item that will never be journaled, for good, at once. */
+  #settle(node: string, id: string | null): void {
+    if (id === null) return;
+    if (this.#seen.record) this.#seen.record(node, id);
+    else this.#seen.add(node, id);
   }
 
   /** Counts an alert_type GraceDB is not known to send; logs it the first time per child. */
