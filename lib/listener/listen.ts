@@ -466,6 +466,19 @@ function makeView(
 }
 
 /** Listens to the children: mail, publishing, log lines, journal receipts, deaths. */
+/** Mails the recipients of `child`'s section; nothing when it names none. */
+function mailSection(
+  r: Pick<Running, "config" | "mailer">,
+  child: string,
+  subject: string,
+  body: string,
+): void {
+  const section = r.config.sections.find((s) => s.name === child);
+  if (!section || section.recipients.length === 0) return;
+  const { mailCommand: command, recipients } = section;
+  r.mailer.send({ child, command, subject, body, recipients });
+}
+
 function wireChildren(r: Running): void {
   const bus = r.supervisor.events;
   const sections = new Map(r.config.sections.map((s) => [s.name, s]));
@@ -480,40 +493,32 @@ function wireChildren(r: Running): void {
         recipients,
       }),
   );
-  bus.on("given_up", ({ child, message }) => {
-    const section = sections.get(child)!;
-    if (section.recipients.length === 0) return;
-    r.mailer.send({
+  const host = identity().hostname;
+  bus.on(
+    "given_up",
+    ({ child, message }) =>
+      mailSection(
+        r,
+        child,
+        `CRITICAL: lvalertMP child ${child} given up on ${host}`,
+        message + "\n",
+      ),
+  );
+  bus.on("loss", ({ child, message }) =>
+    mailSection(
+      r,
       child,
-      command: section.mailCommand,
-      subject: `CRITICAL: lvalertMP child ${child} given up on ${identity().hostname}`,
-      body: message + "\n",
-      recipients: section.recipients,
-    });
-  });
-  bus.on("loss", ({ child, message }) => {
-    const section = sections.get(child)!;
-    if (section.recipients.length === 0) return;
-    r.mailer.send({
-      child,
-      command: section.mailCommand,
-      subject: `CRITICAL: lvalertMP child ${child} may have lost alerts on ${identity().hostname}`,
-      body:
-        `${message}\n\nAcknowledge with: lvalertMP ctl --acknowledge (status stays CRITICAL until then)\n`,
-      recipients: section.recipients,
-    });
-  });
+      `CRITICAL: lvalertMP child ${child} may have lost alerts on ${host}`,
+      `${message}\n\nAcknowledge with: lvalertMP ctl --acknowledge (status stays CRITICAL until then)\n`,
+    ));
   bus.on("quarantined", ({ child, seq, message }) => {
     r.log.event("error", "alert_quarantined", { child, seq }, message);
-    const section = sections.get(child)!;
-    if (section.recipients.length === 0) return;
-    r.mailer.send({
+    mailSection(
+      r,
       child,
-      command: section.mailCommand,
-      subject: `WARNING: lvalertMP child ${child} set an alert aside on ${identity().hostname}`,
-      body: `${message}\n`,
-      recipients: section.recipients,
-    });
+      `WARNING: lvalertMP child ${child} set an alert aside on ${host}`,
+      `${message}\n`,
+    );
   });
   bus.on("publish", ({ child, node, payload }) => {
     const session = r.source;
@@ -537,7 +542,6 @@ function makeRouter(
   r: Pick<Running, "args" | "config" | "log" | "supervisor" | "seen" | "mailer">,
   view: ListenerView | undefined,
 ): Router {
-  const sections = new Map(r.config.sections.map((s) => [s.name, s]));
   const throttles = new Map(r.config.sections.map((s) => [s.name, new Throttle(s.warnDelay)]));
   const id = identity();
   return new Router({
@@ -549,22 +553,19 @@ function makeRouter(
     seen: r.seen,
     // The original's mail (interactiveQueue.py, lvalert_subject/lvalert_body), once per warnDelay.
     unreadable: (child, payload, reason) => {
-      const section = sections.get(child)!;
       const pass = throttles.get(child)!.attempt("payload");
-      if (!pass.send || section.recipients.length === 0) return;
+      if (!pass.send) return;
       const held = pass.suppressed > 0
         ? `\n(${pass.suppressed} more since the last mail were not mailed; the log has each)\n`
         : "";
-      r.mailer.send({
+      mailSection(
+        r,
         child,
-        command: section.mailCommand,
-        subject: `WARNING: could not parse lvalert payload on ${id.hostname}`,
-        body:
-          `time (localtime): \n  ${ctime(Date.now() / 1000)}\n\nlvalert message: \n  ${payload}` +
+        `WARNING: could not parse lvalert payload on ${id.hostname}`,
+        `time (localtime): \n  ${ctime(Date.now() / 1000)}\n\nlvalert message: \n  ${payload}` +
           `\n\n${reason}\n\n    username : ${id.username}\n    hostname : ${id.hostname}\n` +
           `    config   : ${r.config.path}\n${held}`,
-        recipients: section.recipients,
-      });
+      );
     },
     ...(r.args.show ? { show: (child: string, text: string) => showAlert(child, text) } : {}),
   });
@@ -642,8 +643,9 @@ function makeSource(r: Running, credentials: Credentials): XmppSource {
 function recatchDeferred(r: Running, source: XmppSource): void {
   let running = false;
   const check = () => {
-    if (running || !source.online) return;
-    const nodes = r.router.deferredNodes.filter((node) =>
+    // Called on every ack: nothing to do, at once, in the common case.
+    if (running || r.router.deferredNodes.size === 0 || !source.online) return;
+    const nodes = [...r.router.deferredNodes].filter((node) =>
       r.supervisor.accepts(r.config.owners.get(node)!)
     );
     if (nodes.length === 0) return;
@@ -663,10 +665,7 @@ function mailSessionEvents(r: Running, source: XmppSource): void {
   const host = identity().hostname;
   const mail = (node: string, subject: string, body: string) => {
     const child = r.config.owners.get(node);
-    const section = r.config.sections.find((s) => s.name === child);
-    if (!child || !section || section.recipients.length === 0) return;
-    const { mailCommand: command, recipients } = section;
-    r.mailer.send({ child, command, subject, body, recipients });
+    if (child) mailSection(r, child, subject, body);
   };
   source.events.on("catch_up_gap", (gap) =>
     mail(

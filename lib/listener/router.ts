@@ -154,8 +154,8 @@ export class Router {
   }
 
   /** Nodes whose alerts wait for a catch-up since one was deferred. */
-  get deferredNodes(): string[] {
-    return [...this.#deferredNodes];
+  get deferredNodes(): ReadonlySet<string> {
+    return this.#deferredNodes;
   }
 
   /**

@@ -230,6 +230,7 @@ export class XmppSource implements AsyncDisposable {
           {
             pubsub: conn.pubsub,
             seen: this.#o.seen,
+            // Even with catch-up off (0): deferred alerts are on the server only.
             pageSize: Math.max(1, this.#o.catchUp),
             ceiling: this.#o.catchUpMax ?? 1000,
             log: this.#o.log,
