@@ -6,21 +6,10 @@
 
 import assert from "node:assert/strict";
 import { preferred, select } from "../workers/handlers/approval_processor/grouper.ts";
-import { type ApHarness, startAp } from "./fixtures/approval_processor/harness.ts";
+import { type ApHarness, BUSY_THROTTLES, startAp } from "./fixtures/approval_processor/harness.ts";
 
 /** The grouper test config: both busy pipelines get Nthr = 17. */
-const GROUPER_CONFIG = `
-[CBC_gstlal_LowMass]
-throttleWin = 3600
-targetRate = 1.6e-3
-requireManualReset = False
-conf = 0.9999
-[Burst_CWB_AllSky]
-throttleWin = 3600
-targetRate = 1.6e-3
-requireManualReset = False
-conf = 0.9999
-`;
+const GROUPER_CONFIG = BUSY_THROTTLES;
 
 const CWB = { group: "Burst", pipeline: "CWB", search: "AllSky" };
 const GSTLAL = { group: "CBC", pipeline: "gstlal", search: "LowMass" };

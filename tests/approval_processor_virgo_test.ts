@@ -5,20 +5,9 @@
  */
 
 import assert from "node:assert/strict";
-import { type ApHarness, startAp } from "./fixtures/approval_processor/harness.ts";
+import { type ApHarness, BUSY_THROTTLES, startAp } from "./fixtures/approval_processor/harness.ts";
 
-const BUSY = `
-[CBC_gstlal_LowMass]
-throttleWin = 3600
-targetRate = 1.6e-3
-requireManualReset = False
-conf = 0.9999
-[Burst_CWB_AllSky]
-throttleWin = 3600
-targetRate = 1.6e-3
-requireManualReset = False
-conf = 0.9999
-`;
+const BUSY = BUSY_THROTTLES;
 
 interface Case {
   pipeline: "CWB" | "gstlal";
