@@ -221,11 +221,13 @@ async function twentySecondOutage(kind: ServerKind): Promise<string> {
     await listener.until(() => publisher.published.length >= 60, "60 alerts before the outage");
     await publisher.hold();
     await server.stop();
+    // The server's shutdown notice reaches the listener before the proxy is cut
+    // (cut first, the notice could be dropped on its way through the proxy).
+    await listener.until(() => listener.named("xmpp_disconnected").length === 1, "the outage");
     // The listener stays out until half the backlog is back on the server:
     // it must catch up on many items while the rest still streams in.
     proxy.cut();
     publisher.release();
-    await listener.until(() => listener.named("xmpp_disconnected").length === 1, "the outage");
     assert.equal(listener.named("xmpp_disconnected")[0]?.kind, "shutdown");
     await delay(20_000); // the outage itself
     await server.resume();
