@@ -28,7 +28,7 @@ const command: fc.Arbitrary<Command> = fc.oneof(
 const macrotask = () => new Promise((r) => setTimeout(r, 0));
 
 /** A GroupCommit whose writes finish only when the test says so. */
-function harness(maxBatch: number) {
+function harness(maxBatch: number, gatherMs = 0) {
   const writes: { batch: number[]; finish(ok: boolean): void }[] = [];
   const committed: number[] = [];
   const commit = new GroupCommit<number>({
@@ -43,6 +43,8 @@ function harness(maxBatch: number) {
     failed: () => {},
     retryAfter: 0,
     maxBatch,
+    gatherMs,
+    gatherFrom: 2,
   });
   return { commit, writes, committed };
 }
@@ -52,8 +54,9 @@ Deno.test("GroupCommit commits every item once, in order, under any interleaving
     fc.asyncProperty(
       fc.array(command, { maxLength: 40 }),
       fc.integer({ min: 1, max: 4 }),
-      async (commands, maxBatch) => {
-        const h = harness(maxBatch);
+      fc.constantFrom(0, 1),
+      async (commands, maxBatch, gatherMs) => {
+        const h = harness(maxBatch, gatherMs);
         let next = 0;
         const drains: { promise: Promise<void>; pushed: number; committedAt?: number }[] = [];
         for (const c of commands) {
@@ -121,4 +124,36 @@ Deno.test("GroupCommit writes a long backlog in pieces and reports how long the 
   assert.deepEqual(h.committed, [0, 1, 2, 3, 4]);
   assert.equal(h.commit.failing, false);
   assert.equal(h.commit.oldestWait(), 0);
+});
+
+Deno.test("GroupCommit gathers a stream into fewer writes, and writes a lone item at once", async () => {
+  const gather = 300;
+  const h = harness(512, gather);
+  // A lone item after a quiet spell: written in the same turn, no gathering.
+  h.commit.push(0);
+  await Promise.resolve();
+  assert.deepEqual(h.writes.map((w) => w.batch), [[0]]);
+  h.writes.shift()!.finish(true);
+  await h.commit.drain();
+  // A stream: the first batch (three items) is written at once ...
+  for (const i of [1, 2, 3]) h.commit.push(i);
+  await Promise.resolve();
+  assert.deepEqual(h.writes.map((w) => w.batch), [[1, 2, 3]]);
+  // ... and what arrives after it waits for the next ones, one turn apart.
+  for (const i of [4, 5, 6]) {
+    h.commit.push(i);
+    await macrotask();
+  }
+  const pushed = performance.now();
+  h.writes.shift()!.finish(true);
+  for (let i = 0; i < 5; i++) await macrotask();
+  assert.equal(h.writes.length, 0, "the second batch waits for more");
+  h.commit.push(7);
+  while (h.writes.length === 0) await macrotask();
+  const waited = performance.now() - pushed;
+  assert.deepEqual(h.writes.map((w) => w.batch), [[4, 5, 6, 7]], "one write for the four");
+  assert.ok(waited < gather + 200, `the oldest waited about ${gather} ms, not ${waited}`);
+  h.writes.shift()!.finish(true);
+  await h.commit.drain();
+  assert.deepEqual(h.committed, [0, 1, 2, 3, 4, 5, 6, 7]);
 });

@@ -158,10 +158,30 @@ Deno.test("Journal: a journal lost or shorter than the snapshot is reported; num
   });
 });
 
-Deno.test("Journal.trim drops records a snapshot covers", async () => {
+Deno.test("Journal.trim rewrites only when it drops a megabyte and as much as it keeps", async () => {
   await using dir = await tempDir();
   const path = join(dir.path, "journal.log");
   const { journal } = await Journal.open(path);
+  await journal.append([record(1), record(2), record(3)]);
+  assert.equal(await journal.trim(3), 0, "a few records wait for a bigger trim");
+  assert.equal(readJournal(await Deno.readTextFile(path)).records.length, 3);
+  // ~1.5 MB more: dropping all but the newest is now worth a rewrite.
+  const big = (seq: number) => ({
+    ...record(seq),
+    alert: { ...record(seq).alert, pad: "x".repeat(4096) },
+  });
+  const records = Array.from({ length: 384 }, (_, i) => big(i + 4));
+  await journal.append(records);
+  assert.equal(await journal.trim(100), 0, "drops less than it keeps");
+  assert.equal(await journal.trim(386), 386);
+  assert.deepEqual(readJournal(await Deno.readTextFile(path)).records.map((r) => r.seq), [387]);
+  await journal.close();
+});
+
+Deno.test("Journal.trim drops records a snapshot covers", async () => {
+  await using dir = await tempDir();
+  const path = join(dir.path, "journal.log");
+  const { journal } = await Journal.open(path, { trimBytes: 0 });
   await journal.append([record(1), record(2), record(3)]);
   assert.equal(await journal.trim(2), 2);
   await journal.append([record(4)]);

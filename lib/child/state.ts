@@ -32,7 +32,7 @@ export interface ChildStateOptions {
   child: string;
   runtime: ChildRuntime;
   log: ChildLog;
-  /** Checkpoint after this many alerts. @default {100} */
+  /** Checkpoint after this many alerts. @default {1000} */
   every?: number;
   /**
    * Seconds after a change before its checkpoint, unless checkpoints are
@@ -284,7 +284,7 @@ export class ChildState implements AsyncDisposable {
     if (this.#closed || this.#recovering) return;
     // Checkpoints take at most a tenth of the time: a big queue waits longer.
     const gap = this.#lastAt + this.#minGap - performance.now();
-    if (this.#alertsSince >= (this.#o.every ?? 100) && gap <= 0) {
+    if (this.#alertsSince >= (this.#o.every ?? 1000) && gap <= 0) {
       void this.checkpoint();
       return;
     }

@@ -412,7 +412,7 @@ function readSection(
     onChildDeath: death,
     maxRestarts: int("max_restarts", 5, "a whole number >= 0"),
     restartWindow: num("restart_window", 60, (v) => v > 0, "a number > 0"),
-    checkpointEvery: int("checkpoint_every", 100, "a whole number >= 0"),
+    checkpointEvery: int("checkpoint_every", 1000, "a whole number >= 0"),
     checkpointInterval: num("checkpoint_interval", 0.5, (v) => v > 0, "a number of seconds > 0"),
     maxHeld: num("max_held", 10_000, (v) => Number.isInteger(v) && v >= 1, "a whole number >= 1"),
     taskTimeout: num(

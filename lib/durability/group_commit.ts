@@ -33,6 +33,19 @@ export interface GroupCommitOptions<T> {
    * @default {512}
    */
   maxBatch?: number;
+  /**
+   * While items stream in (the last batch held at least `gatherFrom`), a
+   * batch waits until its oldest item is this many milliseconds old, or
+   * holds `maxBatch`, before it is written: one sync then serves several
+   * times more items, and a sync costs far more than the wait (a few
+   * hundred µs of CPU each on a virtual disk). A lone item, or a trickle,
+   * is written at once. 0 turns it off.
+   *
+   * @default {0}
+   */
+  gatherMs?: number;
+  /** Items in the last batch that mean a stream is flowing. @default {3} */
+  gatherFrom?: number;
 }
 
 /** An ordered queue that writes in batches. */
@@ -86,7 +99,14 @@ export class GroupCommit<T> {
     // Let the rest of the current task push too.
     await Promise.resolve();
     const max = this.#o.maxBatch ?? 512;
+    const gather = this.#o.gatherMs ?? 0;
+    const stream = this.#o.gatherFrom ?? 3;
+    let last = 0;
     while (this.#queue.length > 0) {
+      if (gather > 0 && last >= stream && this.#queue.length < max && !this.#failing) {
+        const wait = this.#arrived[0]! + gather - performance.now();
+        if (wait > 0) await delay(wait);
+      }
       const batch = this.#queue.splice(0, max);
       const arrived = this.#arrived.splice(0, batch.length);
       this.#writing = batch;
@@ -104,6 +124,7 @@ export class GroupCommit<T> {
         continue;
       }
       this.#writing = [];
+      last = batch.length;
       if (this.#failing) {
         this.#failing = false;
         this.#o.recovered?.();

@@ -209,6 +209,16 @@ export interface JournalOpenOptions {
    * @default {0}
    */
   floor?: number;
+  /**
+   * Bytes a trim must drop at least before it rewrites the file (it also
+   * waits until it drops as much as it keeps). A rewrite holds up the
+   * appends behind it for a few syncs, so it is done now and then rather
+   * than after every checkpoint; a journal of a megabyte or two costs
+   * recovery a few milliseconds.
+   *
+   * @default {1048576}
+   */
+  trimBytes?: number;
 }
 
 /** What {@linkcode Journal.open} found and did. */
@@ -234,12 +244,20 @@ export class Journal implements AsyncDisposable {
   #line = new Serializer();
 
   #floor: number;
+  #trimBytes: number;
 
-  private constructor(path: string, file: Deno.FsFile, read: JournalRead, floor: number) {
+  private constructor(
+    path: string,
+    file: Deno.FsFile,
+    read: JournalRead,
+    floor: number,
+    trimBytes: number,
+  ) {
     this.path = path;
     this.#file = file;
     this.#base = read.base;
     this.#floor = floor;
+    this.#trimBytes = trimBytes;
     this.#seqs = read.records.map((r) => r.seq);
     this.#ends = [...read.ends];
     this.#next = this.#ends.at(-1) ?? encoder.encode(header(read.base)).length;
@@ -273,7 +291,8 @@ export class Journal implements AsyncDisposable {
     if (movedAside || !text || read.cut) read = readJournal(await Deno.readTextFile(path));
     const file = await Deno.open(path, { append: true, mode: 0o600 });
     if (read !== opened) await file.syncData();
-    return { journal: new Journal(path, file, read, floor), read: opened, lost, movedAside };
+    const journal = new Journal(path, file, read, floor, options.trimBytes ?? 1024 * 1024);
+    return { journal, read: opened, lost, movedAside };
   }
 
   /** The highest sequence number written, or the floor it continues above. */
@@ -326,15 +345,17 @@ export class Journal implements AsyncDisposable {
   /**
    * Drops records up to `seq` (a snapshot covers them) by an atomic
    * rewrite that copies the rest as it is. Small trims wait until they
-   * are worth a rewrite; returns how many records were dropped.
+   * are worth a rewrite (`trimBytes`, and at least as much dropped as
+   * kept); returns how many records were dropped.
    */
   trim(seq: number): Promise<number> {
     return this.#serial(async () => {
       let drop = 0;
       while (drop < this.#seqs.length && this.#seqs[drop]! <= seq) drop++;
-      // A rewrite (and its syncs) is worth it for many records or half the file.
-      if (drop === 0 || (drop < 1024 && drop < this.#seqs.length / 2)) return 0;
+      if (drop === 0) return 0;
       const cutAt = this.#ends[drop - 1]!;
+      const dropped = cutAt - encoder.encode(header(this.#base)).length;
+      if (dropped < Math.max(this.#trimBytes, this.#next - cutAt)) return 0;
       const tail = new Uint8Array(this.#next - cutAt);
       const reader = await Deno.open(this.path, { read: true });
       try {

@@ -119,6 +119,8 @@ export class ChildLink implements AsyncDisposable {
   /** Alerts on their way into the journal (group commit), then to the worker. */
   #outbox = new GroupCommit<AlertDelivery>({
     write: (batch) => this.#journal!.append(batch),
+    // Under a stream of alerts a sync serves a few milliseconds' worth.
+    gatherMs: 2,
     committed: (batch) => this.#committed(batch),
     failed: (error) => {
       const message = (error as Error).message;
