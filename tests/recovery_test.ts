@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { ChildRuntime } from "../lib/child/runtime.ts";
-import { ChildState } from "../lib/child/state.ts";
+import { ChildState, sliceRoom } from "../lib/child/state.ts";
 import { Ini, parseIni } from "../lib/config/ini.ts";
 import { encodeRecord as encodeBytes, type JournalRecord } from "../lib/durability/journal.ts";
 import { Logger, type LogRecord } from "../lib/core/log.ts";
@@ -347,4 +347,15 @@ Deno.test("a damaged snapshot body is a checksum mismatch, also where a line no 
       name,
     );
   }
+});
+
+Deno.test("a snapshot's slice ends short of the next task's due time, and waits when it is near", () => {
+  const now = 1_000_000;
+  assert.equal(sliceRoom(undefined, now), 1, "nothing pending: a whole slice");
+  assert.equal(sliceRoom(now + 10, now), 1, "due in 10 s: a whole slice");
+  const short = sliceRoom(now + 0.0008, now);
+  assert.ok(Math.abs(short - 0.5) < 1e-6, `due in 0.8 ms: 0.5 ms (${short})`);
+  assert.equal(sliceRoom(now + 0.0002, now), 0, "due in 0.2 ms: the least slice");
+  assert.equal(sliceRoom(now - 0.001, now), 0, "1 ms overdue: its timer is about to run it");
+  assert.equal(sliceRoom(now - 0.01, now), 1, "10 ms overdue: held up elsewhere, go on");
 });

@@ -90,6 +90,26 @@ function since(from: number): number {
   return Math.round((performance.now() - from) * 1000) / 1000;
 }
 
+/** The longest a snapshot holds the child's thread at once, in ms. */
+const SLICE_MS = 1;
+/** A slice ends this long before a task's due time, in ms. */
+const DUE_MARGIN_MS = 0.3;
+/** A task this late is held up by something else (a long task): slices go on. */
+const STUCK_MS = 2;
+
+/**
+ * Milliseconds the next slice of a snapshot may take: a whole slice, or
+ * what is left before the next task is due (0: the least, one chunk of
+ * items), so a snapshot does not hold the thread across a due time.
+ * `next` and `now` are epoch seconds.
+ */
+export function sliceRoom(next: number | undefined, now: number): number {
+  if (next === undefined) return SLICE_MS;
+  const until = (next - now) * 1000;
+  if (until < -STUCK_MS) return SLICE_MS;
+  return Math.max(0, Math.min(SLICE_MS, until - DUE_MARGIN_MS));
+}
+
 /** Recovery and checkpoints for one child. */
 export class ChildState implements AsyncDisposable {
   #o: ChildStateOptions;
@@ -402,11 +422,13 @@ export class ChildState implements AsyncDisposable {
       const queue = runtime.queue;
       for (let i = 0; i < items.length;) {
         const from = performance.now();
-        const slice = from + 1;
-        while (i < items.length && (i % 32 !== 0 || performance.now() < slice)) {
+        // At least 32 items (~0.1 ms) a turn, so a dense stream of due
+        // tasks slows a snapshot down but never stalls it.
+        const slice = from + sliceRoom(queue.nextExpiration(), runtime.context.now());
+        do {
           const item = items[i++]!;
           if (queue.holds(item)) save(item);
-        }
+        } while (i < items.length && (i % 32 !== 0 || performance.now() < slice));
         busy += performance.now() - from;
         // Let timers fire between slices.
         if (i < items.length) await new Promise((r) => setTimeout(r, 0));
