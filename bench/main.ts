@@ -95,7 +95,7 @@ if (run("xmpp")) {
         (fsync.p99 + 1).toFixed(3)
       } ms); fsync probe on the state folder's disk, 1 KB write + fdatasync: p50 ${
         fsync.p50.toFixed(3)
-      } ms, p99 ${fsync.p99.toFixed(3)} ms`,
+      } ms, p99 ${fsync.p99.toFixed(3)} ms, ${fsync.cpu.toFixed(3)} ms of CPU each`,
     );
     console.log(
       `  CPU per alert ${(ours.cpuPerAlert / bare.cpuPerAlert).toFixed(1)}x the bare subscriber's` +

@@ -152,15 +152,25 @@ export async function threadSeconds(pid: number): Promise<Record<string, number>
   return kinds;
 }
 
+/** CPU seconds (user + system) the calling thread has used so far (10 ms ticks). */
+function threadCpuSeconds(): number {
+  const stat = Deno.readTextFileSync("/proc/thread-self/stat");
+  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  return (Number(fields[11]) + Number(fields[12])) / 100;
+}
+
 /**
  * One 1 KB write plus `fdatasync`, `count` times, in `dir` (the state
- * folder's disk): the floor under the journal's latency. Milliseconds each.
+ * folder's disk): the floor under the journal's latency. Milliseconds
+ * each, and the CPU seconds they took in all (mostly the kernel's: what
+ * each sync of the journal costs, on whichever thread makes it).
  */
-export function fsyncProbe(dir: string, count = 200): number[] {
+export function fsyncProbe(dir: string, count = 200): { took: number[]; cpu: number } {
   const path = join(dir, "fsync-probe");
   const file = Deno.openSync(path, { write: true, create: true, append: true });
   const line = new TextEncoder().encode("x".repeat(1023) + "\n");
   const took: number[] = [];
+  const cpu = threadCpuSeconds();
   try {
     for (let i = 0; i < count; i++) {
       const start = performance.now();
@@ -172,13 +182,15 @@ export function fsyncProbe(dir: string, count = 200): number[] {
     file.close();
     Deno.removeSync(path);
   }
-  return took;
+  return { took, cpu: threadCpuSeconds() - cpu };
 }
 
 /** The fsync probe's figures, over every round of a run. */
 export interface FsyncRow {
   p50: number;
   p99: number;
+  /** CPU milliseconds per write + sync. */
+  cpu: number;
 }
 
 function rate(p: Phase): number {
@@ -301,6 +313,7 @@ export async function benchXmpp(
   const listener = await startListener(server, dir, "bench_listener", subscribers[1]!.phases);
   const cpu = [0, 0];
   const syncs: number[] = [];
+  let syncCpu = 0;
   const threads: Record<string, number>[] = [{}, {}];
   const pids = [bare.child.pid, listener.child.pid];
   try {
@@ -314,7 +327,9 @@ export async function benchXmpp(
         );
       }
       // The disk as it is this round, between the rounds (not to slow either subscriber).
-      syncs.push(...fsyncProbe(dir));
+      const probe = fsyncProbe(dir);
+      syncs.push(...probe.took);
+      syncCpu += probe.cpu;
     }
     for (let i = 0; i < 2; i++) {
       cpu[i] = await cpuSeconds(pids[i]!) - before[i]!;
@@ -347,5 +362,10 @@ export async function benchXmpp(
       },
     };
   });
-  return { rows, fsync: { p50: quantile(syncs, 0.5), p99: quantile(syncs, 0.99) } };
+  const fsync = {
+    p50: quantile(syncs, 0.5),
+    p99: quantile(syncs, 0.99),
+    cpu: syncCpu * 1000 / syncs.length,
+  };
+  return { rows, fsync };
 }
