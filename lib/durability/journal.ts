@@ -213,8 +213,8 @@ export interface JournalOpenOptions {
    * Bytes a trim must drop at least before it rewrites the file (it also
    * waits until it drops as much as it keeps). A rewrite holds up the
    * appends behind it for a few syncs, so it is done now and then rather
-   * than after every checkpoint; a journal of a megabyte or two costs
-   * recovery a few milliseconds.
+   * than after every checkpoint; recovery reads a megabyte of journal
+   * in about ten milliseconds.
    *
    * @default {1048576}
    */
