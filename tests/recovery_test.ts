@@ -349,7 +349,7 @@ Deno.test("a damaged snapshot body is a checksum mismatch, also where a line no 
   }
 });
 
-Deno.test("a snapshot's slice ends short of the next task's due time, and waits when it is near", () => {
+Deno.test("a snapshot's slice ends short of the next task's due time, and is the least when it is near", () => {
   const now = 1_000_000;
   assert.equal(sliceRoom(undefined, now), 1, "nothing pending: a whole slice");
   assert.equal(sliceRoom(now + 10, now), 1, "due in 10 s: a whole slice");
