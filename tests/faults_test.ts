@@ -9,7 +9,14 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { childDirName } from "../lib/listener/child_link.ts";
-import { ListenerProcess, runListener, tempDir, waitFor } from "./helpers.ts";
+import {
+  ListenerProcess,
+  mountTmpfs,
+  runListener,
+  tempDir,
+  unmountTmpfs,
+  waitFor,
+} from "./helpers.ts";
 
 const LISTENER = "[a]\nnodes = n\nchildConfig = c.ini\n";
 const QUICK = "[general]\nprocess_type = test\n[test]\ndelays = 0\nrepeats = 0\n";
@@ -250,18 +257,7 @@ Deno.test("a full disk: status CRITICAL, alerts held (bounded), resumed once spa
   // At most 5 held in memory: the replay waits for the child rather than defer.
   await using dir = await tempDir({ "l.ini": LISTENER + "max_held = 5\n", "c.ini": QUICK });
   const mount = join(dir.path, "tmpfs");
-  await Deno.mkdir(mount);
-  const mounted = await new Deno.Command("mount", {
-    args: ["-t", "tmpfs", "-o", "size=2m", "tmpfs", mount],
-    stderr: "piped",
-  }).output();
-  if (!mounted.success) {
-    console.log(
-      `skipped: cannot mount a tmpfs here (${new TextDecoder().decode(mounted.stderr).trim()})`,
-    );
-    t.step({ name: "mount a 2 MB tmpfs", ignore: true, fn: () => {} });
-    return;
-  }
+  if (!await mountTmpfs(t, mount)) return;
   try {
     const state = join(mount, "s");
     const big = "x".repeat(2000);
@@ -307,6 +303,6 @@ Deno.test("a full disk: status CRITICAL, alerts held (bounded), resumed once spa
     }
     assert.deepEqual(leftovers, [], "no temp file left behind");
   } finally {
-    await new Deno.Command("umount", { args: [mount] }).output();
+    await unmountTmpfs(mount);
   }
 });

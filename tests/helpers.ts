@@ -22,6 +22,30 @@ export async function tempDir(
 }
 
 /**
+ * Mounts a 2 MB tmpfs at `path` (made here): a disk that fills up. Where
+ * mounting is not allowed it says so, marks a step of `t` skipped and
+ * returns false. {@linkcode unmountTmpfs} takes it down.
+ */
+export async function mountTmpfs(t: Deno.TestContext, path: string): Promise<boolean> {
+  await Deno.mkdir(path);
+  const mounted = await new Deno.Command("mount", {
+    args: ["-t", "tmpfs", "-o", "size=2m", "tmpfs", path],
+    stderr: "piped",
+  }).output();
+  if (mounted.success) return true;
+  console.log(
+    `skipped: cannot mount a tmpfs here (${new TextDecoder().decode(mounted.stderr).trim()})`,
+  );
+  await t.step({ name: "mount a 2 MB tmpfs", ignore: true, fn: () => {} });
+  return false;
+}
+
+/** Takes down a tmpfs {@linkcode mountTmpfs} mounted (lazily, should a file still be open). */
+export async function unmountTmpfs(path: string): Promise<void> {
+  await new Deno.Command("umount", { args: ["-l", path] }).output();
+}
+
+/**
  * Waits until `test` holds (checked every few milliseconds), or fails
  * after `seconds` naming `what`: a barrier on a fact, not a fixed sleep.
  */

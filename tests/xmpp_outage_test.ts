@@ -25,7 +25,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { delay } from "../lib/core/async.ts";
-import { ListenerProcess, runListener, tempDir } from "./helpers.ts";
+import { ListenerProcess, mountTmpfs, runListener, tempDir, unmountTmpfs } from "./helpers.ts";
 import { TcpProxy } from "./xmpp_proxy.ts";
 import {
   connect,
@@ -410,18 +410,7 @@ for (const kind of SERVERS) {
       config["c.ini"] = "[general]\nprocess_type = test\n[test]\ndelays = 0\nrepeats = 0\n";
       await using dir = await tempDir(config);
       const state = join(dir.path, "state");
-      await Deno.mkdir(state);
-      const mounted = await new Deno.Command("mount", {
-        args: ["-t", "tmpfs", "-o", "size=2m", "tmpfs", state],
-        stderr: "piped",
-      }).output();
-      if (!mounted.success) {
-        console.log(
-          `skipped: cannot mount a tmpfs here (${new TextDecoder().decode(mounted.stderr)})`,
-        );
-        await t.step({ name: "mount a 2 MB tmpfs", ignore: true, fn: () => {} });
-        return;
-      }
+      if (!await mountTmpfs(t, state)) return;
       let listener: ListenerProcess | undefined;
       try {
         await using publisher = await connect(server, "publisher", "disk");
@@ -455,7 +444,7 @@ for (const kind of SERVERS) {
         assert.equal(await l.stop(), 0);
       } finally {
         await listener?.stop("SIGKILL");
-        await new Deno.Command("umount", { args: ["-l", state] }).output();
+        await unmountTmpfs(state);
       }
     },
   );
