@@ -465,7 +465,6 @@ function makeView(
   });
 }
 
-/** Listens to the children: mail, publishing, log lines, journal receipts, deaths. */
 /** Mails the recipients of `child`'s section; nothing when it names none. */
 function mailSection(
   r: Pick<Running, "config" | "mailer">,
@@ -479,6 +478,7 @@ function mailSection(
   r.mailer.send({ child, command, subject, body, recipients });
 }
 
+/** Listens to the children: mail, publishing, log lines, journal receipts, deaths. */
 function wireChildren(r: Running): void {
   const bus = r.supervisor.events;
   const sections = new Map(r.config.sections.map((s) => [s.name, s]));

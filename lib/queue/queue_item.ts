@@ -359,9 +359,5 @@ export function resetInternals(item: QueueItem): void {
 export function initRestored(item: QueueItem, tasks: Task[]): void {
   item[TASKS] = tasks;
   item[DONE] = [];
-  item[OWNER] = undefined;
-  item[ENTRY] = undefined;
-  item[KEY] = undefined;
-  item[COMPLETE] = false;
-  item[SAVED] = 0;
+  resetInternals(item);
 }

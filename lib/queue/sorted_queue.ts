@@ -132,11 +132,16 @@ export class SortedQueue<T extends QueueItem = QueueItem> implements Iterable<T>
     if (item.complete) return;
     const key = item.expiration;
     checkTime(item, key);
+    this.#admit(item);
+    this.#push(item, key);
+  }
+
+  /** Makes a checked item pending here: owner, count, listener, graceid index. */
+  #admit(item: T): void {
     item[OWNER] = this;
     this.#pending++;
     this.#onInsert?.(item);
     this.#index(item);
-    this.#push(item, key);
   }
 
   /** Adds a pending item to its graceid's set. */
@@ -169,10 +174,7 @@ export class SortedQueue<T extends QueueItem = QueueItem> implements Iterable<T>
     for (const item of items) {
       // Complete, or given twice: left out, as insert would.
       if (item.complete || item[OWNER]) continue;
-      item[OWNER] = this;
-      this.#pending++;
-      this.#onInsert?.(item);
-      this.#index(item);
+      this.#admit(item);
       const order = this.#order++;
       const key = item.expiration;
       item[ENTRY] = order;
