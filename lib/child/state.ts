@@ -85,9 +85,14 @@ export interface RecoveryTimings {
  */
 let checkpoints = 0;
 
-/** Milliseconds since `from`, rounded to microseconds for readable logs. */
+/** Milliseconds rounded to microseconds, for readable logs. */
+function roundMs(ms: number): number {
+  return Math.round(ms * 1000) / 1000;
+}
+
+/** Milliseconds since `from` (a `performance.now()`), rounded as {@linkcode roundMs}. */
 function since(from: number): number {
-  return Math.round((performance.now() - from) * 1000) / 1000;
+  return roundMs(performance.now() - from);
 }
 
 /** The longest a snapshot holds the child's thread at once, in ms. */
@@ -236,9 +241,9 @@ export class ChildState implements AsyncDisposable {
         continue;
       }
       // The file is read a piece at a time, between the pieces' loading.
-      const readMs = Math.round(data.readMs * 1000) / 1000;
+      const readMs = roundMs(data.readMs);
       timings.read_ms += readMs;
-      timings.load_ms += Math.round((since(loadStart) - readMs) * 1000) / 1000;
+      timings.load_ms += roundMs(since(loadStart) - readMs);
       try {
         const items = data.items;
         await runtime.exclusive(() => {
@@ -468,8 +473,8 @@ export class ChildState implements AsyncDisposable {
       seq,
       items: w.count,
       bytes,
-      ms: Math.round(took * 1000) / 1000,
-      busy_ms: Math.round(busy * 1000) / 1000,
+      ms: roundMs(took),
+      busy_ms: roundMs(busy),
     });
     this.#o.onCheckpoint(seq, previous, took / 1000);
   }

@@ -37,6 +37,11 @@ export const SNAPSHOT_VERSION = 3;
 /** The version before: one item row per line. */
 const ROW_PER_LINE_VERSION = 2;
 
+/** Whether a version is one with a header line and a checksummed body (3 and 2, not 1). */
+function headerAndBody(version: unknown): boolean {
+  return version === SNAPSHOT_VERSION || version === ROW_PER_LINE_VERSION;
+}
+
 /** A class name and the object's own fields. */
 interface ObjectJson {
   class: string;
@@ -402,7 +407,7 @@ function checkBody(head: JsonObject, body: Uint8Array, file: string): Header {
  * @throws {SnapshotError} for another version or a bad header
  */
 function checkHeader(head: JsonObject, file: string): Header {
-  if (head.version !== SNAPSHOT_VERSION && head.version !== ROW_PER_LINE_VERSION) {
+  if (!headerAndBody(head.version)) {
     throw new SnapshotError(
       file,
       `snapshot version ${head.version}; this build reads ${SNAPSHOT_VERSION}, ${ROW_PER_LINE_VERSION} and 1`,
@@ -603,7 +608,7 @@ export async function readSnapshot(path: string, registry: ClassRegistry): Promi
     }
     if (
       newline < 0 || !isJsonObject(head) || head.format !== SNAPSHOT_FORMAT ||
-      (head.version !== SNAPSHOT_VERSION && head.version !== ROW_PER_LINE_VERSION)
+      !headerAndBody(head.version)
     ) {
       // Version 1, or no snapshot at all: read whole, the general reader says which.
       while (await more());
@@ -874,7 +879,7 @@ export function loadSnapshot(
   }
   if (
     !isJsonObject(head) || head.format !== SNAPSHOT_FORMAT ||
-    (head.version !== SNAPSHOT_VERSION && head.version !== ROW_PER_LINE_VERSION)
+    !headerAndBody(head.version)
   ) {
     // Version 1, or no snapshot at all: the general reader says which.
     const data = parseSnapshot(decoder.decode(bytes), file);
