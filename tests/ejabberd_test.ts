@@ -674,11 +674,31 @@ async function factsOfRestart(t: Deno.TestContext, server: XmppServer, publisher
   await listener.pubsub.subscribe("persist", listener.jid);
 
   await t.step("an orderly shutdown: the stream error clients see", async () => {
-    const stopping = server.stop();
-    await listener.until(() => listener.closed, "the shutdown");
-    await stopping;
-    await listener[Symbol.asyncDispose]();
-    assert.equal(streamError(listener), EXPECT[kind].shutdown);
+    // ejabberd 23.01 now and then stops before a session has sent its
+    // <system-shutdown/> (its log then has no "Closing c2s session" line):
+    // the session just closes. So up to three stops, on the same resource:
+    // the notice must come, and a stop without it is a close with no stream
+    // error at all, and on ejabberd only.
+    let session = listener;
+    for (let stop = 1;; stop++) {
+      if (stop > 1) {
+        await server.resume();
+        session = await connect(server, "listener", "persist");
+        // A round trip: the session is settled in before the stop.
+        await session.pubsub.subscriptions("persist");
+      }
+      const stopping = server.stop();
+      await session.until(() => session.closed, "the shutdown");
+      await stopping;
+      await session[Symbol.asyncDispose]();
+      const seen = streamError(session);
+      if (seen === EXPECT[kind].shutdown || stop === 3) {
+        assert.equal(seen, EXPECT[kind].shutdown);
+        break;
+      }
+      assert.equal(kind, "ejabberd", `${kind}: ${seen}`);
+      assert.equal(seen, "no stream error: ", "a close without any stream error");
+    }
   });
 
   await t.step("nodes, items and subscriptions survive a restart", async () => {
