@@ -227,6 +227,51 @@ Deno.test("GraceDB failing: actions are kept, reported once, retried, and comple
   assert.equal(ap.events("ap_gracedb_recovered").length, 1);
 });
 
+Deno.test("a log write GraceDB took but never answered is not written again", async () => {
+  await using ap = await startAp();
+  const g = ap.addEvent(CBC);
+  const comment = "AP: Created event dictionary.";
+  // Answered after the call's 2 s: the client gives up, GraceDB writes it all the same.
+  ap.server.inject({ path: `events/${g}/log/`, method: "POST", delayMs: 2500 });
+  await ap.pump();
+  const retry = ap.events("ap_gracedb_retry");
+  assert.equal(retry.length, 1, "the unanswered write defers the work");
+  assert.match(String(retry[0]?.error), /writing a log entry "AP: Created event dictionary\."/);
+  const deadline = Date.now() + 10_000;
+  while (count(ap.comments(g), comment) === 0) {
+    assert.ok(Date.now() < deadline, "GraceDB writes the delayed entry");
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+  await ap.advance(60);
+  assert.equal(count(ap.comments(g), comment), 1, "the entry is not written twice");
+  assert.ok(ap.lines(g).some((l) => l.includes("not written again")));
+  assert.equal(ap.record(g).currentstate, "preliminary_to_initial", "the rest goes on");
+  assert.equal(new Set(ap.comments(g)).size, ap.comments(g).length, "no entry twice");
+});
+
+Deno.test("a log write that failed (503s) is looked for, not found, and written on the retry", async () => {
+  await using ap = await startAp();
+  const g = ap.addEvent(CBC);
+  const fault = ap.server.inject({
+    path: `events/${g}/log/`,
+    method: "POST",
+    status: 503,
+    times: 1000,
+  });
+  await ap.pump();
+  fault.remove();
+  assert.equal(count(ap.comments(g), "AP: Created event dictionary."), 0);
+  assert.equal(ap.events("ap_gracedb_retry").length, 1);
+  await ap.advance(60);
+  assert.equal(count(ap.comments(g), "AP: Created event dictionary."), 1);
+  assert.ok(!ap.lines(g).some((l) => l.includes("not written again")));
+  assert.ok(
+    ap.server.requests.some((r) => r.method === "GET" && r.path === `/api/events/${g}/log/`),
+    "the retry looked for the entry first",
+  );
+  assert.equal(ap.record(g).currentstate, "preliminary_to_initial");
+});
+
 Deno.test("a refused action (4xx) is reported and dropped; the rest goes on", async () => {
   await using ap = await startAp();
   const g = ap.addEvent(CBC);

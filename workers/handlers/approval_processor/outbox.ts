@@ -4,10 +4,16 @@
  * after it wait for the next try); a refusal (a 4xx) is reported and the
  * effect dropped, since sending it again would be refused again.
  *
+ * Writes are carried out at least once and, as far as GraceDB lets us
+ * tell, at most once: labels are idempotent, VOEvents are checked against
+ * GraceDB's list (`voevent.ts`), and a log entry whose write went
+ * unanswered is looked for before it is written again.
+ *
  * @module
  */
 
-import { attempt, callOptions, client, Deferred } from "./gracedb.ts";
+import type { GraceDbLogEntry } from "../../../lib/gracedb/mod.ts";
+import { attempt, callOptions, client, Deferred, OutOfTime } from "./gracedb.ts";
 import type { Effect, Plan } from "./plan.ts";
 import { sendVoEvent } from "./voevent.ts";
 
@@ -30,18 +36,28 @@ async function carryOut(p: Plan, effect: Effect): Promise<void> {
   const s = p.s;
   switch (effect.type) {
     case "log": {
+      if (effect.unanswered && await written(p, effect)) {
+        p.note(`${describe(effect)} was written by a try that got no answer; not written again.`);
+        return;
+      }
       const file = effect.file
         ? { name: effect.file.name, data: effect.file.text, contentType: "application/json" }
         : undefined;
-      await attempt(
-        `writing a ${describe(effect)}`,
-        () =>
-          client(p.ctx).writeLog(effect.id, effect.comment, {
-            ...callOptions(s),
-            tags: effect.tags,
-            ...(file ? { file } : {}),
-          }),
-      );
+      try {
+        await attempt(
+          `writing a ${describe(effect)}`,
+          () =>
+            client(p.ctx).writeLog(effect.id, effect.comment, {
+              ...callOptions(s),
+              tags: effect.tags,
+              ...(file ? { file } : {}),
+            }),
+        );
+      } catch (error) {
+        // Out of time before the request went out: nothing was sent.
+        if (error instanceof Deferred && !(error instanceof OutOfTime)) effect.unanswered = true;
+        throw error;
+      }
       return;
     }
     case "label": {
@@ -61,6 +77,24 @@ async function carryOut(p: Plan, effect: Effect): Promise<void> {
       p.rec.currentstate = effect.to;
       return;
   }
+}
+
+type LogEffect = Extract<Effect, { type: "log" }>;
+
+/**
+ * Whether the event's log already holds the entry: the same comment and
+ * file name. The handler's entries are unique per event (its once-only
+ * gates), so such an entry is the one the unanswered write made.
+ *
+ * @throws {Deferred} when GraceDB does not answer the listing either
+ */
+async function written(p: Plan, effect: LogEffect): Promise<boolean> {
+  const entries: GraceDbLogEntry[] = await attempt(
+    `looking for a ${describe(effect)}`,
+    () => client(p.ctx).logs(effect.id, callOptions(p.s)),
+  );
+  const name = effect.file?.name ?? "";
+  return entries.some((e) => e.comment === effect.comment && e.filename === name);
 }
 
 /**

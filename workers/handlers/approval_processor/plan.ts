@@ -25,6 +25,12 @@ export type Effect =
     /** Tags of the entry (`em_follow` unless said otherwise). */
     tags: string[];
     file?: { name: string; text: string };
+    /**
+     * Set when a write of it ended without an answer (a timeout, or a
+     * transient error): GraceDB may have taken it, so the next try looks
+     * for the entry before writing it again.
+     */
+    unanswered?: true;
   }
   | { type: "label"; id: string; name: string }
   | { type: "voevent"; voType: VoType }
