@@ -437,7 +437,9 @@ for (const kind of SERVERS) {
         await l.until(() => routed(l, "disk").length === 8, "five held in memory, at most");
         await l.until(() => l.named("alert_deferred").length === 22, "the rest deferred");
         await Deno.remove(filler);
-        await l.until(() => l.named("deferred_catch_up").length === 1, "the catch-up", 30);
+        // At least one: a checkpoint that frees a few KB while the disk is
+        // full can let the child take alerts, and a catch-up run, earlier.
+        await l.until(() => l.named("deferred_catch_up").length >= 1, "the catch-up", 30);
         await l.until(() => l.named("alert").length === 30, "all thirty applied", 30);
         const uids = Array.from({ length: 30 }, (_, i) => `F${i + 1}`);
         assert.deepEqual(routed(l, "disk"), uids, `${kind}: each once, in order`);
