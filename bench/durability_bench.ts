@@ -15,7 +15,7 @@ import * as testHandler from "../workers/handlers/test.ts";
 
 const PAD = "x".repeat(900);
 
-function record(seq: number): JournalRecord {
+export function record(seq: number): JournalRecord {
   return {
     seq,
     node: "cbc_gstlal",
@@ -151,6 +151,8 @@ export interface SnapshotRow {
   /** Recovery's own breakdown, from its `recovered` log event. */
   timings: RecoveryTimings;
   replayed: number;
+  /** The same recovery in a fresh process (a restarted listener). */
+  fresh: RecoveryRun;
 }
 
 /** Test-handler items as parseAlert makes them: two tasks each, own graceid. */
@@ -169,7 +171,7 @@ export function testItems(count: number, t0: number): testHandler.TestItem[] {
  * written); returns the milliseconds until it is on disk (`log` hears the
  * rest).
  */
-async function checkpointOf(
+export async function checkpointOf(
   count: number,
   dir: string,
   log: Logger,
@@ -211,40 +213,13 @@ export async function benchSnapshot(count = 1e5, journaled = 1000): Promise<Snap
     const { journal } = await Journal.open(join(dir, "journal.log"));
     await journal.append(Array.from({ length: journaled }, (_, i) => record(1 + i)));
     await journal.close();
-    // A restarted child starts with an empty heap: the first child's queue
-    // is gone (out of scope above), and is not collected during recovery.
-    (globalThis as { gc?: () => void }).gc?.();
-
-    const again = runtime(dir, quiet);
-    // Keeps the `recovered` event alone: formatting every log record would
-    // add to the time measured.
-    let timings: RecoveryTimings | undefined;
-    const noteRecovered: ChildLog = {
-      debug() {},
-      info() {},
-      warning() {},
-      error() {},
-      event(_level, event, fields) {
-        if (event === "recovered") timings = fields as unknown as RecoveryTimings;
-      },
-    };
-    const recovering = new ChildState({
-      dir,
-      child: "bench",
-      runtime: again,
-      log: noteRecovered,
-      onCheckpoint() {},
-    });
-    const begin = performance.now();
-    const recovery = await recovering.recover();
-    const recoverMs = performance.now() - begin;
-    if (again.queue.size !== count + journaled) {
-      throw new Error(`recovered ${again.queue.size} items`);
-    }
-    await again.stop();
-    // Its checkpoint timer would otherwise keep retrying in a folder removed below.
-    await recovering.close();
-    if (!timings) throw new Error("recovery logged no timings");
+    // Each recovers a copy: a recovered child checkpoints what it replayed.
+    const expect = count + journaled;
+    const fresh = await recoverInProcess(await copyDir(dir, "process"), expect);
+    const { recoverMs, timings, replayed } = await recoverInWorker(
+      await copyDir(dir, "worker"),
+      expect,
+    );
     return {
       items: count,
       writeMs,
@@ -252,9 +227,101 @@ export async function benchSnapshot(count = 1e5, journaled = 1000): Promise<Snap
       bytes,
       recoverMs,
       timings,
-      replayed: recovery.replayed,
+      replayed,
+      fresh,
     };
   } finally {
-    await Deno.remove(dir, { recursive: true });
+    for (const path of [dir, `${dir}-process`, `${dir}-worker`]) {
+      await Deno.remove(path, { recursive: true }).catch(() => {});
+    }
   }
+}
+
+/** A copy of the state folder `dir`, beside it, named with `suffix`. */
+async function copyDir(dir: string, suffix: string): Promise<string> {
+  const copy = `${dir}-${suffix}`;
+  const out = await new Deno.Command("cp", { args: ["-a", dir, copy] }).output();
+  if (!out.success) throw new Error(`cp -a ${dir} ${copy} failed`);
+  return copy;
+}
+
+/** What {@linkcode recoverChild} measured. */
+export interface RecoveryRun {
+  recoverMs: number;
+  timings: RecoveryTimings;
+  replayed: number;
+}
+
+/**
+ * Recovers a test-handler child from `dir` (its snapshot and journal) and
+ * checks it holds `expect` items: what a restarted child does first.
+ */
+export async function recoverChild(dir: string, expect: number): Promise<RecoveryRun> {
+  const quiet = new Logger({ child: "bench", format: "json", level: 40, sinks: [] });
+  const again = runtime(dir, quiet);
+  // Keeps the `recovered` event alone: formatting every log record would
+  // add to the time measured.
+  let timings: RecoveryTimings | undefined;
+  const noteRecovered: ChildLog = {
+    debug() {},
+    info() {},
+    warning() {},
+    error() {},
+    event(_level, event, fields) {
+      if (event === "recovered") timings = fields as unknown as RecoveryTimings;
+    },
+  };
+  const recovering = new ChildState({
+    dir,
+    child: "bench",
+    runtime: again,
+    log: noteRecovered,
+    onCheckpoint() {},
+  });
+  const begin = performance.now();
+  const recovery = await recovering.recover();
+  const recoverMs = performance.now() - begin;
+  if (again.queue.size !== expect) throw new Error(`recovered ${again.queue.size} items`);
+  await again.stop();
+  // Its checkpoint timer would otherwise keep retrying in a folder removed after.
+  await recovering.close();
+  if (!timings) throw new Error("recovery logged no timings");
+  return { recoverMs, timings, replayed: recovery.replayed };
+}
+
+/**
+ * {@linkcode recoverChild} in a fresh worker, as a child restarted by a
+ * running listener recovers: its own heap, empty at the start (in the
+ * benchmark's thread, it would find a heap grown by earlier sections).
+ */
+function recoverInWorker(dir: string, expect: number): Promise<RecoveryRun> {
+  const worker = new Worker(new URL("./recovery_worker.ts", import.meta.url), { type: "module" });
+  return new Promise<RecoveryRun>((resolve, reject) => {
+    worker.onmessage = (e: MessageEvent<{ run?: RecoveryRun; error?: string }>) => {
+      worker.terminate();
+      if (e.data.run) resolve(e.data.run);
+      else reject(new Error(`recovery failed: ${e.data.error}`));
+    };
+    worker.onerror = (e) => {
+      e.preventDefault();
+      worker.terminate();
+      reject(new Error(`recovery worker: ${e.message}`));
+    };
+    worker.postMessage({ dir, expect });
+  });
+}
+
+/**
+ * {@linkcode recoverChild} in a fresh process, as a child recovers when
+ * the whole listener restarts: every page of its heap is new memory
+ * (a worker in a running process reuses pages earlier heaps gave back).
+ */
+async function recoverInProcess(dir: string, expect: number): Promise<RecoveryRun> {
+  const program = new URL("./recovery_worker.ts", import.meta.url).pathname;
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "--allow-all", program, dir, String(expect)],
+    stderr: "inherit",
+  }).output();
+  if (!out.success) throw new Error(`recovery process failed (${out.code})`);
+  return JSON.parse(new TextDecoder().decode(out.stdout)) as RecoveryRun;
 }
