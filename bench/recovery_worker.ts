@@ -13,11 +13,16 @@ if (!("DedicatedWorkerGlobalScope" in globalThis)) {
   const [dir, expect] = Deno.args;
   console.log(JSON.stringify(await recoverChild(dir!, Number(expect))));
 } else {
-  self.onmessage = async (e: MessageEvent<{ dir: string; expect: number }>) => {
+  // Typed as a worker's scope: the file is also a program, so it cannot take the worker lib.
+  const scope = self as unknown as {
+    onmessage: (e: MessageEvent<{ dir: string; expect: number }>) => void;
+    postMessage(message: unknown): void;
+  };
+  scope.onmessage = async (e) => {
     try {
-      self.postMessage({ run: await recoverChild(e.data.dir, e.data.expect) });
+      scope.postMessage({ run: await recoverChild(e.data.dir, e.data.expect) });
     } catch (error) {
-      self.postMessage({ error: (error as Error)?.stack ?? String(error) });
+      scope.postMessage({ error: (error as Error)?.stack ?? String(error) });
     }
   };
 }
