@@ -198,3 +198,23 @@ Deno.test("Journal.trim drops records a snapshot covers", async () => {
   assert.equal(reopened.journal.lastSeq, 4, "numbering goes on after an empty journal");
   await reopened.journal.close();
 });
+
+Deno.test("readJournal gives byte offsets, from text or bytes, with non-ASCII alerts", () => {
+  const wide = (seq: number): JournalRecord => ({
+    ...record(seq),
+    alert: { uid: `G${seq}`, alert_type: "new", comment: "é ✓ 🚀 \ud800 lone" },
+  });
+  const lines = [HEADER, encodeRecord(record(1)), encodeRecord(wide(2)), encodeRecord(record(3))];
+  const torn = encodeRecord(wide(4)).slice(0, 30);
+  const text = lines.join("") + torn;
+  const bytes = new TextEncoder().encode(text);
+  const byteEnd = (n: number) => new TextEncoder().encode(lines.slice(0, n + 1).join("")).length;
+  for (const input of [text, bytes]) {
+    const read = readJournal(input);
+    assert.deepEqual(read.records.map((r) => r.seq), [1, 2, 3]);
+    assert.deepEqual(read.ends, [byteEnd(1), byteEnd(2), byteEnd(3)]);
+    assert.equal(read.cut?.byteOffset, byteEnd(3));
+    // JSON escapes a lone surrogate, so it comes back as it went in.
+    assert.equal(read.records[1]!.alert.comment, "é ✓ 🚀 \ud800 lone");
+  }
+});

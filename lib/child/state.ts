@@ -23,7 +23,7 @@ import {
   SnapshotError,
   SnapshotWriter,
 } from "../durability/snapshot.ts";
-import { readIfExists, removeStaleTemps, writePrivateFile } from "../durability/state_dir.ts";
+import { readBytesIfExists, removeStaleTemps, writePrivateFile } from "../durability/state_dir.ts";
 
 /** Options for {@linkcode ChildState}. */
 export interface ChildStateOptions {
@@ -180,7 +180,7 @@ export class ChildState implements AsyncDisposable {
     await removeStaleTemps(snapshots);
     const { runtime, log } = this.#o;
     const start = performance.now();
-    const journal = readJournal(await readIfExists(join(this.#o.dir, "journal.log")) ?? "");
+    const journal = readJournal(await readBytesIfExists(join(this.#o.dir, "journal.log")) ?? "");
     const timings: RecoveryTimings = {
       journal_ms: since(start),
       read_ms: 0,

@@ -20,8 +20,8 @@
 import { crc32 } from "node:zlib";
 import * as v from "valibot";
 import { Serializer } from "../core/async.ts";
-import { type Alert, readAlert } from "../core/alert.ts";
-import { readIfExists, writePrivateFile } from "./state_dir.ts";
+import { type Alert, isJsonObject, readAlert } from "../core/alert.ts";
+import { readBytesIfExists, writePrivateFile } from "./state_dir.ts";
 
 export const JOURNAL_FORMAT = "lvalertMP-journal";
 export const JOURNAL_VERSION = 1;
@@ -66,28 +66,12 @@ export interface JournalRead {
 }
 
 const encoder = new TextEncoder();
+const decoder = new TextDecoder();
 
 const HeaderSchema = v.object({
   format: v.literal(JOURNAL_FORMAT),
   version: v.literal(JOURNAL_VERSION),
   base: v.optional(v.pipe(v.number(), v.integer(), v.minValue(0)), 0),
-});
-
-/** A record line's JSON; the alert is checked as any payload is. */
-const RecordSchema = v.object({
-  seq: v.pipe(v.number(), v.integer(), v.minValue(1)),
-  node: v.string(),
-  id: v.nullable(v.string()),
-  t0: v.number(),
-  alert: v.pipe(
-    v.unknown(),
-    v.rawTransform(({ dataset, addIssue, NEVER }) => {
-      const read = readAlert(dataset.value);
-      if (read.ok) return read.alert;
-      addIssue({ message: read.reason });
-      return NEVER;
-    }),
-  ),
 });
 
 /** What is written for one record: the alert as JSON text. */
@@ -116,6 +100,11 @@ export function encodeRecord(record: JournalRecord | JournalEntry): Uint8Array {
   return line;
 }
 
+/**
+ * One record from its line (without the newline): the CRC over the JSON,
+ * then the JSON, then its fields (the alert checked as any payload is); a
+ * reason when it is not intact.
+ */
 function decodeRecord(line: string): JournalRecord | string {
   if (line.indexOf(" ") !== 8) return "no checksum";
   const json = line.slice(9);
@@ -126,8 +115,34 @@ function decodeRecord(line: string): JournalRecord | string {
   } catch {
     return "not JSON";
   }
-  const record = v.safeParse(RecordSchema, value);
-  return record.success ? record.output : "not a journal record";
+  if (!isJsonObject(value)) return "not a journal record";
+  const { seq, node, id, t0 } = value;
+  if (
+    !Number.isInteger(seq) || (seq as number) < 1 || typeof node !== "string" ||
+    (id !== null && typeof id !== "string") || typeof t0 !== "number"
+  ) return "not a journal record";
+  const alert = readAlert(value.alert);
+  if (!alert.ok) return "not a journal record";
+  return { seq: seq as number, node, id, t0, alert: alert.alert };
+}
+
+/** The UTF-8 length of `text`, counted without encoding it. */
+function utf8Length(text: string): number {
+  let n = text.length;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c < 0x80) continue;
+    if (c < 0x800) n += 1;
+    else if (c >= 0xd800 && c <= 0xdbff && i + 1 < text.length) {
+      // A surrogate pair: four bytes for its two units.
+      const next = text.charCodeAt(i + 1);
+      if (next >= 0xdc00 && next <= 0xdfff) {
+        n += 2;
+        i++;
+      } else n += 2;
+    } else n += 2;
+  }
+  return n;
 }
 
 function readHeader(line: string): number | undefined {
@@ -142,9 +157,10 @@ function readHeader(line: string): number | undefined {
 }
 
 /**
- * Parses journal text record by record: a damaged or out-of-order line is
- * skipped and reported in `damaged`, a torn last line in `cut`, and a
- * damaged header is rebuilt (`base` just below the first record).
+ * Parses a journal (its text, or its bytes as read) record by record: a
+ * damaged or out-of-order line is skipped and reported in `damaged`, a
+ * torn last line in `cut`, and a damaged header is rebuilt (`base` just
+ * below the first record).
  *
  * @example
  * ```ts
@@ -152,7 +168,7 @@ function readHeader(line: string): number | undefined {
  * read.records.length; // 0
  * ```
  */
-export function readJournal(text: string): JournalRead {
+export function readJournal(input: string | Uint8Array): JournalRead {
   const read: JournalRead = {
     base: 0,
     records: [],
@@ -161,7 +177,11 @@ export function readJournal(text: string): JournalRead {
     damaged: [],
     header: "ok",
   };
+  // One decode of the whole file; offsets are of its bytes, which are the
+  // characters themselves when every one is ASCII (the common case).
+  const text = typeof input === "string" ? input : decoder.decode(input);
   if (text === "") return read;
+  const ascii = (typeof input === "string" ? utf8Length(input) : input.length) === text.length;
   const lines = text.split("\n");
   const base = readHeader(lines[0]!);
   let offset = 0;
@@ -170,7 +190,7 @@ export function readJournal(text: string): JournalRead {
     const line = lines[i]!;
     const start = offset;
     const last = i === lines.length - 1;
-    if (!last) offset += encoder.encode(line).length + 1;
+    if (!last) offset += (ascii ? line.length : utf8Length(line)) + 1;
     if (i === 0 && base !== undefined) continue;
     if (last) {
       if (line !== "") {
@@ -272,12 +292,12 @@ export class Journal implements AsyncDisposable {
    */
   static async open(path: string, options: JournalOpenOptions = {}): Promise<JournalOpened> {
     const floor = options.floor ?? 0;
-    const text = await readIfExists(path);
-    let read = readJournal(text ?? "");
+    const bytes = await readBytesIfExists(path);
+    let read = readJournal(bytes ?? "");
     const last = read.records.at(-1)?.seq ?? read.base;
     const lost = floor > last ? { floor, last } : null;
     let movedAside: string | null = null;
-    if (!text || (read.records.length === 0 && read.damaged.length === 0)) {
+    if (!bytes?.length || (read.records.length === 0 && read.damaged.length === 0)) {
       // New, or nothing but a torn start: begin at the floor.
       await writePrivateFile(path, header(Math.max(read.base, floor)));
     } else if (read.damaged.length > 0 || read.header === "rebuilt") {
@@ -288,7 +308,7 @@ export class Journal implements AsyncDisposable {
       await Deno.truncate(path, read.cut.byteOffset);
     }
     const opened = read;
-    if (movedAside || !text || read.cut) read = readJournal(await Deno.readTextFile(path));
+    if (movedAside || !bytes?.length || read.cut) read = readJournal(await Deno.readFile(path));
     const file = await Deno.open(path, { append: true, mode: 0o600 });
     if (read !== opened) await file.syncData();
     const journal = new Journal(path, file, read, floor, options.trimBytes ?? 1024 * 1024);
@@ -404,7 +424,7 @@ export class Journal implements AsyncDisposable {
         if (got === null) return undefined;
         n += got;
       }
-      const text = new TextDecoder().decode(bytes).replace(/\n$/, "");
+      const text = decoder.decode(bytes).replace(/\n$/, "");
       const decoded = decodeRecord(text.slice(text.lastIndexOf("\n") + 1));
       return typeof decoded === "string" ? undefined : decoded;
     });

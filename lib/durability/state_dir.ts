@@ -92,8 +92,14 @@ export async function syncDir(path: string): Promise<void> {
 
 /** A file's text, or undefined when it does not exist (other errors throw). */
 export async function readIfExists(path: string): Promise<string | undefined> {
+  const bytes = await readBytesIfExists(path);
+  return bytes && new TextDecoder().decode(bytes);
+}
+
+/** A file's bytes, or undefined when there is no such file. */
+export async function readBytesIfExists(path: string): Promise<Uint8Array | undefined> {
   try {
-    return await Deno.readTextFile(path);
+    return await Deno.readFile(path);
   } catch (error) {
     if (error instanceof Deno.errors.NotFound) return undefined;
     throw error;
