@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { ChildRuntime } from "../lib/child/runtime.ts";
-import { ChildState, sliceRoom } from "../lib/child/state.ts";
+import { ChildState, sliceRoom, startDelay } from "../lib/child/state.ts";
 import { Ini, parseIni } from "../lib/config/ini.ts";
 import { encodeRecord as encodeBytes, type JournalRecord } from "../lib/durability/journal.ts";
 import { Logger, type LogRecord } from "../lib/core/log.ts";
@@ -359,4 +359,16 @@ Deno.test("a snapshot's slice ends short of the next task's due time, and is the
   assert.equal(sliceRoom(now + 0.0002, now), 0, "due in 0.2 ms: the least slice");
   assert.equal(sliceRoom(now - 0.001, now), 0, "1 ms overdue: its timer is about to run it");
   assert.equal(sliceRoom(now - 0.01, now), 1, "10 ms overdue: held up elsewhere, go on");
+});
+
+Deno.test("a snapshot fixes its items in a gap between due tasks", () => {
+  const now = 1_000_000;
+  const close = (a: number, b: number) => Math.abs(a - b) < 1e-6;
+  assert.equal(startDelay(undefined, now, 3), 0, "nothing pending: at once");
+  assert.equal(startDelay(now + 0.005, now, 3), 0, "due in 5 ms, fixing takes 3: at once");
+  const wait = startDelay(now + 0.002, now, 3);
+  assert.ok(close(wait, 2.3), `due in 2 ms: after it (${wait})`);
+  assert.ok(close(startDelay(now - 0.001, now, 3), 0.3), "1 ms overdue: its timer runs it first");
+  assert.equal(startDelay(now - 0.01, now, 3), 0, "10 ms overdue: held up elsewhere, go on");
+  assert.equal(startDelay(now + 0.001, now, 0), 0, "fixing took no time: at once");
 });
