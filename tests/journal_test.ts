@@ -218,3 +218,26 @@ Deno.test("readJournal gives byte offsets, from text or bytes, with non-ASCII al
     assert.equal(read.records[1]!.alert.comment, "é ✓ 🚀 \ud800 lone");
   }
 });
+
+Deno.test("readJournal: bytes that are not UTF-8 damage their record only, and no offset after it", () => {
+  const enc = new TextEncoder();
+  const good = (seq: number) => enc.encode(encodeRecord(record(seq)));
+  const bad = enc.encode(encodeRecord(record(2)));
+  // Three invalid bytes in a row decode to three U+FFFD, nine bytes as text.
+  bad.set([0xff, 0xfe, 0xe2], 30);
+  // Not all ASCII, so offsets cannot be read off the characters.
+  const wide = enc.encode(encodeRecord({ ...record(4), alert: { uid: "G4", alert_type: "é" } }));
+  const parts = [enc.encode(HEADER), good(1), bad, good(3), wide];
+  const bytes = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+  let at = 0;
+  const ends: number[] = [];
+  for (const part of parts) {
+    bytes.set(part, at);
+    at += part.length;
+    ends.push(at);
+  }
+  const read = readJournal(bytes);
+  assert.deepEqual(read.records.map((r) => r.seq), [1, 3, 4]);
+  assert.deepEqual(read.damaged.map((d) => [d.line, d.reason]), [[3, "checksum mismatch"]]);
+  assert.deepEqual(read.ends, [ends[1], ends[3], ends[4]], "offsets of the bytes on disk");
+});

@@ -67,6 +67,7 @@ export interface JournalRead {
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
+const NEWLINE = 10;
 
 const HeaderSchema = v.object({
   format: v.literal(JOURNAL_FORMAT),
@@ -133,14 +134,13 @@ function utf8Length(text: string): number {
     const c = text.charCodeAt(i);
     if (c < 0x80) continue;
     if (c < 0x800) n += 1;
-    else if (c >= 0xd800 && c <= 0xdbff && i + 1 < text.length) {
-      // A surrogate pair: four bytes for its two units.
+    else {
+      // Three bytes; a surrogate pair is four for its two units, and a lone
+      // surrogate is encoded as U+FFFD, three.
+      n += 2;
       const next = text.charCodeAt(i + 1);
-      if (next >= 0xdc00 && next <= 0xdfff) {
-        n += 2;
-        i++;
-      } else n += 2;
-    } else n += 2;
+      if (c >= 0xd800 && c <= 0xdbff && next >= 0xdc00 && next <= 0xdfff) i++;
+    }
   }
   return n;
 }
@@ -177,11 +177,14 @@ export function readJournal(input: string | Uint8Array): JournalRead {
     damaged: [],
     header: "ok",
   };
-  // One decode of the whole file; offsets are of its bytes, which are the
-  // characters themselves when every one is ASCII (the common case).
-  const text = typeof input === "string" ? input : decoder.decode(input);
+  // One decode of the whole file. Offsets are of its bytes: the characters
+  // themselves when every one is ASCII (the common case); else the bytes'
+  // own newlines (a damaged byte decodes to U+FFFD, three bytes, but never
+  // takes a newline with it), or, for text, its UTF-8 length.
+  const bytes = typeof input === "string" ? undefined : input;
+  const text = bytes ? decoder.decode(bytes) : input as string;
   if (text === "") return read;
-  const ascii = (typeof input === "string" ? utf8Length(input) : input.length) === text.length;
+  const ascii = (bytes ? bytes.length : utf8Length(text)) === text.length;
   const lines = text.split("\n");
   const base = readHeader(lines[0]!);
   let offset = 0;
@@ -190,7 +193,11 @@ export function readJournal(input: string | Uint8Array): JournalRead {
     const line = lines[i]!;
     const start = offset;
     const last = i === lines.length - 1;
-    if (!last) offset += (ascii ? line.length : utf8Length(line)) + 1;
+    if (!last) {
+      if (ascii) offset += line.length + 1;
+      else if (bytes) offset = bytes.indexOf(NEWLINE, offset) + 1;
+      else offset += utf8Length(line) + 1;
+    }
     if (i === 0 && base !== undefined) continue;
     if (last) {
       if (line !== "") {
