@@ -87,7 +87,7 @@ async function applyThenStop(
 }
 
 for (const damage of ["deleted", "emptied"] as const) {
-  Deno.test(`an ${damage} journal is reported, numbering continues above the snapshot, nothing is skipped later`, async () => {
+  Deno.test(`${damage === "deleted" ? "a" : "an"} ${damage} journal is reported, numbering continues above the snapshot, nothing is skipped later`, async () => {
     await using dir = await tempDir({
       "l.ini": LISTENER + "checkpoint_every = 100000\ncheckpoint_interval = 3600\n",
       "c.ini": PENDING,
