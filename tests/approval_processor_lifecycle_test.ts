@@ -249,6 +249,21 @@ Deno.test("a log write GraceDB took but never answered is not written again", as
   assert.equal(new Set(ap.comments(g)).size, ap.comments(g).length, "no entry twice");
 });
 
+Deno.test("a log write answered 503 once is looked for, not found, and written again in the same run", async () => {
+  await using ap = await startAp();
+  const g = ap.addEvent(CBC);
+  ap.server.inject({ path: `events/${g}/log/`, method: "POST", status: 503 });
+  await ap.pump();
+  assert.equal(count(ap.comments(g), "AP: Created event dictionary."), 1);
+  assert.equal(ap.events("ap_gracedb_retry").length, 0, "no deferral, no mail");
+  const requests = ap.server.requests.map((r) => `${r.method} ${r.path} ${r.status}`);
+  const log = `/api/events/${g}/log/`;
+  const first = requests.indexOf(`POST ${log} 503`);
+  assert.ok(first >= 0, requests.join("\n"));
+  assert.equal(requests[first + 1], `GET ${log} 200`, "looked for before writing again");
+  assert.equal(requests[first + 2], `POST ${log} 201`);
+});
+
 Deno.test("a log write that failed (503s) is looked for, not found, and written on the retry", async () => {
   await using ap = await startAp();
   const g = ap.addEvent(CBC);

@@ -12,7 +12,7 @@
  * @module
  */
 
-import type { GraceDbLogEntry } from "../../../lib/gracedb/mod.ts";
+import { GraceDbError, type GraceDbLogEntry } from "../../../lib/gracedb/mod.ts";
 import { attempt, callOptions, client, Deferred, OutOfTime } from "./gracedb.ts";
 import type { Effect, Plan } from "./plan.ts";
 import { sendVoEvent } from "./voevent.ts";
@@ -35,31 +35,8 @@ function describe(effect: Effect): string {
 async function carryOut(p: Plan, effect: Effect): Promise<void> {
   const s = p.s;
   switch (effect.type) {
-    case "log": {
-      if (effect.unanswered && await written(p, effect)) {
-        p.note(`${describe(effect)} was written by a try that got no answer; not written again.`);
-        return;
-      }
-      const file = effect.file
-        ? { name: effect.file.name, data: effect.file.text, contentType: "application/json" }
-        : undefined;
-      try {
-        await attempt(
-          `writing a ${describe(effect)}`,
-          () =>
-            client(p.ctx).writeLog(effect.id, effect.comment, {
-              ...callOptions(s),
-              tags: effect.tags,
-              ...(file ? { file } : {}),
-            }),
-        );
-      } catch (error) {
-        // Out of time before the request went out: nothing was sent.
-        if (error instanceof Deferred && !(error instanceof OutOfTime)) effect.unanswered = true;
-        throw error;
-      }
-      return;
-    }
+    case "log":
+      return await writeLog(p, effect);
     case "label": {
       const change = await attempt(
         `applying ${describe(effect)}`,
@@ -80,6 +57,53 @@ async function carryOut(p: Plan, effect: Effect): Promise<void> {
 }
 
 type LogEffect = Extract<Effect, { type: "log" }>;
+
+/** Requests for one log entry in a run: each alone, the log looked at after a failure. */
+const LOG_TRIES = 3;
+
+/**
+ * Writes a log entry, never sending it again without first looking for it
+ * in the event's log: each request is made once (the transport's own
+ * retries would re-send a POST GraceDB may have taken), and after a
+ * transient failure the entry is looked for before the next request: in
+ * this run after an answer (a 5xx: GraceDB is done with the request), in
+ * the next run after none.
+ *
+ * @throws {Deferred} when GraceDB fails {@linkcode LOG_TRIES} times or the
+ * run is out of time (the effect stays marked for the next run)
+ */
+async function writeLog(p: Plan, effect: LogEffect): Promise<void> {
+  const file = effect.file
+    ? { name: effect.file.name, data: effect.file.text, contentType: "application/json" }
+    : undefined;
+  for (let tried = 1;; tried++) {
+    if (effect.unanswered && await written(p, effect)) {
+      p.note(`${describe(effect)} was written by a try that got no answer; not written again.`);
+      return;
+    }
+    try {
+      await attempt(
+        `writing a ${describe(effect)}`,
+        () =>
+          client(p.ctx).writeLog(effect.id, effect.comment, {
+            ...callOptions(p.s),
+            maxAttempts: 1,
+            tags: effect.tags,
+            ...(file ? { file } : {}),
+          }),
+      );
+      return;
+    } catch (error) {
+      // Out of time before the request went out: nothing was sent.
+      if (!(error instanceof Deferred) || error instanceof OutOfTime) throw error;
+      effect.unanswered = true;
+      // Without an answer the request may still be on its way in: looking
+      // now could miss it, so the next look is the next run's.
+      const answered = error.cause instanceof GraceDbError && error.cause.status !== undefined;
+      if (!answered || tried >= LOG_TRIES) throw error;
+    }
+  }
+}
 
 /**
  * Whether the event's log already holds the entry: the same comment and
