@@ -287,6 +287,23 @@ Deno.test("a log write that failed (503s) is looked for, not found, and written 
   assert.equal(ap.record(g).currentstate, "preliminary_to_initial");
 });
 
+Deno.test("a VOEvent request answered 503 is not sent again before GraceDB's list is read", async () => {
+  await using ap = await startAp();
+  const g = ap.addEvent(CBC);
+  await ap.pump();
+  ap.server.inject({ path: /\/voevent\/$/, method: "POST", status: 503 });
+  await ap.advance(60);
+  const voevent = `/api/events/${g}/voevent/`;
+  const calls = ap.server.requests.filter((r) => r.path === voevent).map((r) =>
+    `${r.method} ${r.status}`
+  );
+  const failed = calls.indexOf("POST 503");
+  assert.ok(failed >= 0, calls.join(", "));
+  assert.deepEqual(calls.slice(failed + 1, failed + 3), ["GET 200", "POST 201"], calls.join(", "));
+  assert.deepEqual(ap.voevents(g).map((v) => v.voevent_type), ["PR"]);
+  assert.equal(ap.record(g).currentstate, "preliminary_to_initial");
+});
+
 Deno.test("a refused action (4xx) is reported and dropped; the rest goes on", async () => {
   await using ap = await startAp();
   const g = ap.addEvent(CBC);

@@ -201,7 +201,8 @@ async function unsent(p: Plan, type: VoType): Promise<{ f: VoFlags; sig: string 
 /**
  * Carries out a VOEvent request: skipped when the same VOEvent (or, for a
  * retraction, any retraction) was sent; otherwise GraceDB's list is read
- * first, so one sent before a crash is recognised, then GraceDB is asked.
+ * first, so one sent before a crash, or by a request that failed, is
+ * recognised, then GraceDB is asked, once (never re-sent unread).
  *
  * @throws {Deferred} when GraceDB did not answer (the request is kept)
  */
@@ -211,7 +212,8 @@ export async function sendVoEvent(p: Plan, type: VoType): Promise<void> {
   if (!todo) return;
   const { f, sig } = todo;
   p.note(`Requesting ${type} VOEvent from GraceDB.`);
-  const options = callOptions(s);
+  // One request: sent again only at the next try, after GraceDB's list is read (`unsent`).
+  const options = { ...callOptions(s), maxAttempts: 1 };
   try {
     await client(p.ctx).createVoEvent(rec.graceid, type, { ...options, ...request(rec, f) });
   } catch (error) {
