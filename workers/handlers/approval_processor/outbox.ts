@@ -6,8 +6,8 @@
  *
  * Writes are carried out at least once and, as far as GraceDB lets us
  * tell, at most once: labels are idempotent, VOEvents are checked against
- * GraceDB's list (`voevent.ts`), and a log entry whose write went
- * unanswered is looked for before it is written again.
+ * GraceDB's list (`voevent.ts`), and a log entry whose write failed is
+ * looked for before it is written again.
  *
  * @module
  */
@@ -77,8 +77,8 @@ async function writeLog(p: Plan, effect: LogEffect): Promise<void> {
     ? { name: effect.file.name, data: effect.file.text, contentType: "application/json" }
     : undefined;
   for (let tried = 1;; tried++) {
-    if (effect.unanswered && await written(p, effect)) {
-      p.note(`${describe(effect)} was written by a try that got no answer; not written again.`);
+    if (effect.uncertain && await written(p, effect)) {
+      p.note(`${describe(effect)} was taken by a try that failed; not written again.`);
       return;
     }
     try {
@@ -96,7 +96,7 @@ async function writeLog(p: Plan, effect: LogEffect): Promise<void> {
     } catch (error) {
       // Out of time before the request went out: nothing was sent.
       if (!(error instanceof Deferred) || error instanceof OutOfTime) throw error;
-      effect.unanswered = true;
+      effect.uncertain = true;
       // Without an answer the request may still be on its way in: looking
       // now could miss it, so the next look is the next run's.
       const answered = error.cause instanceof GraceDbError && error.cause.status !== undefined;
@@ -108,7 +108,7 @@ async function writeLog(p: Plan, effect: LogEffect): Promise<void> {
 /**
  * Whether the event's log already holds the entry: the same comment and
  * file name. The handler's entries are unique per event (its once-only
- * gates), so such an entry is the one the unanswered write made.
+ * gates), so such an entry is the one a failed write made.
  *
  * @throws {Deferred} when GraceDB does not answer the listing either
  */

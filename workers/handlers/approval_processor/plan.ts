@@ -26,11 +26,11 @@ export type Effect =
     tags: string[];
     file?: { name: string; text: string };
     /**
-     * Set when a write of it ended without an answer (a timeout, or a
-     * transient error): GraceDB may have taken it, so the next try looks
-     * for the entry before writing it again.
+     * Set when a request for it failed (no answer, or a transient error):
+     * GraceDB may have taken it, so the next request comes only after
+     * looking for the entry.
      */
-    unanswered?: true;
+    uncertain?: true;
   }
   | { type: "label"; id: string; name: string }
   | { type: "voevent"; voType: VoType }
