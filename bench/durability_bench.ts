@@ -15,7 +15,7 @@ import * as testHandler from "../workers/handlers/test.ts";
 
 const PAD = "x".repeat(900);
 
-export function record(seq: number): JournalRecord {
+function record(seq: number): JournalRecord {
   return {
     seq,
     node: "cbc_gstlal",
@@ -171,7 +171,7 @@ export function testItems(count: number, t0: number): testHandler.TestItem[] {
  * written); returns the milliseconds until it is on disk (`log` hears the
  * rest).
  */
-export async function checkpointOf(
+async function checkpointOf(
   count: number,
   dir: string,
   log: Logger,
