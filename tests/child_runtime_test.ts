@@ -173,6 +173,30 @@ Deno.test("ChildRuntime gives up on an async task after its time limit and goes 
   assert.equal(h.runtime.queue.size, 0);
 });
 
+Deno.test("ChildRuntime reports a task that ends after the stop, so the last checkpoint holds it", async () => {
+  const gate = Promise.withResolvers<void>();
+  let started = false;
+  class Gated extends Task {
+    execute(): Promise<void> {
+      started = true;
+      return gate.promise;
+    }
+  }
+  const reports: number[] = [];
+  const h = harness(handlerOf((t0) => [new QueueItem(t0, [new Gated(1)])]), undefined, {
+    onChange: (state) => reports.push(state.queue),
+  });
+  await h.runtime.deliver(NEW, 1_000);
+  const tick = () => new Promise<void>((resolve) => setTimeout(resolve, 0));
+  await h.clock.advance(1, tick);
+  assert.ok(started, "the task is running");
+  const stopping = h.runtime.stop();
+  const before = reports.length;
+  gate.resolve();
+  await stopping;
+  assert.deepEqual(reports.slice(before), [0], "its end is reported: the queue is empty now");
+});
+
 Deno.test("ChildRuntime logs and refuses an alert whose parseAlert throws, then goes on", async () => {
   let calls = 0;
   const h = harness({

@@ -158,12 +158,15 @@ export class Scheduler {
     await this.settled();
   }
 
-  /** Re-arms the timer for the earliest expiration and reports the queue. */
+  /**
+   * Re-arms the timer for the earliest expiration and reports the queue.
+   * Once stopped, it only reports: a task that ends after the stop changed
+   * the queue, and the last checkpoint must hold that.
+   */
   changed(): void {
-    if (this.#stopped) return;
     const next = this.queue.nextExpiration();
     const expiration = next ?? Infinity;
-    if (expiration !== this.#armedFor) {
+    if (!this.#stopped && expiration !== this.#armedFor) {
       this.#cancelTimer?.();
       this.#cancelTimer = undefined;
       this.#armedFor = expiration;
