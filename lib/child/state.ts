@@ -372,6 +372,9 @@ export class ChildState implements AsyncDisposable {
     await this.#writing;
     await this.checkpoint();
     this.#closed = true;
+    // A change reported while it was written may have armed the timer again.
+    clearTimeout(this.#timer);
+    this.#timer = undefined;
   }
 
   /**
