@@ -349,6 +349,21 @@ Deno.test("a failed annotation does not hide the FAIL: the result mail goes out,
   assert.match(r.mails[1]!.body, /could not annotate G\d+ in GraceDB: GraceDB answered 503/);
 });
 
+Deno.test("an annotation answered 503 once is looked for, then written once", async () => {
+  await using gdb = await server();
+  const id = gdb.addEvent();
+  gdb.inject({ path: `events/${id}/log/`, method: "POST", status: 503 });
+  const r = await run(gdb, section("lldqReport", { dt: 0 }), [newEvent(id)]);
+  assert.deepEqual(r.outcomes.map((e) => [e.result, e.annotation]), [["fail", "written"]]);
+  const lines = gdb.logsOf(id).map((l) => String(l.comment)).filter((c) => c.startsWith("ES: "));
+  assert.equal(lines.length, 1, lines.join("\n"));
+  const log = `/api/events/${id}/log/`;
+  const calls = gdb.requests.filter((q) => q.path === log).map((q) => `${q.method} ${q.status}`);
+  // The check reads the log first; then the annotation.
+  assert.deepEqual(calls.slice(calls.indexOf("POST 503")), ["POST 503", "GET 200", "POST 201"]);
+  assert.deepEqual(r.mails.map((m) => m.subject), [`${id}: lldqReport requires attention`]);
+});
+
 Deno.test("a site's own checks from the childConfig: created by new or by a matching update, with tags", async () => {
   await using gdb = await server();
   const id = gdb.addEvent();

@@ -143,6 +143,51 @@ Deno.test("GraceDbClient reads a superevent through its trailing-slash paths", a
   await assert.rejects(gracedb.get("G1/../../x"), RangeError, "ids never leave their path");
 });
 
+Deno.test("GraceDbClient.writeLogOnce never sends a log entry twice unread", async (t) => {
+  await using gdb = await GraceDbTestServer.start();
+  const gracedb = clientFor(gdb);
+  const id = gdb.addEvent();
+  const log = `/api/events/${id}/log/`;
+  const statuses = () => gdb.requests.map((r) => `${r.method} ${r.path} ${r.status}`);
+  await t.step("answered 503 once: the log is read, then the entry sent again", async () => {
+    gdb.clearRequests();
+    gdb.inject({ path: `events/${id}/log/`, method: "POST", status: 503 });
+    assert.equal(await gracedb.writeLogOnce(id, "first", { tags: ["x"] }), "written");
+    assert.deepEqual(statuses(), [`POST ${log} 503`, `GET ${log} 200`, `POST ${log} 201`]);
+  });
+  await t.step("lookFirst finds an entry already there and sends nothing", async () => {
+    gdb.clearRequests();
+    assert.equal(await gracedb.writeLogOnce(id, "first", { lookFirst: true }), "found");
+    assert.deepEqual(statuses(), [`GET ${log} 200`]);
+  });
+  await t.step("no answer: it fails at once, without looking or sending again", async () => {
+    gdb.clearRequests();
+    gdb.inject({ path: `events/${id}/log/`, method: "POST", delayMs: 1000 });
+    const error = await rejection(gracedb.writeLogOnce(id, "second", { totalTimeMs: 300 }));
+    assert.equal(error.status, undefined);
+    assert.deepEqual(calls(gdb), [`POST ${log}`]);
+  });
+  await t.step("503 every time: three requests, a look before each of the last two", async () => {
+    gdb.clearRequests();
+    const fault = gdb.inject({
+      path: `events/${id}/log/`,
+      method: "POST",
+      status: 503,
+      times: 100,
+    });
+    const error = await rejection(gracedb.writeLogOnce(id, "third"));
+    fault.remove();
+    assert.equal(error.status, 503);
+    assert.deepEqual(calls(gdb), [
+      `POST ${log}`,
+      `GET ${log}`,
+      `POST ${log}`,
+      `GET ${log}`,
+      `POST ${log}`,
+    ]);
+  });
+});
+
 Deno.test("GraceDbClient.writeLog sends JSON without a file and multipart with one", async (t) => {
   await using gdb = await GraceDbTestServer.start();
   const gracedb = clientFor(gdb);

@@ -282,6 +282,55 @@ export class GraceDbClient {
   }
 
   /**
+   * Writes a log entry without ever sending it twice unread: each POST is
+   * one request (a re-sent POST may double an entry GraceDB took), and
+   * after one answered with a transient error (5xx, 429, 408) the log is
+   * read and the entry sent again only if it is not there, up to `tries`
+   * requests. `lookFirst` reads the log before the first request too (an
+   * earlier attempt failed). Resolves `written`, or `found` when the entry
+   * (same comment and file name) was there already; `totalTimeMs` bounds
+   * the whole.
+   *
+   * @throws {GraceDbError} after a failure without an answer (the request
+   * may still be on its way in: looking now could miss it), a refusal, or
+   * the last try
+   */
+  async writeLogOnce(
+    id: string,
+    comment: string,
+    options: WriteLogOptions & { tries?: number; lookFirst?: boolean } = {},
+  ): Promise<"written" | "found"> {
+    const { tries = 3, lookFirst = false, ...write } = options;
+    const name = options.file?.name ?? "";
+    const ends = write.totalTimeMs === undefined ? Infinity : performance.now() + write.totalTimeMs;
+    // Each call gets what is left of the whole.
+    const bounded = (): GraceDbCallOptions => {
+      const call = write.signal ? { signal: write.signal } : {};
+      if (ends === Infinity) {
+        return write.timeoutMs ? { ...call, timeoutMs: write.timeoutMs } : call;
+      }
+      const left = Math.max(1, Math.round(ends - performance.now()));
+      return { ...call, totalTimeMs: left, timeoutMs: Math.min(write.timeoutMs ?? left, left) };
+    };
+    let look = lookFirst;
+    for (let tried = 1;; tried++) {
+      if (look) {
+        const entries = await this.logs(id, bounded());
+        if (entries.some((e) => e.comment === comment && e.filename === name)) return "found";
+      }
+      try {
+        await this.writeLog(id, comment, { ...write, ...bounded(), maxAttempts: 1 });
+        return "written";
+      } catch (error) {
+        const answered = error instanceof GraceDbError && error.retryable &&
+          error.status !== undefined;
+        if (!answered || tried >= tries || performance.now() >= ends) throw error;
+        look = true;
+      }
+    }
+  }
+
+  /**
    * Applies a label: `PUT events/{id}/labels/{label}`, or
    * `POST superevents/{id}/labels/` with `{"name": label}`. A label that
    * is already applied is success with `changed: false`, as GWCelery

@@ -12,7 +12,6 @@
  * @module
  */
 
-import { GraceDbError, type GraceDbLogEntry } from "../../../lib/gracedb/mod.ts";
 import { attempt, callOptions, client, Deferred, OutOfTime } from "./gracedb.ts";
 import type { Effect, Plan } from "./plan.ts";
 import { sendVoEvent } from "./voevent.ts";
@@ -58,67 +57,37 @@ async function carryOut(p: Plan, effect: Effect): Promise<void> {
 
 type LogEffect = Extract<Effect, { type: "log" }>;
 
-/** Requests for one log entry in a run: each alone, the log looked at after a failure. */
-const LOG_TRIES = 3;
-
 /**
  * Writes a log entry, never sending it again without first looking for it
- * in the event's log: each request is made once (the transport's own
- * retries would re-send a POST GraceDB may have taken), and after a
- * transient failure the entry is looked for before the next request: in
- * this run after an answer (a 5xx: GraceDB is done with the request), in
- * the next run after none.
+ * in the event's log (`writeLogOnce`): in this run after a failure GraceDB
+ * answered (a 5xx: it is done with the request), in the next run after one
+ * it did not answer (the effect is marked `uncertain`).
  *
- * @throws {Deferred} when GraceDB fails {@linkcode LOG_TRIES} times or the
- * run is out of time (the effect stays marked for the next run)
+ * @throws {Deferred} when GraceDB fails or the run is out of time
  */
 async function writeLog(p: Plan, effect: LogEffect): Promise<void> {
   const file = effect.file
     ? { name: effect.file.name, data: effect.file.text, contentType: "application/json" }
     : undefined;
-  for (let tried = 1;; tried++) {
-    if (effect.uncertain && await written(p, effect)) {
+  try {
+    const how = await attempt(
+      `writing a ${describe(effect)}`,
+      () =>
+        client(p.ctx).writeLogOnce(effect.id, effect.comment, {
+          ...callOptions(p.s),
+          tags: effect.tags,
+          ...(file ? { file } : {}),
+          lookFirst: effect.uncertain === true,
+        }),
+    );
+    if (how === "found") {
       p.note(`${describe(effect)} was taken by a try that failed; not written again.`);
-      return;
     }
-    try {
-      await attempt(
-        `writing a ${describe(effect)}`,
-        () =>
-          client(p.ctx).writeLog(effect.id, effect.comment, {
-            ...callOptions(p.s),
-            maxAttempts: 1,
-            tags: effect.tags,
-            ...(file ? { file } : {}),
-          }),
-      );
-      return;
-    } catch (error) {
-      // Out of time before the request went out: nothing was sent.
-      if (!(error instanceof Deferred) || error instanceof OutOfTime) throw error;
-      effect.uncertain = true;
-      // Without an answer the request may still be on its way in: looking
-      // now could miss it, so the next look is the next run's.
-      const answered = error.cause instanceof GraceDbError && error.cause.status !== undefined;
-      if (!answered || tried >= LOG_TRIES) throw error;
-    }
+  } catch (error) {
+    // Out of time before the request went out: nothing was sent.
+    if (error instanceof Deferred && !(error instanceof OutOfTime)) effect.uncertain = true;
+    throw error;
   }
-}
-
-/**
- * Whether the event's log already holds the entry: the same comment and
- * file name. The handler's entries are unique per event (its once-only
- * gates), so such an entry is the one a failed write made.
- *
- * @throws {Deferred} when GraceDB does not answer the listing either
- */
-async function written(p: Plan, effect: LogEffect): Promise<boolean> {
-  const entries: GraceDbLogEntry[] = await attempt(
-    `looking for a ${describe(effect)}`,
-    () => client(p.ctx).logs(effect.id, callOptions(p.s)),
-  );
-  const name = effect.file?.name ?? "";
-  return entries.some((e) => e.comment === effect.comment && e.filename === name);
 }
 
 /**

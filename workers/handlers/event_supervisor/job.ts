@@ -85,7 +85,8 @@ export async function runCheck(r: CheckRun): Promise<JobResult> {
   }
   try {
     if (!r.client) throw new Error("No GraceDB to annotate: [general] gracedb is not set");
-    await r.client.writeLog(r.graceid, `ES: ${verdict.message}`, {
+    // Never sent twice unread: a re-sent POST could double the line.
+    await r.client.writeLogOnce(r.graceid, `ES: ${verdict.message}`, {
       tags: ["event_supervisor"],
       totalTimeMs: Math.round(r.annotateWithin * 1000),
     });
