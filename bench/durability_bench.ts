@@ -148,6 +148,8 @@ export interface SnapshotRow {
   busyMs: number;
   bytes: number;
   recoverMs: number;
+  /** Until every item restored lazily is woken (in idle turns after the child was ready). */
+  awakeMs: number;
   /** Recovery's own breakdown, from its `recovered` log event. */
   timings: RecoveryTimings;
   replayed: number;
@@ -216,7 +218,7 @@ export async function benchSnapshot(count = 1e5, journaled = 1000): Promise<Snap
     // Each recovers a copy: a recovered child checkpoints what it replayed.
     const expect = count + journaled;
     const fresh = await recoverInProcess(await copyDir(dir, "process"), expect);
-    const { recoverMs, timings, replayed } = await recoverInWorker(
+    const { recoverMs, awakeMs, timings, replayed } = await recoverInWorker(
       await copyDir(dir, "worker"),
       expect,
     );
@@ -226,6 +228,7 @@ export async function benchSnapshot(count = 1e5, journaled = 1000): Promise<Snap
       busyMs,
       bytes,
       recoverMs,
+      awakeMs,
       timings,
       replayed,
       fresh,
@@ -247,7 +250,10 @@ async function copyDir(dir: string, suffix: string): Promise<string> {
 
 /** What {@linkcode recoverChild} measured. */
 export interface RecoveryRun {
+  /** Until the child is ready: its queue restored (lazily at this size), the journal replayed. */
   recoverMs: number;
+  /** Until every item restored lazily is woken, in idle turns after it was ready. */
+  awakeMs: number;
   timings: RecoveryTimings;
   replayed: number;
 }
@@ -282,11 +288,14 @@ export async function recoverChild(dir: string, expect: number): Promise<Recover
   const recovery = await recovering.recover();
   const recoverMs = performance.now() - begin;
   if (again.queue.size !== expect) throw new Error(`recovered ${again.queue.size} items`);
+  while (again.queue.dormant()) await new Promise((r) => setTimeout(r, 1));
+  const awakeMs = performance.now() - begin;
+  if (again.queue.live().length !== expect) throw new Error("items lost waking");
   await again.stop();
   // Its checkpoint timer would otherwise keep retrying in a folder removed after.
   await recovering.close();
   if (!timings) throw new Error("recovery logged no timings");
-  return { recoverMs, timings, replayed: recovery.replayed };
+  return { recoverMs, awakeMs, timings, replayed: recovery.replayed };
 }
 
 /**

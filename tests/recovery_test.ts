@@ -296,30 +296,41 @@ function pendingItems(count: number, t0: number): testHandler.TestItem[] {
   });
 }
 
-Deno.test("a version-2 snapshot (one item row a line) is still read", async () => {
-  const items = pendingItems(3, now());
-  const current = snapshotText("kid", 4, items, [["n", "i1"]], 1);
-  // The same snapshot as version 2 wrote it: one row a line, its own length and checksum.
+/**
+ * A version-4 snapshot's text as an older version wrote it, with its own
+ * length and checksum: version 3 without the index lines, version 2 also
+ * one row a line.
+ */
+function olderSnapshot(current: string, version: 2 | 3): string {
   const [headLine, appliedLine, ...lines] = current.split("\n");
-  const rows = lines.filter((l) => l !== "").flatMap((l) => JSON.parse(l));
-  const body = new TextEncoder().encode(
-    [appliedLine, ...rows.map((r) => JSON.stringify(r))].join("\n") + "\n",
-  );
+  const pieces = lines.filter((l) => l !== "").filter((_, i) => i % 2 === 1);
+  const rows = version === 2
+    ? pieces.flatMap((l) => JSON.parse(l)).map((r) => JSON.stringify(r))
+    : pieces;
+  const body = new TextEncoder().encode([appliedLine, ...rows].join("\n") + "\n");
   const head = {
     ...JSON.parse(headLine!),
-    version: 2,
+    version,
     bytes: body.length,
     crc: crc32(body).toString(16).padStart(8, "0"),
   };
-  const text = JSON.stringify(head) + "\n" + new TextDecoder().decode(body);
-  const expected = items.map((i) => [i.graceid, i.tasks[0]!.expiration]);
-  const parsed = restoreItems(parseSnapshot(text, "s"), registry(), "s");
-  assert.deepEqual(parsed.map((i) => [i.graceid, i.tasks[0]!.expiration]), expected);
-  await using dir = await tempDir({ "s.json": text });
-  const read = await readSnapshot(join(dir.path, "s.json"), registry());
-  assert.deepEqual(read.items.map((i) => [i.graceid, i.tasks[0]!.expiration]), expected);
-  assert.deepEqual([read.seq, read.applied], [4, [["n", "i1"]]]);
-});
+  return JSON.stringify(head) + "\n" + new TextDecoder().decode(body);
+}
+
+for (const version of [2, 3] as const) {
+  Deno.test(`a version-${version} snapshot is still read, eagerly whatever its size`, async () => {
+    const items = pendingItems(300, now());
+    const text = olderSnapshot(snapshotText("kid", 4, items, [["n", "i1"]], 1), version);
+    const expected = items.map((i) => [i.graceid, i.tasks[0]!.expiration]);
+    const parsed = restoreItems(parseSnapshot(text, "s"), registry(), "s");
+    assert.deepEqual(parsed.map((i) => [i.graceid, i.tasks[0]!.expiration]), expected);
+    await using dir = await tempDir({ "s.json": text });
+    const read = await readSnapshot(join(dir.path, "s.json"), registry(), { lazyFrom: 1 });
+    assert.equal(read.dormant, undefined);
+    assert.deepEqual(read.items.map((i) => [i.graceid, i.tasks[0]!.expiration]), expected);
+    assert.deepEqual([read.seq, read.applied], [4, [["n", "i1"]]]);
+  });
+}
 
 Deno.test("a snapshot of many lines, read a megabyte at a time, comes back whole and in order", async () => {
   const items = pendingItems(20_000, now());

@@ -19,7 +19,7 @@ import {
   QueueItem,
   type Task,
 } from "../queue/queue_item.ts";
-import type { SortedQueue, SortedQueueOptions } from "../queue/sorted_queue.ts";
+import type { Dormant, SortedQueue, SortedQueueOptions } from "../queue/sorted_queue.ts";
 import {
   BUILTIN_COMMANDS,
   CommandItem,
@@ -245,10 +245,19 @@ export class ChildRuntime {
     return this.#intake.appliedJson();
   }
 
-  /** Puts a snapshot's items, applied ids and journal position back (inside `exclusive`). */
-  restore(items: readonly QueueItem[], applied: readonly [string, string][], seq: number): void {
+  /**
+   * Puts a snapshot's items (and those restored lazily), applied ids and
+   * journal position back (inside `exclusive`).
+   */
+  restore(
+    items: readonly QueueItem[],
+    applied: readonly [string, string][],
+    seq: number,
+    dormant?: Dormant,
+  ): void {
     this.#intake.restore(applied, seq);
     this.queue.insertAll(items);
+    if (dormant) this.queue.adopt(dormant);
   }
 
   /** Resolves when nothing is running or waiting to run. */

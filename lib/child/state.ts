@@ -17,6 +17,8 @@ import type { ChildLog } from "../core/log.ts";
 import { readJournal } from "../durability/journal.ts";
 import { type QueueItem, SAVED } from "../queue/queue_item.ts";
 import {
+  type DormantPiece,
+  DormantPieces,
   type ReadSnapshot,
   readSnapshot,
   readSnapshotSeq,
@@ -41,6 +43,12 @@ export interface ChildStateOptions {
   interval?: number;
   /** Journal positions never to apply (quarantined alerts). @default {[]} */
   skip?: readonly number[];
+  /**
+   * A snapshot of this many items or more is restored lazily: recovery
+   * reads its index, and its items wake as they are needed, and in idle
+   * time. @default {4096}
+   */
+  lazyFrom?: number;
   /** A checkpoint is on disk: it covers journal records up to `seq`; it took `seconds`. */
   onCheckpoint(seq: number, previous: number, seconds: number): void;
 }
@@ -115,6 +123,9 @@ export function sliceRoom(next: number | undefined, now: number): number {
   return Math.max(0, Math.min(SLICE_MS, until - DUE_MARGIN_MS));
 }
 
+/** Items from which a snapshot is restored lazily, unless the child says otherwise. */
+const LAZY_FROM = 4096;
+
 /** The longest a snapshot waits to start in a gap between due tasks, in ms. */
 const START_WAIT_MS = 50;
 
@@ -159,6 +170,10 @@ export class ChildState implements AsyncDisposable {
   #slots: QueueItem[] = [];
   /** Milliseconds the last snapshot took to fix its items (see startDelay). */
   #fixMs = 0;
+  /** The next idle turn that wakes dormant items, while some are left. */
+  #waking: ReturnType<typeof setTimeout> | undefined;
+  /** Milliseconds the last dormant piece took to wake. */
+  #wakeMs = 0;
 
   constructor(options: ChildStateOptions) {
     this.#o = options;
@@ -190,7 +205,30 @@ export class ChildState implements AsyncDisposable {
     // What the snapshot already holds needs no new one; replayed alerts do.
     this.#dirty = recovery.replayed > 0;
     if (this.#dirty) this.changed();
+    this.#wakeLater();
     return recovery;
+  }
+
+  /**
+   * Wakes the queue's dormant items (restored lazily) in idle turns, the
+   * earliest first, each turn only while no task is about to come due.
+   */
+  #wakeLater(): void {
+    const { runtime } = this.#o;
+    if (this.#closed || this.#waking !== undefined || !runtime.queue.dormant()) return;
+    this.#waking = setTimeout(() => {
+      this.#waking = undefined;
+      if (this.#closed) return;
+      const queue = runtime.queue;
+      const from = performance.now();
+      const room = sliceRoom(queue.nextExpiration(), runtime.context.now());
+      while (queue.dormant() && performance.now() + this.#wakeMs <= from + room) {
+        const start = performance.now();
+        queue.wakeSome();
+        this.#wakeMs = performance.now() - start;
+      }
+      this.#wakeLater();
+    }, 0);
   }
 
   async #recover(): Promise<Recovery> {
@@ -250,7 +288,10 @@ export class ChildState implements AsyncDisposable {
       let data: ReadSnapshot;
       const loadStart = performance.now();
       try {
-        data = await readSnapshot(path, runtime.registry);
+        data = await readSnapshot(path, runtime.registry, {
+          lazyFrom: this.#o.lazyFrom ?? LAZY_FROM,
+          report: (message) => this.#o.log.event("error", "snapshot_item_lost", {}, message),
+        });
       } catch (error) {
         timings.load_ms += since(loadStart);
         if (error instanceof Deno.errors.NotFound) continue;
@@ -267,7 +308,7 @@ export class ChildState implements AsyncDisposable {
         const items = data.items;
         await runtime.exclusive(() => {
           const restoreStart = performance.now();
-          runtime.restore(items, data.applied, data.seq);
+          runtime.restore(items, data.applied, data.seq, data.dormant);
           timings.restore_ms += since(restoreStart);
         });
         const previous = path === this.#snapshotPath
@@ -280,7 +321,7 @@ export class ChildState implements AsyncDisposable {
               `${journalBase}: alerts ${data.seq + 1}..${journalBase} are not recovered`,
           );
         }
-        return { seq: data.seq, previous, restored: items.length };
+        return { seq: data.seq, previous, restored: items.length + (data.dormant?.total ?? 0) };
       } catch (error) {
         if (!(error instanceof SnapshotError || error instanceof SyntaxError)) throw error;
         unusable++;
@@ -369,6 +410,8 @@ export class ChildState implements AsyncDisposable {
   async close(): Promise<void> {
     clearTimeout(this.#timer);
     this.#timer = undefined;
+    clearTimeout(this.#waking);
+    this.#waking = undefined;
     await this.#writing;
     await this.checkpoint();
     this.#closed = true;
@@ -403,6 +446,13 @@ export class ChildState implements AsyncDisposable {
     const stamp = ++checkpoints;
     let writer: SnapshotWriter | undefined;
     let seq = 0;
+    // Pieces still dormant are copied as they are; their items, woken
+    // meanwhile, are in the snapshot as they were then.
+    let asleep: DormantPiece[] = [];
+    const dormant = runtime.queue.dormant();
+    if (dormant && !(dormant instanceof DormantPieces)) {
+      throw new Error("dormant items that are not a snapshot's pieces cannot be saved");
+    }
     const save = (item: QueueItem) => {
       if (item[SAVED] === stamp || item.complete) return;
       item[SAVED] = stamp;
@@ -441,6 +491,8 @@ export class ChildState implements AsyncDisposable {
           // (as it was); one a task removed meanwhile is left out, as the
           // task, saved before it ran, removes it again after a restart.
           const slots = runtime.queue.slots(this.#slots);
+          asleep = dormant?.pieces() ?? [];
+          dormant?.watch((woken) => woken.forEach((item) => item[SAVED] = stamp));
           writer = new SnapshotWriter(
             {
               child: this.#o.child,
@@ -450,6 +502,7 @@ export class ChildState implements AsyncDisposable {
             },
             runtime.queue.size * this.#bytesPerItem,
             this.#buffer,
+            dormant?.shapes,
           );
           this.#buffer = undefined;
           runtime.snapshotting(done.promise, save, (item) => inserted.push(item));
@@ -458,6 +511,13 @@ export class ChildState implements AsyncDisposable {
         })
       );
       const queue = runtime.queue;
+      for (let i = 0; i < asleep.length;) {
+        const from = performance.now();
+        const slice = from + sliceRoom(queue.nextExpiration(), runtime.context.now());
+        do writer!.addDormant(asleep[i++]!); while (i < asleep.length && performance.now() < slice);
+        busy += performance.now() - from;
+        await new Promise((r) => setTimeout(r, 0));
+      }
       for (let i = 0; i < items.length;) {
         const from = performance.now();
         // At least 32 items (~0.1 ms) a turn, so a dense stream of due
@@ -474,6 +534,7 @@ export class ChildState implements AsyncDisposable {
       // Items that tasks put in the queue meanwhile, if still there.
       await this.#reading(() => timed(() => inserted.forEach((i) => queue.holds(i) && save(i))));
     } finally {
+      dormant?.watch();
       runtime.snapshotting();
       done.resolve();
       // Kept for the next snapshot, without keeping items alive till then.

@@ -3,24 +3,33 @@
  * restored through a registry of the item and task classes a handler
  * exports.
  *
- * Format, version 3 (JSON Lines):
- * - line 1, the header: `{"format":"lvalertMP-snapshot","version":3,
+ * Format, version 4 (JSON Lines):
+ * - line 1, the header: `{"format":"lvalertMP-snapshot","version":4,
  *   "child","seq","taken","items":N,"bytes":B,"crc":"hex","shapes":[...]}`,
  *   where `seq` is the last journal record the snapshot includes, `bytes`
  *   and `crc` (CRC-32) cover everything after the header line, and each
  *   shape is `[className, [fieldName, ...]]`;
  * - line 2: the applied alert ids, `[[node, id], ...]`;
- * - then lines of up to {@linkcode PIECE} item rows each, `[row, ...]`,
- *   N rows in all; a row is `[shape, value, ..., [[shape, value, ...], ...]]`,
- *   an item's fields in its shape's order, then its remaining tasks.
+ * - then pieces of up to {@linkcode PIECE} items, two lines each: the
+ *   piece's index, `[rows, earliest, [graceid, ...]]` (its item count, the
+ *   earliest expiration among them, its items' distinct graceids), then its
+ *   rows, `[row, ...]`; N rows in all. A row is
+ *   `[shape, value, ..., [[shape, value, ...], ...]]`, an item's fields in
+ *   its shape's order, then its remaining tasks.
  *
  * Field and class names are written once per shape, not once per item, and
  * the header alone tells the listener the snapshot's journal position.
  * A line holds many rows so that writing takes one `JSON.stringify` (and
  * reading one `JSON.parse`) per line, not one string per item.
  *
- * Versions 2 (the same, but one item row per line) and 1 (one JSON object
- * with `items: [{class, fields, tasks}]`) are still read.
+ * The index lets a big queue be restored lazily ({@linkcode DormantPieces}):
+ * recovery reads the indexes and keeps each piece's rows as text, and a
+ * piece becomes items when one of them is due or looked up (or in idle
+ * time); a snapshot taken meanwhile copies the pieces still dormant as they
+ * are.
+ *
+ * Versions 3 (no index lines), 2 (one item row per line) and 1 (one JSON
+ * object with `items: [{class, fields, tasks}]`) are still read.
  *
  * @module
  */
@@ -29,17 +38,21 @@ import { crc32 } from "node:zlib";
 import * as v from "valibot";
 import { isJsonObject, type JsonObject } from "../core/alert.ts";
 import { initRestored, QueueItem, resetInternals, Task } from "../queue/queue_item.ts";
+import { checkTime, type Dormant, type PutDormant } from "../queue/sorted_queue.ts";
 
 /** The `format` of every snapshot's header. */
 export const SNAPSHOT_FORMAT = "lvalertMP-snapshot";
-/** The version this build writes; it reads this one, 2 and 1. */
-export const SNAPSHOT_VERSION = 3;
-/** The version before: one item row per line. */
+/** The version this build writes; it reads this one, 3, 2 and 1. */
+export const SNAPSHOT_VERSION = 4;
+/** The version before: pieces of rows without their index lines. */
+const UNINDEXED_VERSION = 3;
+/** The version before that: one item row per line. */
 const ROW_PER_LINE_VERSION = 2;
 
-/** Whether a version is one with a header line and a checksummed body (3 and 2, not 1). */
+/** Whether a version is one with a header line and a checksummed body (4, 3 and 2, not 1). */
 function headerAndBody(version: unknown): boolean {
-  return version === SNAPSHOT_VERSION || version === ROW_PER_LINE_VERSION;
+  return version === SNAPSHOT_VERSION || version === UNINDEXED_VERSION ||
+    version === ROW_PER_LINE_VERSION;
 }
 
 /** A class name and the object's own fields. */
@@ -107,7 +120,11 @@ export class ClassRegistry {
 
 const HeaderSchema = v.object({
   format: v.literal(SNAPSHOT_FORMAT),
-  version: v.union([v.literal(SNAPSHOT_VERSION), v.literal(ROW_PER_LINE_VERSION)]),
+  version: v.union([
+    v.literal(SNAPSHOT_VERSION),
+    v.literal(UNINDEXED_VERSION),
+    v.literal(ROW_PER_LINE_VERSION),
+  ]),
   child: v.string(),
   seq: v.pipe(v.number(), v.integer(), v.minValue(0)),
   taken: v.number(),
@@ -155,8 +172,10 @@ export class SnapshotWriter {
   #byClass = new Map<Constructor, ShapeSeen[]>();
   #shapes = new Map<string, number>();
   #table: [string, string[]][] = [];
-  /** Item rows not yet encoded: the next line. */
+  /** Item rows not yet encoded: the next piece, its earliest expiration and graceids. */
   #rows: unknown[][] = [];
+  #earliest = Infinity;
+  #graceIds = new Set<string>();
   /**
    * The body so far, encoded into one buffer that grows by doubling (one
    * allocation per snapshot at most, none when the caller hands back the
@@ -174,10 +193,22 @@ export class SnapshotWriter {
    * `head.applied` may come as JSON text already (`appliedJson`);
    * `sizeHint`: the bytes the body is expected to take; `reuse`: a buffer
    * to encode into (the last writer's {@linkcode SnapshotWriter.buffer},
-   * once its pieces are written), used when its size fits the hint.
+   * once its pieces are written), used when its size fits the hint;
+   * `shapes`: the shape table of the snapshot whose dormant pieces it will
+   * copy ({@linkcode SnapshotWriter.addDormant}), so their rows keep their
+   * meaning.
    */
-  constructor(head: SnapshotHead, sizeHint = 64 * 1024, reuse?: Uint8Array) {
+  constructor(
+    head: SnapshotHead,
+    sizeHint = 64 * 1024,
+    reuse?: Uint8Array,
+    shapes: readonly [string, string[]][] = [],
+  ) {
     this.#head = head;
+    for (const [className, names] of shapes) {
+      this.#shapes.set(shapeKey(className, names), this.#table.length);
+      this.#table.push([className, names]);
+    }
     const want = Math.max(1024, Math.ceil(sizeHint * 1.1));
     // A buffer far bigger than needed (the queue shrank) is let go.
     this.#body = reuse && reuse.length >= want && reuse.length <= 4 * want
@@ -212,7 +243,21 @@ export class SnapshotWriter {
     row.push(rows);
     this.#rows.push(row);
     this.#count++;
+    const expiration = item.expiration;
+    if (expiration < this.#earliest) this.#earliest = expiration;
+    if (item.graceid !== undefined) this.#graceIds.add(item.graceid);
     if (this.#rows.length === PIECE) this.#flush();
+  }
+
+  /**
+   * Adds a restored snapshot's piece still dormant, its two lines as they
+   * are (the writer was given that snapshot's shapes).
+   */
+  addDormant(piece: DormantPiece): void {
+    this.#flush();
+    this.#append(piece.index);
+    this.#append(piece.rows);
+    this.#count += piece.count;
   }
 
   /** The snapshot's bytes: the header line, then the body. */
@@ -237,8 +282,13 @@ export class SnapshotWriter {
 
   #flush(): void {
     if (this.#rows.length === 0) return;
+    // An item always has a task, so a time; JSON would write Infinity as null.
+    const earliest = Number.isFinite(this.#earliest) ? this.#earliest : 0;
+    this.#append(JSON.stringify([this.#rows.length, earliest, [...this.#graceIds]]));
     this.#append(JSON.stringify(this.#rows));
     this.#rows = [];
+    this.#earliest = Infinity;
+    this.#graceIds.clear();
   }
 
   /** Encodes `text` and a newline after the body so far, and checksums them. */
@@ -291,7 +341,7 @@ export class SnapshotWriter {
       if (sameNames(seen.names, names)) return seen.index;
     }
     const className = ctor.name;
-    const key = `${className}\u0000${names.join("\u0000")}`;
+    const key = shapeKey(className, names);
     let shape = this.#shapes.get(key);
     if (shape === undefined) {
       shape = this.#table.length;
@@ -301,6 +351,11 @@ export class SnapshotWriter {
     known.push({ names, index: shape });
     return shape;
   }
+}
+
+/** The key of a shape in a writer's table. */
+function shapeKey(className: string, names: readonly string[]): string {
+  return `${className}\u0000${names.join("\u0000")}`;
 }
 
 /** A field list a writer has met for a class, and its shape's index. */
@@ -452,20 +507,32 @@ function readBody(
 
 /**
  * Reads a body's lines as they come: the applied ids, then item rows,
- * many a line in version 3, one a line in version 2.
+ * by pieces in version 4 (an index line, then a line of rows) and 3 (lines
+ * of rows), one a line in version 2. Given `dormant`, a version-4 body's
+ * pieces are kept there as text instead of read as rows.
  */
 class BodyParser {
   #h: Header;
   #file: string;
   #row: (row: unknown) => void;
+  #dormant: DormantPiece[] | undefined;
   #applied: [string, string][] | undefined;
   #rows = 0;
+  /** The index line just read, and its text, until its rows come. */
+  #index: PieceIndex | undefined;
+  #indexText = "";
 
   /** `row` gets each item row, in order. */
-  constructor(h: Header, file: string, row: (row: unknown) => void) {
+  constructor(
+    h: Header,
+    file: string,
+    row: (row: unknown) => void,
+    dormant?: DormantPiece[],
+  ) {
     this.#h = h;
     this.#file = file;
     this.#row = row;
+    this.#dormant = dormant;
   }
 
   /**
@@ -489,8 +556,37 @@ class BodyParser {
       this.#rows++;
       return;
     }
+    let index: PieceIndex | undefined;
+    if (this.#h.version === SNAPSHOT_VERSION) {
+      if (this.#index === undefined) {
+        const value = parseLine(text, file, "malformed index line");
+        if (!isPieceIndex(value)) throw new SnapshotError(file, "malformed index line");
+        this.#index = value;
+        this.#indexText = text;
+        return;
+      }
+      index = this.#index;
+      this.#index = undefined;
+      if (this.#rows + index[0] > items) {
+        throw new SnapshotError(file, `malformed index line (the header says ${items} items)`);
+      }
+      if (this.#dormant) {
+        this.#dormant.push({
+          count: index[0],
+          earliest: index[1],
+          graceIds: index[2],
+          index: this.#indexText,
+          rows: text,
+        });
+        this.#rows += index[0];
+        return;
+      }
+    }
     const rows = parseLine(text, file, "malformed item line");
-    if (!Array.isArray(rows) || this.#rows + rows.length > items) {
+    if (
+      !Array.isArray(rows) || this.#rows + rows.length > items ||
+      (index !== undefined && rows.length !== index[0])
+    ) {
       throw new SnapshotError(file, `malformed item line (the header says ${items} items)`);
     }
     for (let i = 0; i < rows.length; i++) this.#row(rows[i]);
@@ -504,7 +600,7 @@ class BodyParser {
    */
   finish(): [string, string][] {
     if (this.#applied === undefined) throw new SnapshotError(this.#file, "bad applied ids");
-    if (this.#rows !== this.#h.items) {
+    if (this.#rows !== this.#h.items || this.#index !== undefined) {
       throw new SnapshotError(
         this.#file,
         `malformed item line: ${this.#rows} items, the header says ${this.#h.items}`,
@@ -512,6 +608,15 @@ class BodyParser {
     }
     return this.#applied;
   }
+}
+
+/** A piece's index line: its item count, earliest expiration and graceids. */
+type PieceIndex = [number, number, string[]];
+
+function isPieceIndex(value: unknown): value is PieceIndex {
+  return Array.isArray(value) && value.length === 3 && Number.isInteger(value[0]) &&
+    value[0] > 0 && typeof value[1] === "number" && Array.isArray(value[2]) &&
+    value[2].every((g) => typeof g === "string");
 }
 
 /** One line's JSON; a line that is not JSON is a SnapshotError saying `what`. */
@@ -533,10 +638,10 @@ const CHUNK = 64 * 1024;
  * A newline byte is never part of a multi-byte character, so no character
  * is cut.
  */
-function eachLine(body: Uint8Array, line: (text: string) => void): void {
+function eachLine(body: Uint8Array, line: (text: string) => void, chunk = CHUNK): void {
   const decoder = new TextDecoder();
   for (let from = 0; from < body.length;) {
-    const cut = body.indexOf(NEWLINE, Math.min(body.length, from + CHUNK));
+    const cut = body.indexOf(NEWLINE, Math.min(body.length, from + chunk));
     const end = cut < 0 ? body.length : cut + 1;
     const text = decoder.decode(body.subarray(from, end));
     for (let at = 0; at < text.length;) {
@@ -556,6 +661,24 @@ const READ_CHUNK = 1 << 20;
 export interface ReadSnapshot extends LoadedSnapshot {
   /** Milliseconds spent in reads of the file. */
   readMs: number;
+  /** Its items still as text, when restored lazily (`items` is then empty). */
+  dormant?: DormantPieces | undefined;
+}
+
+/** How {@linkcode readSnapshot} restores. */
+export interface ReadSnapshotOptions {
+  /**
+   * Restore a version-4 snapshot of this many items or more lazily, as
+   * {@linkcode DormantPieces}.
+   *
+   * @default {Infinity}
+   */
+  lazyFrom?: number;
+  /**
+   * Hears of an item a dormant piece could not give back when woken (the
+   * checksum makes it all but impossible; the item is left out).
+   */
+  report?: (message: string) => void;
 }
 
 /**
@@ -571,7 +694,11 @@ export interface ReadSnapshot extends LoadedSnapshot {
  * @throws {SnapshotError} for a file that is not an intact snapshot, or
  * that names a class the registry does not hold
  */
-export async function readSnapshot(path: string, registry: ClassRegistry): Promise<ReadSnapshot> {
+export async function readSnapshot(
+  path: string,
+  registry: ClassRegistry,
+  options: ReadSnapshotOptions = {},
+): Promise<ReadSnapshot> {
   const file = await Deno.open(path, { read: true });
   let readMs = 0;
   let buffer = new Uint8Array(READ_CHUNK);
@@ -617,7 +744,11 @@ export async function readSnapshot(path: string, registry: ClassRegistry): Promi
     const h = checkHeader(head, path);
     const reviver = new RowReviver(h.shapes, registry, path);
     const items: QueueItem[] = [];
-    const parser = new BodyParser(h, path, (row) => items.push(reviver.item(row)));
+    const lazy = h.version === SNAPSHOT_VERSION && h.items >= (options.lazyFrom ?? Infinity);
+    // Every class is checked now, as an eager restore would find it missing.
+    if (lazy) h.shapes.forEach(([name]) => checkedClass(name, registry, QueueItem, path, Task));
+    const pieces: DormantPiece[] | undefined = lazy ? [] : undefined;
+    const parser = new BodyParser(h, path, (row) => items.push(reviver.item(row)), pieces);
     // The body so far: its length and checksum, and the first error met in it.
     let bytes = 0;
     let crc = 0;
@@ -632,7 +763,10 @@ export async function readSnapshot(path: string, registry: ClassRegistry): Promi
       if (last < from) return;
       if (failure === undefined) {
         try {
-          eachLine(buffer.subarray(0, last + 1), parser.line);
+          // Lines kept as text (dormant pieces) are slices of what is decoded at
+          // once: in pieces over 128 KB, V8 puts it straight in its old space
+          // (not copied by every young-generation collection).
+          eachLine(buffer.subarray(0, last + 1), parser.line, pieces ? READ_CHUNK : CHUNK);
         } catch (error) {
           failure = error;
         }
@@ -659,7 +793,9 @@ export async function readSnapshot(path: string, registry: ClassRegistry): Promi
     checkSum(h, bytes, crc, path);
     if (failure !== undefined) throw failure;
     const applied = parser.finish();
-    return { child: h.child, seq: h.seq, taken: h.taken, applied, items, readMs };
+    const dormant = pieces &&
+      new DormantPieces(pieces, h.shapes, reviver, path, options.report);
+    return { child: h.child, seq: h.seq, taken: h.taken, applied, items, readMs, dormant };
   } finally {
     file.close();
   }
@@ -717,12 +853,13 @@ function parseVersion1(value: JsonObject, file: string): SnapshotData {
   return parsed.output;
 }
 
-/** The registered class of that name, checked to be (or extend) `base`. */
+/** The registered class of that name, checked to be (or extend) `base` (or `or`). */
 function checkedClass(
   name: string,
   registry: ClassRegistry,
   base: abstract new (...args: never[]) => object,
   file: string,
+  or?: abstract new (...args: never[]) => object,
 ): Constructor {
   const ctor = registry.get(name);
   if (!ctor) {
@@ -732,8 +869,13 @@ function checkedClass(
       name,
     );
   }
-  if (!(ctor.prototype instanceof base) && ctor !== base) {
-    throw new SnapshotError(file, `class "${name}" is not a ${base.name}`, name);
+  const is = (b: typeof base) => ctor.prototype instanceof b || ctor === b;
+  if (!is(base) && !(or && is(or))) {
+    throw new SnapshotError(
+      file,
+      `class "${name}" is not a ${base.name}${or ? ` or a ${or.name}` : ""}`,
+      name,
+    );
   }
   return ctor;
 }
@@ -850,6 +992,149 @@ class RowReviver {
     // One shape is one kind: an item's shape never stands for a task.
     const ctor = checkedClass(shape[0], this.#registry, base, this.#file);
     return known[index as number] = { ctor, names: shape[1] };
+  }
+}
+
+/** A snapshot's piece kept as its two lines of text (index and rows). */
+export interface DormantPiece {
+  /** Its items. */
+  readonly count: number;
+  /** The earliest expiration among them. */
+  readonly earliest: number;
+  /** Their distinct graceids. */
+  readonly graceIds: readonly string[];
+  /** The index line, as written. */
+  readonly index: string;
+  /** The rows line, as written. */
+  readonly rows: string;
+}
+
+/**
+ * A snapshot's items restored lazily: its pieces kept as text, each woken
+ * (its rows revived into items, given to the queue with their places in
+ * line) when the queue needs it: its earliest item is due, its graceids
+ * are looked up, or the whole queue is read. Recovery then costs the
+ * index lines, not 1e5 items built in a fresh heap (~600 ms here).
+ */
+export class DormantPieces implements Dormant {
+  /** The snapshot's shape table (a snapshot copying these pieces starts from it). */
+  readonly shapes: readonly [string, string[]][];
+  /** Items in all, woken or not. */
+  readonly total: number;
+  /** In file order; undefined once woken. */
+  #pieces: (DormantPiece | undefined)[];
+  /** Each piece's first row in the snapshot. */
+  #first: number[];
+  /** Piece numbers, earliest first; `#at`: the first maybe still dormant. */
+  #byTime: number[];
+  #at = 0;
+  #count: number;
+  /** Piece numbers by graceid, made when first asked. */
+  #byGraceId: Map<string, number[]> | undefined;
+  #reviver: RowReviver;
+  #file: string;
+  #report: (message: string) => void;
+  #woken: ((items: QueueItem[]) => void) | undefined;
+
+  constructor(
+    pieces: DormantPiece[],
+    shapes: readonly [string, string[]][],
+    reviver: RowReviver,
+    file: string,
+    report: (message: string) => void = () => {},
+  ) {
+    this.shapes = shapes;
+    this.#pieces = pieces;
+    let row = 0;
+    this.#first = pieces.map((piece) => (row += piece.count) - piece.count);
+    this.total = this.#count = row;
+    this.#byTime = pieces.map((_, i) => i).sort((a, b) =>
+      pieces[a]!.earliest - pieces[b]!.earliest || a - b
+    );
+    this.#reviver = reviver;
+    this.#file = file;
+    this.#report = report;
+  }
+
+  /** Items still dormant. */
+  get count(): number {
+    return this.#count;
+  }
+
+  /** The earliest expiration of a dormant item; Infinity when none is left. */
+  firstKey(): number {
+    const byTime = this.#byTime;
+    while (this.#at < byTime.length && this.#pieces[byTime[this.#at]!] === undefined) this.#at++;
+    return this.#at < byTime.length ? this.#pieces[byTime[this.#at]!]!.earliest : Infinity;
+  }
+
+  /** Wakes the piece holding the earliest dormant item. */
+  wakeFirst(put: PutDormant): void {
+    if (this.firstKey() !== Infinity) this.#wake(this.#byTime[this.#at]!, put);
+  }
+
+  /** Wakes every piece holding items of `graceid`. */
+  wakeGraceId(graceid: string, put: PutDormant): void {
+    if (this.#count === 0) return;
+    if (!this.#byGraceId) {
+      const map = this.#byGraceId = new Map();
+      this.#pieces.forEach((piece, i) => {
+        for (const g of piece?.graceIds ?? []) {
+          const list = map.get(g);
+          if (list) list.push(i);
+          else map.set(g, [i]);
+        }
+      });
+    }
+    const list = this.#byGraceId.get(graceid);
+    if (!list) return;
+    this.#byGraceId.delete(graceid);
+    for (const i of list) if (this.#pieces[i]) this.#wake(i, put);
+  }
+
+  /** Wakes every piece. */
+  wakeAll(put: PutDormant): void {
+    for (let i = 0; i < this.#pieces.length; i++) if (this.#pieces[i]) this.#wake(i, put);
+  }
+
+  /** The pieces still dormant, in file order (a snapshot copies them as they are). */
+  pieces(): DormantPiece[] {
+    return this.#pieces.filter((piece) => piece !== undefined);
+  }
+
+  /** While set, `woken` hears the items of each piece woken (a snapshot marks them saved). */
+  watch(woken?: (items: QueueItem[]) => void): void {
+    this.#woken = woken;
+  }
+
+  #wake(i: number, put: PutDormant): void {
+    const piece = this.#pieces[i]!;
+    this.#pieces[i] = undefined;
+    this.#count -= piece.count;
+    const lost = (what: string) =>
+      this.#report(`${this.#file}: ${what} could not be restored and is left out`);
+    let rows: unknown;
+    try {
+      rows = JSON.parse(piece.rows);
+    } catch {
+      rows = undefined;
+    }
+    if (!Array.isArray(rows) || rows.length !== piece.count) {
+      return lost(`a piece of ${piece.count} items (rows ${this.#first[i]}..)`);
+    }
+    const woken: QueueItem[] = [];
+    const now = Date.now() / 1000;
+    for (let j = 0; j < rows.length; j++) {
+      try {
+        const item = this.#reviver.item(rows[j]);
+        checkTime(item, item.expiration, now);
+        put(item, this.#first[i]! + j);
+        woken.push(item);
+      } catch (error) {
+        lost(`item row ${this.#first[i]! + j} (${(error as Error).message})`);
+      }
+    }
+    this.#woken?.(woken);
   }
 }
 

@@ -57,6 +57,30 @@ export function checkTime(
   }
 }
 
+/** Gives a woken dormant item to the queue, with its row in its snapshot (its place in line). */
+export type PutDormant = (item: QueueItem, row: number) => void;
+
+/**
+ * Items restored lazily (a snapshot's pieces still as text): the queue
+ * counts them as pending, and wakes them into the heap when it needs them:
+ * when the earliest of them is due before its own top, when their graceid
+ * is looked up, or when the whole queue is read.
+ */
+export interface Dormant {
+  /** Items in all, woken or not: the queue keeps their places in line. */
+  readonly total: number;
+  /** Items still dormant. */
+  readonly count: number;
+  /** The earliest expiration among the dormant items; Infinity when none. */
+  firstKey(): number;
+  /** Wakes the items of the earliest piece. */
+  wakeFirst(put: PutDormant): void;
+  /** Wakes every piece that holds items of `graceid`. */
+  wakeGraceId(graceid: string, put: PutDormant): void;
+  /** Wakes everything. */
+  wakeAll(put: PutDormant): void;
+}
+
 function byTime(a: QueueItem, b: QueueItem): number {
   const ka = a[KEY]!;
   const kb = b[KEY]!;
@@ -102,6 +126,9 @@ export class SortedQueue<T extends QueueItem = QueueItem> implements Iterable<T>
   #maxComplete: number;
   #maxFrac: number;
   #onInsert: ((item: QueueItem) => void) | undefined;
+  /** Items restored lazily, until all are woken; their places in line start at `#dormantBase`. */
+  #dormant: Dormant | undefined;
+  #dormantBase = 0;
 
   constructor(options: SortedQueueOptions = {}) {
     this.#maxComplete = options.maxComplete ?? 100;
@@ -109,14 +136,76 @@ export class SortedQueue<T extends QueueItem = QueueItem> implements Iterable<T>
     this.#onInsert = options.onInsert;
   }
 
-  /** Number of pending (not complete) items. */
+  /** Number of pending (not complete) items, dormant ones included. */
   get size(): number {
-    return this.#pending;
+    return this.#pending + (this.#dormant?.count ?? 0);
   }
 
   /** Same as {@linkcode SortedQueue.size}, for readers of the old code. */
   get length(): number {
-    return this.#pending;
+    return this.size;
+  }
+
+  /**
+   * Takes items restored lazily, after those of
+   * {@linkcode SortedQueue.insertAll} and before any inserted later: each
+   * comes into the heap in its place when woken, as if inserted now.
+   */
+  adopt(dormant: Dormant): void {
+    if (this.#dormant) throw new Error("the queue already holds dormant items");
+    this.#dormantBase = this.#order;
+    this.#order += dormant.total;
+    this.#dormant = dormant.count > 0 ? dormant : undefined;
+  }
+
+  /** The items restored lazily and not woken yet, if any (a snapshot copies them as they are). */
+  dormant(): Dormant | undefined {
+    return this.#dormant;
+  }
+
+  /**
+   * Wakes the earliest dormant piece, if any (idle time: so that none is
+   * left to wake when it is due); returns the items still dormant.
+   */
+  wakeSome(): number {
+    const dormant = this.#dormant;
+    if (!dormant) return 0;
+    dormant.wakeFirst(this.#put);
+    return this.#settleDormant();
+  }
+
+  /** A woken item into the heap, in its reserved place in line. */
+  #put = (item: QueueItem, row: number): void => {
+    this.#admit(item as T, false);
+    this.#push(item, item.expiration, this.#dormantBase + row);
+  };
+
+  /** Drops the dormant items once all are woken; returns how many are left. */
+  #settleDormant(): number {
+    const left = this.#dormant?.count ?? 0;
+    if (left === 0) this.#dormant = undefined;
+    return left;
+  }
+
+  /** Wakes the dormant items due no later than the heap's top, so the top is the earliest. */
+  #wakeDue(): void {
+    const dormant = this.#dormant;
+    if (!dormant) return;
+    for (;;) {
+      this.#dropDeadTop();
+      const top = this.#n > 0 ? this.#keys[0]! : Infinity;
+      if (dormant.count === 0 || dormant.firstKey() > top) break;
+      dormant.wakeFirst(this.#put);
+    }
+    this.#settleDormant();
+  }
+
+  /** Wakes every dormant item. */
+  #wakeAll(): void {
+    const dormant = this.#dormant;
+    if (!dormant) return;
+    dormant.wakeAll(this.#put);
+    this.#settleDormant();
   }
 
   /**
@@ -136,11 +225,14 @@ export class SortedQueue<T extends QueueItem = QueueItem> implements Iterable<T>
     this.#push(item, key);
   }
 
-  /** Makes a checked item pending here: owner, count, listener, graceid index. */
-  #admit(item: T): void {
+  /**
+   * Makes a checked item pending here: owner, count, listener (unless it
+   * is a restored one waking), graceid index.
+   */
+  #admit(item: T, inserted = true): void {
     item[OWNER] = this;
     this.#pending++;
-    this.#onInsert?.(item);
+    if (inserted) this.#onInsert?.(item);
     this.#index(item);
   }
 
@@ -188,21 +280,26 @@ export class SortedQueue<T extends QueueItem = QueueItem> implements Iterable<T>
 
   /** The earliest pending item, left in place. */
   peek(): T | undefined {
+    this.#wakeDue();
     this.#dropDeadTop();
     return this.#n > 0 ? this.#items[0] as T : undefined;
   }
 
   /**
    * When the earliest pending item comes due, read from the heap without
-   * touching the item's tasks; undefined when empty.
+   * touching the item's tasks (nor waking a dormant one); undefined when
+   * empty.
    */
   nextExpiration(): number | undefined {
     this.#dropDeadTop();
-    return this.#n > 0 ? this.#keys[0] : undefined;
+    const top = this.#n > 0 ? this.#keys[0]! : Infinity;
+    const next = this.#dormant ? Math.min(top, this.#dormant.firstKey()) : top;
+    return next === Infinity ? undefined : next;
   }
 
   /** Removes and returns the earliest pending item. */
   pop(): T | undefined {
+    this.#wakeDue();
     this.#dropDeadTop();
     if (this.#n === 0) return undefined;
     const item = this.#items[0] as T;
@@ -213,6 +310,10 @@ export class SortedQueue<T extends QueueItem = QueueItem> implements Iterable<T>
 
   /** Pending items of one graceid, earliest first. */
   byGraceId(graceid: string): T[] {
+    if (this.#dormant) {
+      this.#dormant.wakeGraceId(graceid, this.#put);
+      this.#settleDormant();
+    }
     const entry = this.#byGraceId.get(graceid);
     if (entry === undefined) return [];
     return entry instanceof Set ? [...entry].sort(byTime) : [entry];
@@ -220,11 +321,13 @@ export class SortedQueue<T extends QueueItem = QueueItem> implements Iterable<T>
 
   /** Graceids that have pending items. */
   graceIds(): string[] {
+    this.#wakeAll();
     return [...this.#byGraceId.keys()];
   }
 
   /** Marks every pending item complete and empties the queue. */
   clear(): T[] {
+    this.#wakeAll();
     const items = this.items();
     for (const item of items) this.#detach(item);
     for (const item of items) item.complete = true;
@@ -235,7 +338,8 @@ export class SortedQueue<T extends QueueItem = QueueItem> implements Iterable<T>
   }
 
   /**
-   * Every slot of the heap, pending or not, in no particular order: a copy
+   * Every slot of the heap, pending or not, in no particular order (the
+   * dormant items, not in the heap yet, are in {@linkcode SortedQueue.dormant}): a copy
    * of the pointers only, cheap at any size. {@linkcode SortedQueue.holds}
    * tells the pending ones, later and a few at a time (a snapshot fixes its
    * items with this, then reads them in slices). Copied `into` an array
@@ -258,6 +362,7 @@ export class SortedQueue<T extends QueueItem = QueueItem> implements Iterable<T>
 
   /** Pending items in no particular order (a copy; cheaper than `items()`). */
   live(): T[] {
+    this.#wakeAll();
     const items: T[] = [];
     for (let i = 0; i < this.#n; i++) {
       const item = this.#items[i]!;
@@ -276,6 +381,24 @@ export class SortedQueue<T extends QueueItem = QueueItem> implements Iterable<T>
    * without disturbing it: O(k log k) rather than a sort of the queue.
    */
   earliest(k: number): T[] {
+    const dormant = this.#dormant;
+    if (k <= 0) return [];
+    for (;;) {
+      const out = this.#earliestInHeap(k);
+      // Enough items, none due after a dormant one (one due at the same time
+      // may be listed in another order among them).
+      const last = out.at(-1);
+      if (
+        !dormant || dormant.count === 0 || (out.length === k && last![KEY]! <= dormant.firstKey())
+      ) {
+        this.#settleDormant();
+        return out;
+      }
+      dormant.wakeFirst(this.#put);
+    }
+  }
+
+  #earliestInHeap(k: number): T[] {
     const out: T[] = [];
     // Slots that may hold the next earliest: a best-first walk down the heap.
     const open = this.#n > 0 ? [0] : [];
@@ -333,8 +456,7 @@ export class SortedQueue<T extends QueueItem = QueueItem> implements Iterable<T>
     }
   }
 
-  #push(item: QueueItem, key: number): void {
-    const order = this.#order++;
+  #push(item: QueueItem, key: number, order = this.#order++): void {
     item[ENTRY] = order;
     item[KEY] = key;
     if (this.#n === this.#keys.length) this.#grow();
