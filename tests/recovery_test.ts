@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { ChildRuntime } from "../lib/child/runtime.ts";
-import { ChildState, sliceRoom, startDelay } from "../lib/child/state.ts";
+import { ChildState, sliceRoom, startDelay, wakeMore } from "../lib/child/state.ts";
 import { Ini, parseIni } from "../lib/config/ini.ts";
 import { encodeRecord as encodeBytes, type JournalRecord } from "../lib/durability/journal.ts";
 import { Logger, type LogRecord } from "../lib/core/log.ts";
@@ -382,4 +382,20 @@ Deno.test("a snapshot fixes its items in a gap between due tasks", () => {
   assert.ok(close(startDelay(now - 0.001, now, 3), 0.3), "1 ms overdue: its timer runs it first");
   assert.equal(startDelay(now - 0.01, now, 3), 0, "10 ms overdue: held up elsewhere, go on");
   assert.equal(startDelay(now + 0.001, now, 0), 0, "fixing took no time: at once");
+});
+
+Deno.test("an idle turn wakes dormant pieces short of the next task, one at least however slow", () => {
+  const now = 1_000_000;
+  // Nothing due: one piece always, even one slower than a slice; more only within the slice.
+  assert.equal(wakeMore(undefined, now, 0, 0, 5), true);
+  assert.equal(wakeMore(undefined, now, 0.5, 1, 5), true);
+  assert.equal(wakeMore(undefined, now, 1, 1, 0.2), false);
+  // A task due in 10 ms: a 5 ms piece fits, not after 5 ms spent.
+  assert.equal(wakeMore(now + 0.01, now, 0, 0, 5), true);
+  assert.equal(wakeMore(now + 0.01, now, 5, 0, 5), false);
+  // Due in 1 ms: a 0.5 ms piece fits (0.3 ms to spare), a 0.8 ms one waits for it.
+  assert.equal(wakeMore(now + 0.001, now, 0, 0, 0.5), true);
+  assert.equal(wakeMore(now + 0.001, now, 0, 0, 0.8), false);
+  // A task held up elsewhere does not stop the waking.
+  assert.equal(wakeMore(now - 0.01, now, 0, 0, 0.8), true);
 });

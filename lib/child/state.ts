@@ -126,6 +126,26 @@ export function sliceRoom(next: number | undefined, now: number): number {
 /** Items from which a snapshot is restored lazily, unless the child says otherwise. */
 const LAZY_FROM = 4096;
 
+/**
+ * Whether an idle turn should wake one more dormant piece: it has spent
+ * `elapsed` ms and woken `woken` pieces; a piece took `pieceMs` last time.
+ * A piece must end short of the next task's due time (`next`, `now`: epoch
+ * seconds); past the first, a turn stops after {@linkcode SLICE_MS}. A
+ * piece that takes longer than a slice still wakes, one a turn.
+ */
+export function wakeMore(
+  next: number | undefined,
+  now: number,
+  elapsed: number,
+  woken: number,
+  pieceMs: number,
+): boolean {
+  if (woken > 0 && elapsed >= SLICE_MS) return false;
+  if (next === undefined) return true;
+  const until = (next - now) * 1000;
+  return until < -STUCK_MS || elapsed + pieceMs <= until - DUE_MARGIN_MS;
+}
+
 /** The longest a snapshot waits to start in a gap between due tasks, in ms. */
 const START_WAIT_MS = 50;
 
@@ -221,9 +241,11 @@ export class ChildState implements AsyncDisposable {
       if (this.#closed) return;
       const queue = runtime.queue;
       const from = performance.now();
-      const room = sliceRoom(queue.nextExpiration(), runtime.context.now());
-      while (queue.dormant() && performance.now() + this.#wakeMs <= from + room) {
+      const next = queue.nextExpiration();
+      const now = runtime.context.now();
+      for (let woken = 0; queue.dormant(); woken++) {
         const start = performance.now();
+        if (!wakeMore(next, now, start - from, woken, this.#wakeMs)) break;
         queue.wakeSome();
         this.#wakeMs = performance.now() - start;
       }
