@@ -186,8 +186,6 @@ export class ChildState implements AsyncDisposable {
    * the whole heap while tasks wait).
    */
   #buffer: Uint8Array | undefined;
-  /** The array the heap's slots are copied into, kept for the next snapshot. */
-  #slots: QueueItem[] = [];
   /** Milliseconds the last snapshot took to fix its items (see startDelay). */
   #fixMs = 0;
   /** The next idle turn that wakes dormant items, while some are left. */
@@ -480,9 +478,9 @@ export class ChildState implements AsyncDisposable {
       item[SAVED] = stamp;
       writer!.add(item);
     };
-    // Fixing the items is one step (~3 ms at 1e5 items): it starts in a gap
-    // between due tasks, when one comes within 50 ms (a dense stream of
-    // tasks delays a snapshot that long at most).
+    // Fixing the items is one step (the writer's set-up, ~0.1 ms): it
+    // starts in a gap between due tasks, when one comes within 50 ms (a
+    // dense stream of tasks delays a snapshot that long at most).
     for (const giveUp = performance.now() + START_WAIT_MS;;) {
       const wait = startDelay(runtime.queue.nextExpiration(), runtime.context.now(), this.#fixMs);
       if (wait === 0 || performance.now() + wait > giveUp) break;
@@ -508,11 +506,13 @@ export class ChildState implements AsyncDisposable {
           this.#dirty = false;
           this.#alertsSince = 0;
           seq = runtime.appliedSeq;
-          // The heap's slots, pointers only: which are pending is read in
-          // the slices below. An item that runs meanwhile is saved first
-          // (as it was); one a task removed meanwhile is left out, as the
-          // task, saved before it ran, removes it again after a restart.
-          const slots = runtime.queue.slots(this.#slots);
+          // The heap's slots, frozen (nothing copied: a slot overwritten
+          // before the slices below read it keeps its old item aside); which
+          // are pending is read in the slices. An item that runs meanwhile
+          // is saved first (as it was); one a task removed meanwhile is left
+          // out, as the task, saved before it ran, removes it again after a
+          // restart.
+          const slots = runtime.queue.freeze();
           asleep = dormant?.pieces() ?? [];
           dormant?.watch((woken) => woken.forEach((item) => item[SAVED] = stamp));
           writer = new SnapshotWriter(
@@ -546,7 +546,7 @@ export class ChildState implements AsyncDisposable {
         // tasks slows a snapshot down but never stalls it.
         const slice = from + sliceRoom(queue.nextExpiration(), runtime.context.now());
         do {
-          const item = items[i++]!;
+          const item = items.read(i++);
           if (queue.holds(item)) save(item);
         } while (i < items.length && (i % 32 !== 0 || performance.now() < slice));
         busy += performance.now() - from;
@@ -559,8 +559,7 @@ export class ChildState implements AsyncDisposable {
       dormant?.watch();
       runtime.snapshotting();
       done.resolve();
-      // Kept for the next snapshot, without keeping items alive till then.
-      this.#slots.fill(undefined as unknown as QueueItem);
+      runtime.queue.thaw();
     }
     const w = writer!;
     const pieces = timed(() => w.pieces());

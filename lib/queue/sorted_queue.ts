@@ -81,6 +81,36 @@ export interface Dormant {
   wakeAll(put: PutDormant): void;
 }
 
+/**
+ * The heap's slots as they were when {@linkcode SortedQueue.freeze} was
+ * called, read without copying them: a slot the queue overwrites before
+ * the reader passed it keeps its old item aside.
+ */
+export class FrozenSlots {
+  /** Slots at the freeze. */
+  readonly length: number;
+  /** The heap's array at the freeze. */
+  readonly items: readonly QueueItem[];
+  /** Slots below this were read already: their old items need not be kept. */
+  cursor = 0;
+  /** Old items of slots overwritten since the freeze, not yet read. */
+  readonly kept = new Map<number, QueueItem>();
+
+  constructor(items: QueueItem[], length: number) {
+    this.items = items;
+    this.length = length;
+  }
+
+  /** The item slot `i` held at the freeze (read slots in order: the cursor follows). */
+  read(i: number): QueueItem {
+    this.cursor = i + 1;
+    const kept = this.kept.get(i);
+    if (kept === undefined) return this.items[i]!;
+    this.kept.delete(i);
+    return kept;
+  }
+}
+
 function byTime(a: QueueItem, b: QueueItem): number {
   const ka = a[KEY]!;
   const kb = b[KEY]!;
@@ -126,6 +156,8 @@ export class SortedQueue<T extends QueueItem = QueueItem> implements Iterable<T>
   #maxComplete: number;
   #maxFrac: number;
   #onInsert: ((item: QueueItem) => void) | undefined;
+  /** The slots a snapshot is reading, while it does (see `freeze`). */
+  #frozen: FrozenSlots | undefined;
   /** Items restored lazily, until all are woken; their places in line start at `#dormantBase`. */
   #dormant: Dormant | undefined;
   #dormantBase = 0;
@@ -144,6 +176,33 @@ export class SortedQueue<T extends QueueItem = QueueItem> implements Iterable<T>
   /** Same as {@linkcode SortedQueue.size}, for readers of the old code. */
   get length(): number {
     return this.size;
+  }
+
+  /**
+   * Fixes the heap's slots as they are now, for a snapshot to read in
+   * slices while the queue goes on (see {@linkcode FrozenSlots}): O(1) now,
+   * and one map entry per slot overwritten before it is read. Clean-up
+   * passes wait until {@linkcode SortedQueue.thaw}.
+   *
+   * @throws {Error} when already frozen
+   */
+  freeze(): FrozenSlots {
+    if (this.#frozen) throw new Error("the queue is already frozen");
+    return this.#frozen = new FrozenSlots(this.#items, this.#n);
+  }
+
+  /** Ends {@linkcode SortedQueue.freeze}; a clean-up pass it held back runs now. */
+  thaw(): void {
+    this.#frozen = undefined;
+    this.#maybeCompact();
+  }
+
+  /** Keeps slot `i`'s item aside before it is overwritten, while a reader still needs it. */
+  #keep(frozen: FrozenSlots, i: number): void {
+    if (
+      i < frozen.length && i >= frozen.cursor && frozen.items === this.#items &&
+      !frozen.kept.has(i)
+    ) frozen.kept.set(i, this.#items[i]!);
   }
 
   /**
@@ -273,6 +332,7 @@ export class SortedQueue<T extends QueueItem = QueueItem> implements Iterable<T>
       item[KEY] = key;
       keys[this.#n] = key;
       orders[this.#n] = order;
+      if (this.#frozen) this.#keep(this.#frozen, this.#n);
       this.#items[this.#n++] = item;
     }
     this.#heapify();
@@ -335,24 +395,6 @@ export class SortedQueue<T extends QueueItem = QueueItem> implements Iterable<T>
     this.#n = 0;
     this.#dead = 0;
     return items;
-  }
-
-  /**
-   * Every slot of the heap, pending or not, in no particular order (the
-   * dormant items, not in the heap yet, are in {@linkcode SortedQueue.dormant}): a copy
-   * of the pointers only, cheap at any size. {@linkcode SortedQueue.holds}
-   * tells the pending ones, later and a few at a time (a snapshot fixes its
-   * items with this, then reads them in slices). Copied `into` an array
-   * when given (a snapshot passes its last one: at 1e5 items, a fresh
-   * array is 800 KB of new memory each time, and old space V8 must
-   * collect).
-   */
-  slots(into: T[] = []): T[] {
-    const n = this.#n;
-    const items = this.#items;
-    into.length = n;
-    for (let i = 0; i < n; i++) into[i] = items[i] as T;
-    return into;
   }
 
   /** Whether `item` is pending in this queue. */
@@ -463,6 +505,7 @@ export class SortedQueue<T extends QueueItem = QueueItem> implements Iterable<T>
     const keys = this.#keys;
     const orders = this.#orders;
     const items = this.#items;
+    const frozen = this.#frozen;
     let i = this.#n++;
     while (i > 0) {
       const p = (i - 1) >> 2;
@@ -470,11 +513,13 @@ export class SortedQueue<T extends QueueItem = QueueItem> implements Iterable<T>
       if (key > pk || (key === pk && order > orders[p]!)) break;
       keys[i] = pk;
       orders[i] = orders[p]!;
+      if (frozen) this.#keep(frozen, i);
       items[i] = items[p]!;
       i = p;
     }
     keys[i] = key;
     orders[i] = order;
+    if (frozen) this.#keep(frozen, i);
     items[i] = item;
   }
 
@@ -490,6 +535,7 @@ export class SortedQueue<T extends QueueItem = QueueItem> implements Iterable<T>
   #removeTop(): void {
     const last = --this.#n;
     const item = this.#items[last]!;
+    if (this.#frozen) this.#keep(this.#frozen, last);
     this.#items[last] = undefined as unknown as QueueItem;
     if (last > 0) {
       this.#siftDown(0, this.#keys[last]!, this.#orders[last]!, item);
@@ -502,6 +548,7 @@ export class SortedQueue<T extends QueueItem = QueueItem> implements Iterable<T>
     const orders = this.#orders;
     const items = this.#items;
     const n = this.#n;
+    const frozen = this.#frozen;
     let i = start;
     for (;;) {
       const first = 4 * i + 1;
@@ -519,11 +566,13 @@ export class SortedQueue<T extends QueueItem = QueueItem> implements Iterable<T>
       if (key < ck || (key === ck && order < orders[c]!)) break;
       keys[i] = ck;
       orders[i] = orders[c]!;
+      if (frozen) this.#keep(frozen, i);
       items[i] = items[c]!;
       i = c;
     }
     keys[i] = key;
     orders[i] = order;
+    if (frozen) this.#keep(frozen, i);
     items[i] = item;
   }
 
@@ -537,6 +586,8 @@ export class SortedQueue<T extends QueueItem = QueueItem> implements Iterable<T>
   }
 
   #maybeCompact(): void {
+    // Not while a snapshot reads the slots: `thaw` runs it.
+    if (this.#frozen) return;
     const limit = Math.min(this.#n * this.#maxFrac, this.#maxComplete);
     if (this.#dead <= limit) return;
     let n = 0;
