@@ -1141,7 +1141,7 @@ export class DormantPieces implements Dormant {
 /**
  * Reads and restores a snapshot file's bytes: the checksum is taken over
  * the bytes as read, the body decoded a piece at a time, and each row of
- * version 3 or 2 becomes its object directly (no intermediate field
+ * version 4, 3 or 2 becomes its object directly (no intermediate field
  * objects): 1e5 items in ~0.3 s in a grown heap, 0.6-0.9 s in a new one
  * (a child's recovery reads big snapshots lazily instead, through
  * {@linkcode readSnapshot}). Version 1
