@@ -194,6 +194,8 @@ export async function connect(
     password: USERS[user],
     resource,
     ...(server.tls ? { ca: await Deno.readTextFile(server.caFile) } : { allowPlaintext: true }),
+    // A server started a moment ago on a busy machine can take seconds to open a stream.
+    timeoutMs: 10_000,
   });
   const stanzas: XmlElement[] = [];
   const errors: Error[] = [];

@@ -82,6 +82,11 @@ export interface XmppClientOptions {
   insecureTls?: boolean;
   /** Allow a stream without TLS. */
   allowPlaintext?: boolean;
+  /**
+   * Milliseconds to wait for the server to open a stream (and for other
+   * steps of the connection) before giving up. @default {2000}
+   */
+  timeoutMs?: number;
 }
 
 const NS_TLS = "urn:ietf:params:xml:ns:xmpp-tls";
@@ -174,7 +179,7 @@ export function createXmppClient(options: XmppClientOptions): XmppClient {
   const service = `xmpp://${options.server}:${options.port ?? 5222}`;
   // Untyped boundary: xmpp.js ships JavaScript only.
   // deno-lint-ignore no-explicit-any
-  const entity = new (Client as any)({ service, domain }) as Entity;
+  const entity = new (Client as any)({ service, domain, timeout: options.timeoutMs }) as Entity;
   (entity as unknown as { jid: unknown }).jid = makeJid(
     options.username,
     domain,
