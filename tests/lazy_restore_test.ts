@@ -293,3 +293,45 @@ Deno.test("items woken and run while a snapshot is written are in it once, as th
   // Saved as at the start: before its first task ran.
   assert.ok(saved.every((i) => i.tasks.length === 2));
 });
+
+Deno.test("an index line whose time is not finite is refused with the snapshot, eagerly and lazily", async () => {
+  const t0 = now();
+  const text = snapshotText(
+    "kid",
+    3,
+    Array.from({ length: 200 }, (_, i) => item(t0, 60, `G${i}`)),
+    [],
+    t0,
+  );
+  // 1e999 parses as Infinity: a piece no time would wake. The checksum still holds.
+  const [head, ...body] = text.split("\n");
+  const index = JSON.parse(body[3]!);
+  body[3] = JSON.stringify(index).replace(/^\[(\d+),[^,]+,/, "[$1,1e999,");
+  const bytes = new TextEncoder().encode(body.join("\n"));
+  const header = {
+    ...JSON.parse(head!),
+    bytes: bytes.length,
+    crc: crc32(bytes).toString(16).padStart(8, "0"),
+  };
+  await using dir = await tempDir({ "s.json": JSON.stringify(header) + "\n" + body.join("\n") });
+  const path = join(dir.path, "s.json");
+  for (const lazyFrom of [Infinity, 1]) {
+    await assert.rejects(readSnapshot(path, registry(), { lazyFrom }), /malformed index line/);
+  }
+});
+
+Deno.test("items whose graceid is not a string are indexed as the queue indexes them", async () => {
+  const t0 = now();
+  // A handler in JavaScript may use numbers or null.
+  const odd = [item(t0, 60, "G1"), item(t0, 61, "x"), item(t0, 62, "y")];
+  (odd[1] as { graceid: unknown }).graceid = 7;
+  (odd[2] as { graceid: unknown }).graceid = null;
+  await using dir = await tempDir({ "s.json": snapshotText("kid", 3, odd, [], t0) });
+  const path = join(dir.path, "s.json");
+  assert.equal((await readSnapshot(path, registry())).items.length, 3);
+  const read = await readSnapshot(path, registry(), { lazyFrom: 1 });
+  const queue = new SortedQueue();
+  queue.adopt(read.dormant!);
+  assert.deepEqual(queue.byGraceId(7 as unknown as string).map((i) => i.graceid), [7]);
+  assert.equal(queue.items().length, 3);
+});

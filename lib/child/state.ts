@@ -188,6 +188,8 @@ export class ChildState implements AsyncDisposable {
   #buffer: Uint8Array | undefined;
   /** Milliseconds the last snapshot took to fix its items (see startDelay). */
   #fixMs = 0;
+  /** Set as `close` starts: no more idle waking (a recovery still under way ends without it). */
+  #closing = false;
   /** The next idle turn that wakes dormant items, while some are left. */
   #waking: ReturnType<typeof setTimeout> | undefined;
   /** Milliseconds the last dormant piece took to wake. */
@@ -231,24 +233,29 @@ export class ChildState implements AsyncDisposable {
    * Wakes the queue's dormant items (restored lazily) in idle turns, the
    * earliest first, each turn only while no task is about to come due.
    */
-  #wakeLater(): void {
+  #wakeLater(wait = 0): void {
     const { runtime } = this.#o;
-    if (this.#closed || this.#waking !== undefined || !runtime.queue.dormant()) return;
+    if (this.#closing || this.#waking !== undefined || !runtime.queue.dormant()) return;
     this.#waking = setTimeout(() => {
       this.#waking = undefined;
-      if (this.#closed) return;
+      if (this.#closing) return;
       const queue = runtime.queue;
       const from = performance.now();
       const next = queue.nextExpiration();
       const now = runtime.context.now();
-      for (let woken = 0; queue.dormant(); woken++) {
+      let woken = 0;
+      for (; queue.dormant(); woken++) {
         const start = performance.now();
         if (!wakeMore(next, now, start - from, woken, this.#wakeMs)) break;
         queue.wakeSome();
         this.#wakeMs = performance.now() - start;
       }
-      this.#wakeLater();
-    }, 0);
+      if (woken > 0) return this.#wakeLater();
+      // No room before the next task: try again after it (a piece's cost,
+      // once slow, is not held against every later turn).
+      this.#wakeMs *= 0.8;
+      this.#wakeLater(next === undefined ? 0 : Math.max(0, (next - now) * 1000) + 1);
+    }, wait);
   }
 
   async #recover(): Promise<Recovery> {
@@ -428,6 +435,7 @@ export class ChildState implements AsyncDisposable {
 
   /** A last checkpoint; no more after it. */
   async close(): Promise<void> {
+    this.#closing = true;
     clearTimeout(this.#timer);
     this.#timer = undefined;
     clearTimeout(this.#waking);

@@ -175,7 +175,8 @@ export class SnapshotWriter {
   /** Item rows not yet encoded: the next piece, its earliest expiration and graceids. */
   #rows: unknown[][] = [];
   #earliest = Infinity;
-  #graceIds = new Set<string>();
+  /** As the queue indexes them: any value but undefined (a handler in JavaScript may use others). */
+  #graceIds = new Set<unknown>();
   /**
    * The body so far, encoded into one buffer that grows by doubling (one
    * allocation per snapshot at most, none when the caller hands back the
@@ -465,7 +466,7 @@ function checkHeader(head: JsonObject, file: string): Header {
   if (!headerAndBody(head.version)) {
     throw new SnapshotError(
       file,
-      `snapshot version ${head.version}; this build reads ${SNAPSHOT_VERSION}, ${ROW_PER_LINE_VERSION} and 1`,
+      `snapshot version ${head.version}; this build reads ${SNAPSHOT_VERSION}, ${UNINDEXED_VERSION}, ${ROW_PER_LINE_VERSION} and 1`,
     );
   }
   const header = v.safeParse(HeaderSchema, head);
@@ -611,12 +612,12 @@ class BodyParser {
 }
 
 /** A piece's index line: its item count, earliest expiration and graceids. */
-type PieceIndex = [number, number, string[]];
+type PieceIndex = [number, number, unknown[]];
 
 function isPieceIndex(value: unknown): value is PieceIndex {
+  // A finite time: a piece no time could wake would never be due.
   return Array.isArray(value) && value.length === 3 && Number.isInteger(value[0]) &&
-    value[0] > 0 && typeof value[1] === "number" && Array.isArray(value[2]) &&
-    value[2].every((g) => typeof g === "string");
+    value[0] > 0 && Number.isFinite(value[1]) && Array.isArray(value[2]);
 }
 
 /** One line's JSON; a line that is not JSON is a SnapshotError saying `what`. */
@@ -1002,7 +1003,7 @@ export interface DormantPiece {
   /** The earliest expiration among them. */
   readonly earliest: number;
   /** Their distinct graceids. */
-  readonly graceIds: readonly string[];
+  readonly graceIds: readonly unknown[];
   /** The index line, as written. */
   readonly index: string;
   /** The rows line, as written. */
@@ -1030,7 +1031,7 @@ export class DormantPieces implements Dormant {
   #at = 0;
   #count: number;
   /** Piece numbers by graceid, made when first asked. */
-  #byGraceId: Map<string, number[]> | undefined;
+  #byGraceId: Map<unknown, number[]> | undefined;
   #reviver: RowReviver;
   #file: string;
   #report: (message: string) => void;

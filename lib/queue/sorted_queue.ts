@@ -253,8 +253,11 @@ export class SortedQueue<T extends QueueItem = QueueItem> implements Iterable<T>
     for (;;) {
       this.#dropDeadTop();
       const top = this.#n > 0 ? this.#keys[0]! : Infinity;
-      if (dormant.count === 0 || dormant.firstKey() > top) break;
+      const left = dormant.count;
+      if (left === 0 || dormant.firstKey() > top) break;
       dormant.wakeFirst(this.#put);
+      // A piece that would not wake (none can: its time is finite) must not hold this up.
+      if (dormant.count === left) break;
     }
     this.#settleDormant();
   }
@@ -436,7 +439,9 @@ export class SortedQueue<T extends QueueItem = QueueItem> implements Iterable<T>
         this.#settleDormant();
         return out;
       }
+      const left = dormant.count;
       dormant.wakeFirst(this.#put);
+      if (dormant.count === left) return out;
     }
   }
 
