@@ -1,6 +1,5 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { crc32 } from "node:zlib";
 import { ChildRuntime } from "../lib/child/runtime.ts";
 import { ChildState } from "../lib/child/state.ts";
 import { Ini, parseIni } from "../lib/config/ini.ts";
@@ -18,14 +17,9 @@ import type { QueueItem } from "../lib/queue/queue_item.ts";
 import { SortedQueue } from "../lib/queue/sorted_queue.ts";
 import * as testHandler from "../workers/handlers/test.ts";
 import { tempDir, waitFor } from "./helpers.ts";
+import { registry, resealSnapshot } from "./snapshot_helpers.ts";
 
 const now = () => Date.now() / 1000;
-
-function registry(): ClassRegistry {
-  const r = new ClassRegistry();
-  r.registerModule(testHandler);
-  return r;
-}
 
 /** A small deterministic random source (xorshift). */
 function random(seed: number): () => number {
@@ -45,6 +39,17 @@ function item(t0: number, due: number, graceid: string): testHandler.TestItem {
     new testHandler.PrintAlertTask(due, alert),
     new testHandler.PrintAlertTask(3600, alert),
   ], { graceid });
+}
+
+/** A snapshot of `count` items G0, G1, ..., all due 60 s after `t0`. */
+function sameTimeSnapshot(count: number, t0: number): string {
+  return snapshotText(
+    "kid",
+    3,
+    Array.from({ length: count }, (_, i) => item(t0, 60, `G${i}`)),
+    [],
+    t0,
+  );
 }
 
 /** What tells items apart: graceid, due times. */
@@ -116,25 +121,14 @@ Deno.test("a queue restored lazily reports its earliest time without waking, and
 
 Deno.test("a dormant item that no longer reads is reported and left out; the rest restore", async () => {
   const t0 = now();
-  const text = snapshotText(
-    "kid",
-    3,
-    Array.from({ length: 300 }, (_, i) => item(t0, 60, `G${i}`)),
-    [],
-    t0,
-  );
   // A row naming a shape the table lacks, in a body whose checksum still holds.
-  const [head, ...body] = text.split("\n");
-  const rows = JSON.parse(body[2]!);
-  rows[5][0] = 99;
-  body[2] = JSON.stringify(rows);
-  const bytes = new TextEncoder().encode(body.join("\n"));
-  const header = {
-    ...JSON.parse(head!),
-    bytes: bytes.length,
-    crc: crc32(bytes).toString(16).padStart(8, "0"),
-  };
-  await using dir = await tempDir({ "s.json": JSON.stringify(header) + "\n" + body.join("\n") });
+  const text = resealSnapshot(sameTimeSnapshot(300, t0), (body) => {
+    const rows = JSON.parse(body[2]!);
+    rows[5][0] = 99;
+    body[2] = JSON.stringify(rows);
+    return body;
+  });
+  await using dir = await tempDir({ "s.json": text });
   const path = join(dir.path, "s.json");
   // Eagerly, the snapshot is refused whole, as ever.
   await assert.rejects(readSnapshot(path, registry()), SnapshotError);
@@ -156,14 +150,7 @@ Deno.test("a dormant item that no longer reads is reported and left out; the res
 
 Deno.test("a snapshot restored lazily still names a class the handler lost, at once", async () => {
   const t0 = now();
-  const text = snapshotText(
-    "kid",
-    3,
-    Array.from({ length: 200 }, (_, i) => item(t0, 60, `G${i}`)),
-    [],
-    t0,
-  );
-  await using dir = await tempDir({ "s.json": text });
+  await using dir = await tempDir({ "s.json": sameTimeSnapshot(200, t0) });
   const error = await readSnapshot(join(dir.path, "s.json"), new ClassRegistry(), { lazyFrom: 1 })
     .then(() => undefined, (e) => e);
   assert.ok(error instanceof SnapshotError);
@@ -296,24 +283,12 @@ Deno.test("items woken and run while a snapshot is written are in it once, as th
 
 Deno.test("an index line whose time is not finite is refused with the snapshot, eagerly and lazily", async () => {
   const t0 = now();
-  const text = snapshotText(
-    "kid",
-    3,
-    Array.from({ length: 200 }, (_, i) => item(t0, 60, `G${i}`)),
-    [],
-    t0,
-  );
   // 1e999 parses as Infinity: a piece no time would wake. The checksum still holds.
-  const [head, ...body] = text.split("\n");
-  const index = JSON.parse(body[3]!);
-  body[3] = JSON.stringify(index).replace(/^\[(\d+),[^,]+,/, "[$1,1e999,");
-  const bytes = new TextEncoder().encode(body.join("\n"));
-  const header = {
-    ...JSON.parse(head!),
-    bytes: bytes.length,
-    crc: crc32(bytes).toString(16).padStart(8, "0"),
-  };
-  await using dir = await tempDir({ "s.json": JSON.stringify(header) + "\n" + body.join("\n") });
+  const text = resealSnapshot(sameTimeSnapshot(200, t0), (body) => {
+    body[3] = body[3]!.replace(/^\[(\d+),[^,]+,/, "[$1,1e999,");
+    return body;
+  });
+  await using dir = await tempDir({ "s.json": text });
   const path = join(dir.path, "s.json");
   for (const lazyFrom of [Infinity, 1]) {
     await assert.rejects(readSnapshot(path, registry(), { lazyFrom }), /malformed index line/);

@@ -5,9 +5,7 @@ import { ChildState, sliceRoom, startDelay, wakeMore } from "../lib/child/state.
 import { Ini, parseIni } from "../lib/config/ini.ts";
 import { encodeRecord as encodeBytes, type JournalRecord } from "../lib/durability/journal.ts";
 import { Logger, type LogRecord } from "../lib/core/log.ts";
-import { crc32 } from "node:zlib";
 import {
-  ClassRegistry,
   parseSnapshot,
   readSnapshot,
   restoreItems,
@@ -16,17 +14,12 @@ import {
 } from "../lib/durability/snapshot.ts";
 import * as testHandler from "../workers/handlers/test.ts";
 import { tempDir, waitFor } from "./helpers.ts";
+import { registry, resealSnapshot } from "./snapshot_helpers.ts";
 
 /** A record as journal text. */
 const encodeRecord = (r: JournalRecord) => new TextDecoder().decode(encodeBytes(r));
 const HEADER = '{"format":"lvalertMP-journal","version":1,"base":0}\n';
 const now = () => Date.now() / 1000;
-
-function registry(): ClassRegistry {
-  const r = new ClassRegistry();
-  r.registerModule(testHandler);
-  return r;
-}
 
 /** A real runtime and its ChildState over a folder. */
 function child(
@@ -302,19 +295,13 @@ function pendingItems(count: number, t0: number): testHandler.TestItem[] {
  * one row a line.
  */
 function olderSnapshot(current: string, version: 2 | 3): string {
-  const [headLine, appliedLine, ...lines] = current.split("\n");
-  const pieces = lines.filter((l) => l !== "").filter((_, i) => i % 2 === 1);
-  const rows = version === 2
-    ? pieces.flatMap((l) => JSON.parse(l)).map((r) => JSON.stringify(r))
-    : pieces;
-  const body = new TextEncoder().encode([appliedLine, ...rows].join("\n") + "\n");
-  const head = {
-    ...JSON.parse(headLine!),
-    version,
-    bytes: body.length,
-    crc: crc32(body).toString(16).padStart(8, "0"),
-  };
-  return JSON.stringify(head) + "\n" + new TextDecoder().decode(body);
+  return resealSnapshot(current, ([appliedLine, ...lines]) => {
+    const pieces = lines.filter((l) => l !== "").filter((_, i) => i % 2 === 1);
+    const rows = version === 2
+      ? pieces.flatMap((l) => JSON.parse(l)).map((r) => JSON.stringify(r))
+      : pieces;
+    return [appliedLine!, ...rows, ""];
+  }, { version });
 }
 
 for (const version of [2, 3] as const) {
