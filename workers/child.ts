@@ -11,6 +11,7 @@
 import { contain } from "../lib/child/containment.ts";
 import { ChildHost } from "../lib/child/host.ts";
 import type { FromChild } from "../lib/child/messages.ts";
+import { messageTaken } from "../lib/queue/clock.ts";
 
 const post = (message: FromChild) => self.postMessage(message);
 
@@ -21,7 +22,12 @@ contain((why) => post({ type: "fatal", message: why }));
 const host = new ChildHost({
   post,
   listen: (handler) => {
-    self.onmessage = (event: MessageEvent<unknown>) => handler(event.data);
+    self.onmessage = (event: MessageEvent<unknown>) => {
+      messageTaken();
+      handler(event.data);
+    };
+    // Counted too: the clock's doorbell compares the counts.
+    self.onmessageerror = () => messageTaken();
   },
 });
 

@@ -11,6 +11,7 @@ import { readAlert } from "../core/alert.ts";
 import { fileSink, Logger } from "../core/log.ts";
 import { Ini } from "../config/ini.ts";
 import { GraceDbClient } from "../gracedb/client.ts";
+import { useDoorbell } from "../queue/clock.ts";
 import { asHandlerModule } from "./handler.ts";
 import {
   type AlertAck,
@@ -180,8 +181,13 @@ export class ChildHost {
     this.#t.post(message);
   }
 
-  async #init(settings: ChildSettings, applying: SharedArrayBuffer | null): Promise<boolean> {
+  async #init(
+    settings: ChildSettings,
+    applying: SharedArrayBuffer | null,
+    doorbell: SharedArrayBuffer | null,
+  ): Promise<boolean> {
     if (applying) this.#applying = new Float64Array(applying);
+    if (doorbell) useDoorbell(new Int32Array(doorbell));
     try {
       const log = await this.#openLog(settings);
       const rt = this.#makeRuntime(settings, await import(settings.handlerUrl), log);
@@ -248,7 +254,7 @@ export class ChildHost {
   async #handle(message: ToChild): Promise<void> {
     switch (message.type) {
       case "init":
-        this.#started = this.#init(message.settings, message.applying);
+        this.#started = this.#init(message.settings, message.applying, message.doorbell);
         return;
       case "alerts":
         if (await this.#started) await this.#apply(message.alerts);

@@ -172,6 +172,12 @@ export const ToChildSchema = v.variant("type", [
     settings: ChildSettingsSchema,
     /** Where the child shows the journal position it is applying (a Web Worker only). */
     applying: v.nullable(v.instance(SharedArrayBuffer)),
+    /**
+     * Where the listener counts the messages it posts to the child, and
+     * wakes it (a Web Worker only): its timers wait for their target in one
+     * sleep that a message ends (`useDoorbell` in lib/queue/clock.ts).
+     */
+    doorbell: v.nullable(v.instance(SharedArrayBuffer)),
   }),
   /** Alerts in routing order; a burst travels as one message. */
   v.object({ type: v.literal("alerts"), alerts: v.array(alertDelivery) }),

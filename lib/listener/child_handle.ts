@@ -13,10 +13,13 @@ import type { ChildSection } from "../config/config.ts";
 import { childPermissions } from "../config/permissions.ts";
 import type { ToChild } from "../child/messages.ts";
 import { decodeMessage, encodeMessage, lines } from "../child/wire.ts";
+import { ringDoorbell } from "../queue/clock.ts";
 
 /** A running child, whatever runs it. */
 export interface ChildHandle {
   post(message: ToChild): void;
+  /** Where a Web Worker is told of each message posted (see `useDoorbell`); null for a process. */
+  doorbell: SharedArrayBuffer | null;
   /** Ends it at once. */
   terminate(): void;
 }
@@ -51,7 +54,16 @@ export function workerChild(
     events.ended(event.message || String(event.error));
   };
   worker.onmessageerror = () => events.ended("a message from the worker could not be read");
-  return { post: (message) => worker.postMessage(message), terminate: () => worker.terminate() };
+  const doorbell = new SharedArrayBuffer(4);
+  const bell = new Int32Array(doorbell);
+  return {
+    post: (message) => {
+      worker.postMessage(message);
+      ringDoorbell(bell);
+    },
+    doorbell,
+    terminate: () => worker.terminate(),
+  };
 }
 
 /** Command-line permission flags for a permission set. */
@@ -123,6 +135,7 @@ export function processChild(
     end(`the child process ended (${how})`);
   });
   return {
+    doorbell: null,
     post: (message) => {
       if (done) return;
       writer.write(encoder.encode(encodeMessage(message))).catch(() => {});

@@ -321,7 +321,7 @@ export class ChildLink implements AsyncDisposable {
       : workerChild(this.section, stateDir, events);
     this.#worker = handle;
     const settings = { ...this.#o.settings(this.dir), quarantined: [...this.#quarantined] };
-    this.#post({ type: "init", settings, applying });
+    this.#post({ type: "init", settings, applying, doorbell: handle.doorbell });
   }
 
   /**

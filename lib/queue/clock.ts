@@ -41,11 +41,60 @@ function nap(ms: number): void {
 }
 
 /**
+ * Where the thread that posts messages to this one counts them, once set
+ * ({@linkcode useDoorbell}), and how many this thread has taken.
+ */
+let doorbell: Int32Array | undefined;
+let taken = 0;
+
+/**
+ * Counts a message this thread took from the one that rings its doorbell:
+ * call it first in the thread's message handler, for every message (also
+ * one that could not be read), from the very first.
+ */
+export function messageTaken(): void {
+  taken = (taken + 1) | 0;
+}
+
+/**
+ * Lets this thread's timers wait out their last milliseconds in one sleep
+ * that a posted message ends: the poster adds 1 to `bell[0]` and notifies
+ * it after each `postMessage` ({@linkcode ringDoorbell}). Without one, the
+ * wait is cut into naps of a tenth of a millisecond, each followed by a
+ * turn of the event loop to let messages in, which costs far more CPU.
+ */
+export function useDoorbell(bell: Int32Array): void {
+  doorbell = bell;
+}
+
+/** The poster's side: a message was posted to the thread that waits on `bell`. */
+export function ringDoorbell(bell: Int32Array): void {
+  Atomics.add(bell, 0, 1);
+  Atomics.notify(bell, 0);
+}
+
+/**
+ * Sleeps up to `ms` unless a message is posted meanwhile (or is already
+ * waiting: fewer than the count on the bell were `took`). Says which.
+ */
+export function waitForPost(
+  bell: Int32Array,
+  took: number,
+  ms: number,
+): "pending" | "posted" | "timed-out" {
+  const posted = Atomics.load(bell, 0);
+  if (((posted - took) | 0) > 0) return "pending";
+  const woke = Atomics.wait(bell, 0, posted, ms);
+  return woke === "timed-out" ? "timed-out" : "posted";
+}
+
+/**
  * Wall-clock time from the high-resolution monotonic timer. Its timers
- * are armed a millisecond early and then wait out the remainder in naps
- * of a tenth of a millisecond, letting messages in between, so they fire
- * within a fraction of a millisecond of their target rather than one
- * event-loop tick late, without holding up anything else.
+ * are armed a millisecond early and then wait out the remainder, so they
+ * fire within a fraction of a millisecond of their target rather than one
+ * event-loop tick late, without holding up messages: with a doorbell in
+ * one sleep that a posted message ends, else in naps of a tenth of a
+ * millisecond with messages let in between.
  */
 export const systemClock: Clock = {
   now: () => (performance.timeOrigin + performance.now()) / 1000,
@@ -85,7 +134,8 @@ export const systemClock: Clock = {
         port = undefined;
         return run();
       }
-      nap(Math.min(left, SLICE_MS));
+      if (!doorbell) nap(Math.min(left, SLICE_MS));
+      else if (waitForPost(doorbell, taken, left) === "timed-out") return step();
       // A macrotask between naps lets pending messages (alerts) through.
       port ??= new MessageChannel();
       port.port2.onmessage = step;
