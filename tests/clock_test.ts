@@ -4,6 +4,7 @@
  */
 
 import assert from "node:assert/strict";
+import { nextTurn } from "../lib/core/async.ts";
 import { ringDoorbell, waitForPost } from "../lib/queue/clock.ts";
 
 /** A worker from source text (module URLs made absolute). */
@@ -102,4 +103,36 @@ Deno.test("precise timers with a doorbell each fire once, never early, and let m
   assert.deepEqual(early, [], "no timer fires before its target");
   // Messages were taken while the timers waited, not held until they were done.
   assert.ok(answered >= 10, `${answered} of ${sent} messages answered before the last timer`);
+});
+
+Deno.test("nextTurn: resolves after what was ready ran, and holds nothing open", async () => {
+  const order: string[] = [];
+  const channel = new MessageChannel();
+  const heard = new Promise<void>((resolve) =>
+    channel.port2.onmessage = () => {
+      order.push("message");
+      resolve();
+    }
+  );
+  channel.port1.postMessage(null);
+  queueMicrotask(() => order.push("microtask"));
+  await nextTurn();
+  order.push("next turn");
+  await heard;
+  channel.port1.close();
+  assert.deepEqual(order, ["microtask", "message", "next turn"]);
+  // Its port is closed: a program that awaited it still ends by itself.
+  const ASYNC = new URL("../lib/core/async.ts", import.meta.url).href;
+  const program = new Deno.Command(Deno.execPath(), {
+    args: [
+      "eval",
+      `import { nextTurn } from "${ASYNC}"; for (let i = 0; i < 3; i++) await nextTurn();`,
+    ],
+    stdout: "null",
+    stderr: "inherit",
+  }).spawn();
+  const killer = setTimeout(() => program.kill("SIGKILL"), 10_000);
+  const status = await program.status;
+  clearTimeout(killer);
+  assert.equal(status.code, 0, "the program did not end by itself");
 });

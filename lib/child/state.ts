@@ -14,6 +14,7 @@
 import { join } from "node:path";
 import type { ChildRuntime } from "./runtime.ts";
 import type { ChildLog } from "../core/log.ts";
+import { nextTurn } from "../core/async.ts";
 import { readJournal } from "../durability/journal.ts";
 import { type QueueItem, SAVED } from "../queue/queue_item.ts";
 import {
@@ -546,7 +547,7 @@ export class ChildState implements AsyncDisposable {
         const slice = from + sliceRoom(queue.nextExpiration(), runtime.context.now());
         do writer!.addDormant(asleep[i++]!); while (i < asleep.length && performance.now() < slice);
         busy += performance.now() - from;
-        await new Promise((r) => setTimeout(r, 0));
+        await nextTurn();
       }
       for (let i = 0; i < items.length;) {
         const from = performance.now();
@@ -559,7 +560,7 @@ export class ChildState implements AsyncDisposable {
         } while (i < items.length && (i % 32 !== 0 || performance.now() < slice));
         busy += performance.now() - from;
         // Let timers fire between slices.
-        if (i < items.length) await new Promise((r) => setTimeout(r, 0));
+        if (i < items.length) await nextTurn();
       }
       // Items that tasks put in the queue meanwhile, if still there.
       await this.#reading(() => timed(() => inserted.forEach((i) => queue.holds(i) && save(i))));
