@@ -1,7 +1,9 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
+import { crc32 } from "node:zlib";
 import {
   encodeRecord as encodeBytes,
+  encodeRecords,
   Journal,
   type JournalRecord,
   readJournal,
@@ -43,6 +45,53 @@ Deno.test("Journal appends records that read back in order, files private", asyn
   assert.deepEqual(again.read.records.map((r) => r.seq), [1, 2, 3]);
   assert.equal(again.journal.lastSeq, 3);
   await again.journal.close();
+});
+
+Deno.test("a batch of records is encoded in one buffer: each line CRC-checked, with its byte length", async () => {
+  // Text as received (kept as it is), multi-byte characters, and an alert object.
+  const entries = [
+    {
+      seq: 1,
+      node: "n",
+      id: "i1",
+      t0: 1.5,
+      text: '{"uid":"G1","alert_type":"new","note":"é ✓ 🌊"}',
+    },
+    { seq: 2, node: "nœud", id: null, t0: 2, alert: { uid: "G2", alert_type: "update", x: "∆" } },
+    { seq: 3, node: "n", id: "i3", t0: 3, text: '{"uid":"G3","alert_type":"new"}' },
+  ];
+  const { bytes, lengths } = encodeRecords(entries);
+  const text = new TextDecoder().decode(bytes);
+  const lines = text.split("\n").slice(0, -1);
+  assert.equal(lines.length, 3);
+  let at = 0;
+  for (const [i, line] of lines.entries()) {
+    const ownBytes = new TextEncoder().encode(line + "\n");
+    assert.equal(lengths[i], ownBytes.length, `line ${i + 1}'s byte length`);
+    assert.deepEqual(bytes.subarray(at, at + ownBytes.length), ownBytes);
+    at += ownBytes.length;
+    const json = line.slice(9);
+    assert.equal(line.slice(0, 9), crc32(json).toString(16).padStart(8, "0") + " ");
+    // The same line as a record encoded alone.
+    assert.equal(new TextDecoder().decode(encodeBytes(entries[i]!)), line + "\n");
+  }
+  assert.equal(at, bytes.length);
+  assert.equal(JSON.parse(lines[0]!.slice(9)).alert.note, "é ✓ 🌊");
+  // Journaled, they read back whole, at the offsets the lengths give.
+  await using dir = await tempDir();
+  const path = join(dir.path, "journal.log");
+  const { journal } = await Journal.open(path);
+  await journal.append(entries);
+  await journal.close();
+  const read = readJournal(await Deno.readFile(path));
+  assert.deepEqual(read.records.map((r) => [r.seq, r.node, r.alert.uid]), [
+    [1, "n", "G1"],
+    [2, "nœud", "G2"],
+    [3, "n", "G3"],
+  ]);
+  const head = new TextEncoder().encode(HEADER).length;
+  assert.deepEqual(read.ends, [head + lengths[0]!, head + lengths[0]! + lengths[1]!, head + at]);
+  assert.deepEqual(read.damaged, []);
 });
 
 Deno.test("Journal finds a torn or damaged tail, reports it and cuts it", async (t) => {

@@ -87,18 +87,38 @@ export interface JournalEntry {
 
 /** One record as journal line bytes (with its newline). */
 export function encodeRecord(record: JournalRecord | JournalEntry): Uint8Array {
-  const { seq, node, id, t0 } = record;
-  const alert = "text" in record ? record.text : JSON.stringify(record.alert);
-  const json = encoder.encode(
-    `{"seq":${seq},"node":${JSON.stringify(node)},"id":${
-      JSON.stringify(id)
-    },"t0":${t0},"alert":${alert}}`,
+  return encodeRecords([record]).bytes;
+}
+
+/**
+ * Records as journal lines, `CRC32HEX JSON\n` each, encoded straight into
+ * one buffer (no buffer per line, no copy to join them); `lengths` gives
+ * each line's bytes.
+ */
+export function encodeRecords(
+  records: (JournalRecord | JournalEntry)[],
+): { bytes: Uint8Array; lengths: number[] } {
+  const jsons = records.map(({ seq, node, id, t0, ...rest }) =>
+    `{"seq":${seq},"node":${JSON.stringify(node)},"id":${JSON.stringify(id)},"t0":${t0},"alert":${
+      "text" in rest ? rest.text : JSON.stringify(rest.alert)
+    }}`
   );
-  const line = new Uint8Array(json.length + 10);
-  line.set(encoder.encode(crc32(json).toString(16).padStart(8, "0") + " "));
-  line.set(json, 9);
-  line[line.length - 1] = 10;
-  return line;
+  // A UTF-16 unit takes at most three bytes; each line adds 10 (CRC, space, newline).
+  let room = 0;
+  for (const json of jsons) room += json.length * 3 + 10;
+  const bytes = new Uint8Array(room);
+  const lengths: number[] = [];
+  let at = 0;
+  for (const json of jsons) {
+    const { written } = encoder.encodeInto(json, bytes.subarray(at + 9));
+    const hex = crc32(bytes.subarray(at + 9, at + 9 + written)).toString(16).padStart(8, "0");
+    for (let k = 0; k < 8; k++) bytes[at + k] = hex.charCodeAt(k);
+    bytes[at + 8] = 32;
+    bytes[at + 9 + written] = NEWLINE;
+    lengths.push(written + 10);
+    at += written + 10;
+  }
+  return { bytes: bytes.subarray(0, at), lengths };
 }
 
 /**
@@ -341,15 +361,7 @@ export class Journal implements AsyncDisposable {
    */
   append(records: (JournalRecord | JournalEntry)[]): Promise<void> {
     if (records.length === 0) return Promise.resolve();
-    const lines = records.map(encodeRecord);
-    let size = 0;
-    for (const line of lines) size += line.length;
-    const bytes = new Uint8Array(size);
-    let at = 0;
-    for (const line of lines) {
-      bytes.set(line, at);
-      at += line.length;
-    }
+    const { bytes, lengths } = encodeRecords(records);
     return this.#serial(async () => {
       try {
         for (let n = 0; n < bytes.length;) n += this.#file.writeSync(bytes.subarray(n));
@@ -360,8 +372,8 @@ export class Journal implements AsyncDisposable {
         throw error;
       }
       let end = this.#next;
-      for (let i = 0; i < lines.length; i++) {
-        end += lines[i]!.length;
+      for (let i = 0; i < lengths.length; i++) {
+        end += lengths[i]!;
         this.#seqs.push(records[i]!.seq);
         this.#ends.push(end);
       }
