@@ -131,6 +131,12 @@ export class Router {
   /** child -> payload key -> (node, t0), oldest first */
   #recent = new Map<string, Map<string, { node: string; t0: number }>>();
   /**
+   * Children that listen to more than one node: only they can get the same
+   * payload twice from different nodes, so only their payloads are hashed
+   * and remembered (1-2 µs an alert, and the window's memory).
+   */
+  #manyNodes = new Set<string>();
+  /**
    * Nodes with an alert deferred: everything after it on the node is
    * deferred too, until a catch-up takes them in order. Routing a later
    * alert would mark it seen, and a catch-up stops at the newest seen item:
@@ -142,6 +148,11 @@ export class Router {
     this.#o = options;
     this.#seen = options.seen ?? new MemorySeenIds();
     this.#window = options.dedupWindow ?? 60;
+    const seen = new Set<string>();
+    for (const child of options.owners.values()) {
+      if (seen.has(child)) this.#manyNodes.add(child);
+      seen.add(child);
+    }
   }
 
   /**
@@ -276,7 +287,7 @@ export class Router {
     const text = typeof input.payload === "string"
       ? input.payload.trim()
       : JSON.stringify(input.payload);
-    const twin = this.#twin(child, text, node, t0);
+    const twin = this.#manyNodes.has(child) ? this.#twin(child, text, node, t0) : undefined;
     if (twin !== undefined) {
       this.#settle(node, id);
       return duplicate(`same payload already routed from node ${twin}`);
