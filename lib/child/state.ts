@@ -26,7 +26,8 @@ import {
   SnapshotError,
   SnapshotWriter,
 } from "../durability/snapshot.ts";
-import { readBytesIfExists, removeStaleTemps, writePrivateFile } from "../durability/state_dir.ts";
+import { readBytesIfExists, removeStaleTemps } from "../durability/state_dir.ts";
+import { HEAD_ROOM, headRoomFor, SnapshotFile } from "../durability/snapshot_file.ts";
 
 /** Options for {@linkcode ChildState}. */
 export interface ChildStateOptions {
@@ -178,15 +179,13 @@ export class ChildState implements AsyncDisposable {
   #closed = false;
   #recovering = false;
   #problems: string[] = [];
-  /** Bytes per item of the last snapshot: the next one's buffer is sized by it. */
-  #bytesPerItem = 256;
+  /** Room for the next snapshot's header: twice the last one's. */
+  #headRoom = HEAD_ROOM;
   /**
-   * The last snapshot's buffer, written: the next one encodes into it
-   * rather than into ~20 MB of fresh memory at 1e5 items (whose first
-   * touch costs a page fault a page, and whose allocation makes V8 collect
-   * the whole heap while tasks wait).
+   * Chunk buffers the last snapshot wrote, for the next to encode into
+   * (memory already touched: fresh memory costs a page fault a page).
    */
-  #buffer: Uint8Array | undefined;
+  #pool: ArrayBuffer[] = [];
   /** Milliseconds the last snapshot took to fix its items (see startDelay). */
   #fixMs = 0;
   /** Set as `close` starts: no more idle waking (a recovery still under way ends without it). */
@@ -495,6 +494,8 @@ export class ChildState implements AsyncDisposable {
       if (wait === 0 || performance.now() + wait > giveUp) break;
       await new Promise((r) => setTimeout(r, wait));
     }
+    // The body goes to the file as it is serialized, chunk by chunk.
+    const out = await SnapshotFile.create(this.#snapshotPath, this.#headRoom, this.#pool);
     const done = Promise.withResolvers<void>();
     const inserted: QueueItem[] = [];
     // The child's own time the snapshot takes (its thread is busy with it);
@@ -531,11 +532,8 @@ export class ChildState implements AsyncDisposable {
               taken: runtime.context.now(),
               appliedJson: runtime.appliedJson(),
             },
-            runtime.queue.size * this.#bytesPerItem,
-            this.#buffer,
-            dormant?.shapes,
+            { sink: out.sink, pool: this.#pool, ...(dormant ? { shapes: dormant.shapes } : {}) },
           );
-          this.#buffer = undefined;
           runtime.snapshotting(done.promise, save, (item) => inserted.push(item));
           this.#fixMs = performance.now() - fixStart;
           return slots;
@@ -564,6 +562,10 @@ export class ChildState implements AsyncDisposable {
       }
       // Items that tasks put in the queue meanwhile, if still there.
       await this.#reading(() => timed(() => inserted.forEach((i) => queue.holds(i) && save(i))));
+    } catch (error) {
+      // An item that cannot be serialized: no temp file stays behind.
+      void out.abort();
+      throw error;
     } finally {
       dormant?.watch();
       runtime.snapshotting();
@@ -572,20 +574,16 @@ export class ChildState implements AsyncDisposable {
     }
     const w = writer!;
     const pieces = timed(() => w.pieces());
+    let bytes: number;
     try {
-      await Deno.rename(this.#snapshotPath, this.#previousPath).catch((e) => {
-        if (!(e instanceof Deno.errors.NotFound)) throw e;
-      });
-      await writePrivateFile(this.#snapshotPath, pieces);
+      bytes = await out.finish(pieces, this.#previousPath);
     } catch (error) {
+      await out.abort();
       this.#dirty = true;
       log.event("error", "checkpoint_failed", { error: (error as Error).message });
       return;
     }
-    // Written, so its buffer is free for the next snapshot.
-    this.#buffer = w.buffer;
-    const bytes = pieces.reduce((n, p) => n + p.length, 0);
-    if (w.count >= 100) this.#bytesPerItem = Math.ceil(bytes / w.count);
+    this.#headRoom = headRoomFor(pieces[0]!.length);
     const took = performance.now() - start;
     this.#lastAt = performance.now();
     // A big queue checkpoints less often: at most a tenth of the time.

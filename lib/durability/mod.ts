@@ -13,4 +13,5 @@ export * from "./group_commit.ts";
 export * from "./journal.ts";
 export * from "./seen_store.ts";
 export * from "./snapshot.ts";
+export * from "./snapshot_file.ts";
 export * from "./state_dir.ts";

@@ -153,17 +153,45 @@ export type SnapshotHead =
   | Omit<SnapshotData, "items">
   | Omit<SnapshotData, "items" | "applied"> & { appliedJson: string };
 
+/** Options for {@linkcode SnapshotWriter}. */
+export interface SnapshotWriterOptions {
+  /**
+   * The shape table of the snapshot whose dormant pieces the writer will
+   * copy ({@linkcode SnapshotWriter.addDormant}), so their rows keep their
+   * meaning.
+   */
+  shapes?: readonly [string, string[]][];
+  /**
+   * Takes each chunk of the body as it fills, in order (to write it at
+   * once); without one, the writer keeps them for
+   * {@linkcode SnapshotWriter.pieces}.
+   */
+  sink?: (chunk: Uint8Array) => void;
+  /**
+   * Buffers of {@linkcode BODY_CHUNK} bytes to encode into, taken as
+   * needed (new ones are made when it is empty): give a chunk's buffer
+   * back once it is written, so snapshots reuse memory already touched
+   * (fresh memory costs a page fault per 4 KB, and many new buffers make
+   * V8 collect its whole heap).
+   */
+  pool?: ArrayBuffer[];
+}
+
+/** Bytes per chunk of a snapshot's body. */
+export const BODY_CHUNK = 256 * 1024;
+
 /**
  * Builds a snapshot item by item (so a big queue can be serialized in
- * slices while tasks keep running), then gives its text in pieces to
- * write.
+ * slices while tasks keep running), encoding the body into chunks as it
+ * goes (handed to a sink as they fill, or kept), then gives the header
+ * line and the rest.
  *
  * @example
  * ```ts
  * import { QueueItem } from "../queue/queue_item.ts";
  * const writer = new SnapshotWriter({ child: "a", seq: 3, taken: 0, applied: [] });
  * writer.add(new QueueItem(0, []));
- * const bytes = writer.pieces(); // write them in order
+ * const bytes = writer.pieces(); // the header line, then the body: write them in order
  * ```
  */
 export class SnapshotWriter {
@@ -177,58 +205,36 @@ export class SnapshotWriter {
   #earliest = Infinity;
   /** As the queue indexes them: any value but undefined (a handler in JavaScript may use others). */
   #graceIds = new Set<unknown>();
-  /**
-   * The body so far, encoded into one buffer that grows by doubling (one
-   * allocation per snapshot at most, none when the caller hands back the
-   * last one: allocating many buffers makes V8 collect the whole heap,
-   * which at 1e5 items costs more than the encoding, and the first writes
-   * into fresh memory cost a page fault each), with its CRC and length.
-   */
-  #body: Uint8Array;
+  /** The chunk being filled, its bytes used and those not yet checksummed. */
+  #chunk: Uint8Array;
+  #used = 0;
+  #summed = 0;
+  /** Full chunks kept (no sink). */
+  #full: Uint8Array[] = [];
+  #sink: ((chunk: Uint8Array) => void) | undefined;
+  #pool: ArrayBuffer[];
+  /** The body's CRC and length so far. */
   #crc = 0;
   #bytes = 0;
   #count = 0;
   #encoder = new TextEncoder();
 
-  /**
-   * `head.applied` may come as JSON text already (`appliedJson`);
-   * `sizeHint`: the bytes the body is expected to take; `reuse`: a buffer
-   * to encode into (the last writer's {@linkcode SnapshotWriter.buffer},
-   * once its pieces are written), used when its size fits the hint;
-   * `shapes`: the shape table of the snapshot whose dormant pieces it will
-   * copy ({@linkcode SnapshotWriter.addDormant}), so their rows keep their
-   * meaning.
-   */
-  constructor(
-    head: SnapshotHead,
-    sizeHint = 64 * 1024,
-    reuse?: Uint8Array,
-    shapes: readonly [string, string[]][] = [],
-  ) {
+  /** `head.applied` may come as JSON text already (`appliedJson`). */
+  constructor(head: SnapshotHead, options: SnapshotWriterOptions = {}) {
     this.#head = head;
-    for (const [className, names] of shapes) {
+    for (const [className, names] of options.shapes ?? []) {
       this.#shapes.set(shapeKey(className, names), this.#table.length);
       this.#table.push([className, names]);
     }
-    const want = Math.max(1024, Math.ceil(sizeHint * 1.1));
-    // A buffer far bigger than needed (the queue shrank) is let go.
-    this.#body = reuse && reuse.length >= want && reuse.length <= 4 * want
-      ? reuse
-      : new Uint8Array(want);
+    this.#sink = options.sink;
+    this.#pool = options.pool ?? [];
+    this.#chunk = this.#newChunk();
     this.#append("appliedJson" in head ? head.appliedJson : JSON.stringify(head.applied));
   }
 
   /** Items added so far. */
   get count(): number {
     return this.#count;
-  }
-
-  /**
-   * The whole buffer the body is encoded into, to hand to the next writer
-   * once this one's pieces are written (they are views of it).
-   */
-  get buffer(): Uint8Array {
-    return this.#body;
   }
 
   /**
@@ -261,7 +267,10 @@ export class SnapshotWriter {
     this.#count += piece.count;
   }
 
-  /** The snapshot's bytes: the header line, then the body. */
+  /**
+   * The header line, then the body (what of it a sink did not take); no
+   * more may be added after.
+   */
   pieces(): Uint8Array[] {
     this.#flush();
     const header = {
@@ -275,9 +284,11 @@ export class SnapshotWriter {
       crc: this.#crc.toString(16).padStart(8, "0"),
       shapes: this.#table,
     };
+    this.#sum();
     return [
       this.#encoder.encode(JSON.stringify(header) + "\n"),
-      this.#body.subarray(0, this.#bytes),
+      ...this.#full,
+      this.#chunk.subarray(0, this.#used),
     ];
   }
 
@@ -294,23 +305,47 @@ export class SnapshotWriter {
 
   /** Encodes `text` and a newline after the body so far, and checksums them. */
   #append(text: string): void {
-    const from = this.#bytes;
     let read = 0;
     for (;;) {
       const done = this.#encoder.encodeInto(
         read === 0 ? text : text.slice(read),
-        this.#body.subarray(this.#bytes),
+        this.#chunk.subarray(this.#used),
       );
       read += done.read;
+      this.#used += done.written;
       this.#bytes += done.written;
       // Room for the newline too.
-      if (read >= text.length && this.#bytes < this.#body.length) break;
-      const grown = new Uint8Array(this.#body.length * 2);
-      grown.set(this.#body.subarray(0, this.#bytes));
-      this.#body = grown;
+      if (read >= text.length && this.#used < this.#chunk.length) break;
+      this.#handOff();
     }
-    this.#body[this.#bytes++] = NEWLINE;
-    this.#crc = crc32(this.#body.subarray(from, this.#bytes), this.#crc);
+    this.#chunk[this.#used++] = NEWLINE;
+    this.#bytes++;
+    this.#sum();
+  }
+
+  /** Checksums the bytes of the chunk not yet summed. */
+  #sum(): void {
+    if (this.#summed === this.#used) return;
+    this.#crc = crc32(this.#chunk.subarray(this.#summed, this.#used), this.#crc);
+    this.#summed = this.#used;
+  }
+
+  /** Gives the chunk filled so far to the sink (or keeps it), and starts another. */
+  #handOff(): void {
+    this.#sum();
+    const full = this.#chunk.subarray(0, this.#used);
+    if (this.#sink) this.#sink(full);
+    else this.#full.push(full);
+    this.#chunk = this.#newChunk();
+    this.#used = 0;
+    this.#summed = 0;
+  }
+
+  #newChunk(): Uint8Array {
+    const spare = this.#pool.pop();
+    return spare && spare.byteLength === BODY_CHUNK
+      ? new Uint8Array(spare)
+      : new Uint8Array(BODY_CHUNK);
   }
 
   /** `[shape, value, ...]` of an object's own defined fields. */

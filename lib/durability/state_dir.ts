@@ -33,7 +33,7 @@ export async function writePrivateFile(
   path: string,
   data: string | Uint8Array | (string | Uint8Array)[],
 ): Promise<void> {
-  const temp = `${path}${TEMP_MARK}${Deno.pid}-${crypto.randomUUID().slice(0, 8)}`;
+  const temp = tempPath(path);
   try {
     const file = await Deno.open(temp, { write: true, create: true, truncate: true, mode: 0o600 });
     try {
@@ -57,6 +57,14 @@ export async function writePrivateFile(
 
 /** What names a temp file of {@linkcode writePrivateFile}. */
 const TEMP_MARK = ".tmp-";
+
+/**
+ * A temp file's name beside `path`, unique to this process and call; one
+ * an interrupted write leaves behind is removed by {@linkcode removeStaleTemps}.
+ */
+export function tempPath(path: string): string {
+  return `${path}${TEMP_MARK}${Deno.pid}-${crypto.randomUUID().slice(0, 8)}`;
+}
 
 /**
  * Removes temp files an interrupted {@linkcode writePrivateFile} left in a
