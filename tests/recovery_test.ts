@@ -279,6 +279,39 @@ Deno.test("a snapshot taken while tasks run holds every pending item once, none 
   assert.ok(items.every((i) => i.tasks.length === 1 || i.tasks.length === 2));
 });
 
+Deno.test("an alert that comes while a snapshot waits for its turn waits for the snapshot, and is not in it", async () => {
+  await using dir = await tempDir({ "snapshots/.keep": "" });
+  const c = child(dir.path);
+  await c.state.recover();
+  const t0 = now();
+  await c.runtime.deliver({ uid: "G1", alert_type: "new" }, t0, { node: "n", id: "1", seq: 1 });
+  await c.state.checkpoint();
+  // The line is busy (its work waits on `release`) when the snapshot asks for its turn.
+  const release = Promise.withResolvers<void>();
+  const busy = c.runtime.exclusive(() => release.promise);
+  c.state.changed();
+  const writing = c.state.checkpoint();
+  // Time for it to open its file and take its place in line.
+  await new Promise((r) => setTimeout(r, 100));
+  const second = c.runtime.deliver({ uid: "G2", alert_type: "new" }, t0, {
+    node: "n",
+    id: "2",
+    seq: 2,
+  });
+  release.resolve();
+  await busy;
+  await writing;
+  const text = await Deno.readTextFile(join(dir.path, "snapshots", "snapshot.json"));
+  await second;
+  await c.state.close();
+  await c.runtime.stop();
+  const snapshot = parseSnapshot(text, "s");
+  // Taken after G1 and before G2: G2's item would come back twice after a restart
+  // (once from the snapshot, once from the journal after position 1).
+  assert.equal(snapshot.seq, 1);
+  assert.deepEqual(restoreItems(snapshot, registry(), "s").map((i) => i.graceid), ["G1"]);
+});
+
 /** Test-handler items, one task each, graceids G0, G1, ... */
 function pendingItems(count: number, t0: number): testHandler.TestItem[] {
   return Array.from({ length: count }, (_, i) => {

@@ -486,6 +486,8 @@ export class ChildState implements AsyncDisposable {
       item[SAVED] = stamp;
       writer!.add(item);
     };
+    // The body goes to the file as it is serialized, chunk by chunk.
+    const out = await SnapshotFile.create(this.#snapshotPath, this.#headRoom, this.#pool);
     // Fixing the items is one step (the writer's set-up, ~0.1 ms): it
     // starts in a gap between due tasks, when one comes within 50 ms (a
     // dense stream of tasks delays a snapshot that long at most).
@@ -494,8 +496,6 @@ export class ChildState implements AsyncDisposable {
       if (wait === 0 || performance.now() + wait > giveUp) break;
       await new Promise((r) => setTimeout(r, wait));
     }
-    // The body goes to the file as it is serialized, chunk by chunk.
-    const out = await SnapshotFile.create(this.#snapshotPath, this.#headRoom, this.#pool);
     const done = Promise.withResolvers<void>();
     const inserted: QueueItem[] = [];
     // The child's own time the snapshot takes (its thread is busy with it);
@@ -510,6 +510,10 @@ export class ChildState implements AsyncDisposable {
       }
     };
     try {
+      // Alerts wait from now on, not only from the fix: one let through
+      // while the fix waits its turn in line would run after it, during the
+      // slices, and its items would be saved under a position before it.
+      runtime.snapshotting(done.promise);
       const items = await this.#reading(() =>
         timed(() => {
           const fixStart = performance.now();
