@@ -5,7 +5,15 @@
 
 import assert from "node:assert/strict";
 import { nextTurn } from "../lib/core/async.ts";
-import { ringDoorbell, waitForPost } from "../lib/queue/clock.ts";
+import { ringDoorbell, systemClock, waitForPost } from "../lib/queue/clock.ts";
+
+/** How many resources the runtime holds open (ports among them). */
+function openResources(): number {
+  // deno-lint-ignore no-explicit-any
+  const core = (Deno as any)[(Deno as any).internal]?.core;
+  assert.equal(typeof core?.resources, "function", "Deno's resource table is readable");
+  return Object.keys(core.resources()).length;
+}
 
 /** A worker from source text (module URLs made absolute). */
 function workerFrom(code: string): { worker: Worker; [Symbol.dispose](): void } {
@@ -121,7 +129,11 @@ Deno.test("nextTurn: resolves after what was ready ran, and holds nothing open",
   await heard;
   channel.port1.close();
   assert.deepEqual(order, ["microtask", "message", "next turn"]);
-  // Its port is closed: a program that awaited it still ends by itself.
+  // Both its ports are closed: nothing stays in the resource table...
+  const open = openResources();
+  for (let i = 0; i < 200; i++) await nextTurn();
+  assert.equal(openResources(), open, "ports left open");
+  // ...and a program that awaited it still ends by itself.
   const ASYNC = new URL("../lib/core/async.ts", import.meta.url).href;
   const program = new Deno.Command(Deno.execPath(), {
     args: [
@@ -135,4 +147,17 @@ Deno.test("nextTurn: resolves after what was ready ran, and holds nothing open",
   const status = await program.status;
   clearTimeout(killer);
   assert.equal(status.code, 0, "the program did not end by itself");
+});
+
+Deno.test("a precise timer that waited in turns of the event loop leaves no port open", async () => {
+  const open = openResources();
+  for (let i = 0; i < 20; i++) {
+    // Armed a millisecond early, each waits out the rest in turns (no doorbell here).
+    await new Promise<void>((resolve) => systemClock.setTimer(resolve, 3));
+  }
+  // A cancelled one too, while it waits.
+  const cancel = systemClock.setTimer(() => {}, 1);
+  await new Promise((r) => setTimeout(r, 1));
+  cancel();
+  assert.equal(openResources(), open, "ports left open");
 });

@@ -95,6 +95,14 @@ Deno.test("a snapshot streamed chunk by chunk is the same snapshot, its header p
   assert.deepEqual(names.sort(), ["snapshot.json", "snapshot.prev.json"]);
 });
 
+Deno.test("a small snapshot's one chunk goes back to the pool for the next", async () => {
+  await using dir = await tempDir();
+  const { pool, sunk } = await streamed(dir.path, items(10), HEAD_ROOM);
+  assert.equal(sunk, 0, "it never filled a chunk");
+  assert.equal(pool.length, 1);
+  assert.equal(pool[0]!.byteLength, BODY_CHUNK);
+});
+
 Deno.test("a header that outgrew its room: the body is moved after it, the file exact", async () => {
   await using dir = await tempDir();
   const list = items(8000);

@@ -35,8 +35,10 @@ export function nextTurn(): Promise<void> {
   const { port1, port2 } = new MessageChannel();
   return new Promise((resolve) => {
     port2.onmessage = () => {
-      // Closed, or the open port would keep the event loop alive.
+      // Both closed: a port left open stays in the runtime's resource table
+      // for good (and port2, listening, would keep the event loop alive).
       port1.close();
+      port2.close();
       resolve();
     };
     port1.postMessage(null);

@@ -87,7 +87,8 @@ export interface JournalEntry {
 
 /** One record as journal line bytes (with its newline). */
 export function encodeRecord(record: JournalRecord | JournalEntry): Uint8Array {
-  return encodeRecords([record]).bytes;
+  // A copy: the batch's buffer has room for three bytes a character.
+  return encodeRecords([record]).bytes.slice();
 }
 
 /**

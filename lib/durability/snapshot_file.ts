@@ -93,10 +93,7 @@ export class SnapshotFile {
    */
   async finish(pieces: Uint8Array[], previous: string): Promise<number> {
     const [head, ...rest] = pieces;
-    for (const piece of rest) {
-      this.#bytes += piece.length;
-      this.#writing = this.#writing.then(() => writeAll(this.#file, piece));
-    }
+    for (const piece of rest) this.sink(piece);
     await this.#writing;
     if (head!.length <= this.#room) {
       const line = new Uint8Array(this.#room).fill(32);

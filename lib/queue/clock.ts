@@ -126,12 +126,17 @@ export const systemClock: Clock = {
       return () => clearTimeout(plain);
     }
     let port: MessageChannel | undefined;
+    // Both ports: one left open stays in the runtime's resource table for good.
+    const close = () => {
+      port?.port1.close();
+      port?.port2.close();
+      port = undefined;
+    };
     const step = () => {
       const left = target - performance.now();
       if (cancelled) return;
       if (left <= 0) {
-        port?.port1.close();
-        port = undefined;
+        close();
         return run();
       }
       if (!doorbell) nap(Math.min(left, SLICE_MS));
@@ -150,7 +155,7 @@ export const systemClock: Clock = {
     return () => {
       cancelled = true;
       clearTimeout(handle);
-      port?.port1.close();
+      close();
     };
   },
 };
