@@ -298,11 +298,15 @@ Deno.test("an alert that comes while a snapshot waits for its turn waits for the
     id: "2",
     seq: 2,
   });
+  // It waits (and the snapshot, seeing it, breaks its slices for the shortest time).
+  await new Promise((r) => setTimeout(r, 10));
+  assert.equal(c.runtime.alertsWaiting, true);
   release.resolve();
   await busy;
   await writing;
   const text = await Deno.readTextFile(join(dir.path, "snapshots", "snapshot.json"));
   await second;
+  assert.equal(c.runtime.alertsWaiting, false);
   await c.state.close();
   await c.runtime.stop();
   const snapshot = parseSnapshot(text, "s");

@@ -107,7 +107,14 @@ export class AlertIntake {
    */
   async deliver(alert: Alert, t0: number, meta: AlertMeta = {}): Promise<DeliverResult> {
     const scheduler = this.#o.scheduler;
-    while (scheduler.gate) await scheduler.gate;
+    while (scheduler.gate) {
+      scheduler.waiting++;
+      try {
+        await scheduler.gate;
+      } finally {
+        scheduler.waiting--;
+      }
+    }
     return scheduler.run(async () => {
       scheduler.applying(meta.seq ?? 0);
       try {

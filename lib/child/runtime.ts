@@ -230,6 +230,11 @@ export class ChildRuntime {
     this.#scheduler.snapshotting(until, beforeRun, inserted);
   }
 
+  /** Whether alerts wait for the snapshot being taken (see {@linkcode snapshotting}). */
+  get alertsWaiting(): boolean {
+    return this.#scheduler.waiting > 0;
+  }
+
   /** The journal position of the last alert applied (read it inside `exclusive`). */
   get appliedSeq(): number {
     return this.#intake.appliedSeq;

@@ -129,6 +129,9 @@ export class Scheduler {
     return this.#gate;
   }
 
+  /** Alerts waiting at the gate now. */
+  waiting = 0;
+
   /**
    * Lets a snapshot be written while tasks keep their times: alerts wait
    * until `until` settles, `beforeRun` sees each item just before it runs

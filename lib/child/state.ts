@@ -449,6 +449,20 @@ export class ChildState implements AsyncDisposable {
   }
 
   /**
+   * The break between a snapshot's slices, for timers (and I/O) to run:
+   * the shortest there is (a turn of the event loop, ~20 µs) while alerts
+   * wait for the snapshot, else a timer's (1-2 ms). Working without real
+   * breaks made the same serialization take 25-30% more of the thread's
+   * CPU (measured with `deno task bench snapshot`: 264-309 ms against
+   * 195-248 at 1e5 items), but halves the wall time alerts would wait.
+   */
+  #pause(): Promise<void> {
+    return this.#o.runtime.alertsWaiting
+      ? nextTurn()
+      : new Promise((resolve) => setTimeout(resolve, 0));
+  }
+
+  /**
    * Runs `work` alone in the runtime's line, as a reader: a turn that only
    * reads is no change, or each snapshot would ask for the next one, for
    * ever, every `checkpoint_interval`.
@@ -549,7 +563,7 @@ export class ChildState implements AsyncDisposable {
         const slice = from + sliceRoom(queue.nextExpiration(), runtime.context.now());
         do writer!.addDormant(asleep[i++]!); while (i < asleep.length && performance.now() < slice);
         busy += performance.now() - from;
-        await nextTurn();
+        await this.#pause();
       }
       for (let i = 0; i < items.length;) {
         const from = performance.now();
@@ -561,8 +575,7 @@ export class ChildState implements AsyncDisposable {
           if (queue.holds(item)) save(item);
         } while (i < items.length && (i % 32 !== 0 || performance.now() < slice));
         busy += performance.now() - from;
-        // Let timers fire between slices.
-        if (i < items.length) await nextTurn();
+        if (i < items.length) await this.#pause();
       }
       // Items that tasks put in the queue meanwhile, if still there.
       await this.#reading(() => timed(() => inserted.forEach((i) => queue.holds(i) && save(i))));
