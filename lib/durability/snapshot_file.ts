@@ -4,7 +4,7 @@
  * thread, one at a time, in order), after room kept for the header line,
  * which is known only at the end. The header then goes into that room,
  * padded with spaces (JSON allows them before the newline), or, when it
- * outgrew the room, the file is written again with the header first. Then
+ * outgrew the room, the body is moved later to make room for it. Then
  * the file is synced, the last snapshot becomes the previous one, and the
  * new one takes its place.
  *
@@ -124,9 +124,9 @@ export class SnapshotFile {
   }
 
   /**
-   * The header outgrew its room: the body is copied after it into the
-   * file, from its start (the body is read first, a chunk at a time ahead
-   * of where the copy writes, so nothing is overwritten before it is read).
+   * The header outgrew its room: the body is moved later in the file by
+   * the difference, a chunk at a time from its end backwards (so no part
+   * is overwritten before it is read), and the header written before it.
    */
   async #rewrite(head: Uint8Array): Promise<void> {
     const grow = head.length - this.#room;
