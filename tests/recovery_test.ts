@@ -12,6 +12,8 @@ import {
   SnapshotError,
   snapshotText,
 } from "../lib/durability/snapshot.ts";
+import { FakeClock } from "../lib/queue/clock.ts";
+import { type ChildContext, type QueueItem, Task } from "../lib/queue/queue_item.ts";
 import * as testHandler from "../workers/handlers/test.ts";
 import { tempDir, waitFor } from "./helpers.ts";
 import { registry, resealSnapshot } from "./snapshot_helpers.ts";
@@ -25,6 +27,7 @@ const now = () => Date.now() / 1000;
 function child(
   dir: string,
   ini = "[general]\nprocess_type = test\n[test]\ndelays = 1 2\nrepeats = 0\n",
+  clock?: FakeClock,
 ) {
   const records: LogRecord[] = [];
   const log = new Logger({ child: "kid", format: "json", sinks: [(_l, r) => records.push(r)] });
@@ -38,6 +41,7 @@ function child(
     notify: () => {},
     publish: () => {},
     onChange: () => state.changed(),
+    ...(clock ? { clock } : {}),
   });
   const checkpoints: [number, number][] = [];
   const state = new ChildState({
@@ -314,6 +318,63 @@ Deno.test("an alert that comes while a snapshot waits for its turn waits for the
   // (once from the snapshot, once from the journal after position 1).
   assert.equal(snapshot.seq, 1);
   assert.deepEqual(restoreItems(snapshot, registry(), "s").map((i) => i.graceid), ["G1"]);
+});
+
+/** A task that puts a new item in the queue when it runs: `made-<graceid>`. */
+class SpawnTask extends Task {
+  execute(ctx: ChildContext, item: QueueItem): void {
+    const uid = `made-${item.graceid}`;
+    ctx.queue.insert(
+      new testHandler.TestItem(ctx.now(), [
+        new testHandler.PrintAlertTask(3600, { uid, alert_type: "new" }),
+      ], {
+        graceid: uid,
+      }),
+    );
+  }
+}
+
+Deno.test("items a task makes while a snapshot is written are not in it, since the task, saved before it ran, runs again", async () => {
+  await using dir = await tempDir({ "snapshots/.keep": "" });
+  const t0 = now();
+  const clock = new FakeClock(t0);
+  const c = child(dir.path, undefined, clock);
+  await c.state.recover();
+  const count = 5000;
+  await c.runtime.exclusive(() => {
+    for (let i = 0; i < count; i++) {
+      const alert = { uid: `S${i}`, alert_type: "new" };
+      c.runtime.queue.insert(
+        new testHandler.TestItem(t0, [
+          new SpawnTask(10, "spawn"),
+          new testHandler.PrintAlertTask(3600, alert),
+        ], { graceid: alert.uid }),
+      );
+    }
+  });
+  // Once the snapshot has fixed its state, every spawn comes due.
+  const snapshotting = c.runtime.snapshotting.bind(c.runtime);
+  let advanced: Promise<void> | undefined;
+  c.runtime.snapshotting = (...args) => {
+    snapshotting(...args);
+    if (args.length > 1) advanced ??= clock.advance(11);
+  };
+  c.state.changed();
+  await c.state.checkpoint();
+  const text = await Deno.readTextFile(join(dir.path, "snapshots", "snapshot.json"));
+  await advanced;
+  const ran = c.events("task_executed").length;
+  await c.state.close();
+  await c.runtime.stop();
+  assert.ok(ran > 0, "spawns ran while the snapshot was written");
+  const r = registry();
+  r.registerModule({ SpawnTask });
+  const items = restoreItems(parseSnapshot(text, "s"), r, "s");
+  // Every item is in it as before its spawn ran (after a restart the spawn runs
+  // again and makes its item then, once), and what the spawns made is not.
+  assert.equal(items.length, count);
+  assert.ok(items.every((i) => i.tasks[0] instanceof SpawnTask));
+  assert.deepEqual(items.filter((i) => i.graceid!.startsWith("made-")).map((i) => i.graceid), []);
 });
 
 /** Test-handler items, one task each, graceids G0, G1, ... */

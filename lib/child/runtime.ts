@@ -225,9 +225,8 @@ export class ChildRuntime {
   snapshotting(
     until?: Promise<void>,
     beforeRun?: (item: QueueItem) => void,
-    inserted?: (item: QueueItem) => void,
   ): void {
-    this.#scheduler.snapshotting(until, beforeRun, inserted);
+    this.#scheduler.snapshotting(until, beforeRun);
   }
 
   /** Whether alerts wait for the snapshot being taken (see {@linkcode snapshotting}). */

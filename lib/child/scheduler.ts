@@ -85,7 +85,6 @@ export class Scheduler {
   /** While set, alerts wait for it (a snapshot is being taken). */
   #gate: Promise<void> | undefined;
   #beforeRun: ((item: QueueItem) => void) | undefined;
-  #inserted: ((item: QueueItem) => void) | undefined;
   /** The journal position of the alert that made each item, while known. */
   #origin = new WeakMap<QueueItem, number>();
   /** The alert being applied now (0: none). */
@@ -98,7 +97,6 @@ export class Scheduler {
       ...options.queue,
       onInsert: (item) => {
         if (this.#applying > 0 && !this.#origin.has(item)) this.#origin.set(item, this.#applying);
-        this.#inserted?.(item);
       },
     });
   }
@@ -134,18 +132,12 @@ export class Scheduler {
 
   /**
    * Lets a snapshot be written while tasks keep their times: alerts wait
-   * until `until` settles, `beforeRun` sees each item just before it runs
-   * (to save it first), and `inserted` each item put in the queue meanwhile.
-   * Pass nothing to end it.
+   * until `until` settles, and `beforeRun` sees each item just before it
+   * runs (to save it first). Pass nothing to end it.
    */
-  snapshotting(
-    until?: Promise<void>,
-    beforeRun?: (item: QueueItem) => void,
-    inserted?: (item: QueueItem) => void,
-  ): void {
+  snapshotting(until?: Promise<void>, beforeRun?: (item: QueueItem) => void): void {
     this.#gate = until;
     this.#beforeRun = beforeRun;
-    this.#inserted = inserted;
   }
 
   /** Resolves when nothing is running or waiting to run. */

@@ -476,15 +476,17 @@ export class ChildState implements AsyncDisposable {
    * the start (between alerts and tasks, and in a gap before the next due
    * task when there is one soon); items are then serialized in
    * slices of about a millisecond, and tasks keep running in between: an
-   * item about to run is serialized first, as it was. Alerts wait only
+   * item about to run is serialized first, as it was, and what its task
+   * puts in the queue is left out (after a restart from this snapshot the
+   * task runs again and makes it again). Alerts wait only
    * until the last item is serialized, so the snapshot holds exactly the
    * alerts up to its journal position; the disk work comes after.
    */
   async #write(): Promise<void> {
     const { runtime, log } = this.#o;
     const start = performance.now();
-    // Saves each item once, however often it is met: before it runs, in the
-    // heap's slots (an item re-timed has more than one), as inserted.
+    // Saves each item once, however often it is met: before it runs, or in
+    // the heap's slots (an item re-timed has more than one).
     const stamp = ++checkpoints;
     let writer: SnapshotWriter | undefined;
     let seq = 0;
@@ -511,7 +513,6 @@ export class ChildState implements AsyncDisposable {
       await new Promise((r) => setTimeout(r, wait));
     }
     const done = Promise.withResolvers<void>();
-    const inserted: QueueItem[] = [];
     // The child's own time the snapshot takes (its thread is busy with it);
     // the rest is waiting for the disk, while tasks and alerts go on.
     let busy = 0;
@@ -552,7 +553,7 @@ export class ChildState implements AsyncDisposable {
             },
             { sink: out.sink, pool: this.#pool, ...(dormant ? { shapes: dormant.shapes } : {}) },
           );
-          runtime.snapshotting(done.promise, save, (item) => inserted.push(item));
+          runtime.snapshotting(done.promise, save);
           this.#fixMs = performance.now() - fixStart;
           return slots;
         })
@@ -577,8 +578,6 @@ export class ChildState implements AsyncDisposable {
         busy += performance.now() - from;
         if (i < items.length) await this.#pause();
       }
-      // Items that tasks put in the queue meanwhile, if still there.
-      await this.#reading(() => timed(() => inserted.forEach((i) => queue.holds(i) && save(i))));
     } catch (error) {
       // An item that cannot be serialized: no temp file stays behind.
       void out.abort();
