@@ -17,7 +17,7 @@ import type { QueueItem } from "../lib/queue/queue_item.ts";
 import { SortedQueue } from "../lib/queue/sorted_queue.ts";
 import * as testHandler from "../workers/handlers/test.ts";
 import { tempDir, waitFor } from "./helpers.ts";
-import { registry, resealSnapshot } from "./snapshot_helpers.ts";
+import { advanceAtFix, registry, resealSnapshot } from "./snapshot_helpers.ts";
 
 const now = () => Date.now() / 1000;
 
@@ -259,18 +259,12 @@ Deno.test("items woken and run while a snapshot is written are in it once, as th
   await c.state.recover();
   assert.equal(c.runtime.queue.dormant()?.count, count);
   // Once the snapshot has fixed its state, every item comes due.
-  const snapshotting = c.runtime.snapshotting.bind(c.runtime);
-  let advanced: Promise<void> | undefined;
-  c.runtime.snapshotting = (...args) => {
-    snapshotting(...args);
-    // Called at the fix with the hooks (before it, with the alerts' gate alone).
-    if (args.length > 1) advanced ??= clock.advance(11);
-  };
+  const advanced = advanceAtFix(c.runtime, clock, 11);
   c.state.changed();
   await c.state.checkpoint();
   const ran = c.events("task_executed").length;
   const text = await Deno.readTextFile(join(dir.path, "snapshots", "snapshot.json"));
-  await advanced;
+  await advanced();
   await c.state.close();
   await c.runtime.stop();
   assert.ok(ran > 0, "items ran while the snapshot was written");

@@ -16,7 +16,7 @@ import { FakeClock } from "../lib/queue/clock.ts";
 import { type ChildContext, type QueueItem, Task } from "../lib/queue/queue_item.ts";
 import * as testHandler from "../workers/handlers/test.ts";
 import { tempDir, waitFor } from "./helpers.ts";
-import { registry, resealSnapshot } from "./snapshot_helpers.ts";
+import { advanceAtFix, registry, resealSnapshot } from "./snapshot_helpers.ts";
 
 /** A record as journal text. */
 const encodeRecord = (r: JournalRecord) => new TextDecoder().decode(encodeBytes(r));
@@ -353,16 +353,11 @@ Deno.test("items a task makes while a snapshot is written are not in it, since t
     }
   });
   // Once the snapshot has fixed its state, every spawn comes due.
-  const snapshotting = c.runtime.snapshotting.bind(c.runtime);
-  let advanced: Promise<void> | undefined;
-  c.runtime.snapshotting = (...args) => {
-    snapshotting(...args);
-    if (args.length > 1) advanced ??= clock.advance(11);
-  };
+  const advanced = advanceAtFix(c.runtime, clock, 11);
   c.state.changed();
   await c.state.checkpoint();
   const text = await Deno.readTextFile(join(dir.path, "snapshots", "snapshot.json"));
-  await advanced;
+  await advanced();
   const ran = c.events("task_executed").length;
   await c.state.close();
   await c.runtime.stop();
