@@ -248,6 +248,78 @@ Deno.test("Journal.trim drops records a snapshot covers", async () => {
   await reopened.journal.close();
 });
 
+/** What `promise` gives, or "still waiting" after five seconds. */
+async function within<T>(promise: Promise<T>): Promise<T | "still waiting"> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const late = new Promise<"still waiting">((resolve) =>
+    timer = setTimeout(() => resolve("still waiting"), 5000)
+  );
+  try {
+    return await Promise.race([promise, late]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+Deno.test("Journal.trim lets appends through while it copies; they are in the new file", async () => {
+  await using dir = await tempDir();
+  const path = join(dir.path, "journal.log");
+  const { journal } = await Journal.open(path, { trimBytes: 0 });
+  await journal.append([record(1), record(2), record(3), record(4)]);
+  const copied = Promise.withResolvers<void>();
+  const release = Promise.withResolvers<void>();
+  const trim = journal.trim(2, {
+    copied: () => {
+      copied.resolve();
+      return release.promise;
+    },
+  });
+  assert.equal(await within(copied.promise.then(() => "copied")), "copied");
+  assert.equal(await journal.trim(4), 0, "one trim at a time");
+  // The swap waits: an append made now is durable before it.
+  assert.equal(await within(journal.append([record(5)]).then(() => "appended")), "appended");
+  assert.deepEqual(readJournal(await Deno.readTextFile(path)).records.map((r) => r.seq), [
+    1,
+    2,
+    3,
+    4,
+    5,
+  ]);
+  release.resolve();
+  assert.equal(await trim, 2);
+  await journal.append([record(6)]);
+  assert.equal(await journal.record(5).then((r) => r?.id), "i5", "offsets follow the new file");
+  await journal.close();
+  const read = readJournal(await Deno.readTextFile(path));
+  assert.deepEqual([read.base, read.records.map((r) => r.seq)], [2, [3, 4, 5, 6]]);
+  assert.equal((await Deno.stat(path)).mode! & 0o777, 0o600);
+  assert.deepEqual([...Deno.readDirSync(dir.path)].map((e) => e.name), ["journal.log"]);
+});
+
+Deno.test("Journal.close during a trim gives the trim up and keeps the journal whole", async () => {
+  await using dir = await tempDir();
+  const path = join(dir.path, "journal.log");
+  const { journal } = await Journal.open(path, { trimBytes: 0 });
+  await journal.append([record(1), record(2), record(3)]);
+  const copied = Promise.withResolvers<void>();
+  const release = Promise.withResolvers<void>();
+  const trim = journal.trim(2, {
+    copied: () => {
+      copied.resolve();
+      return release.promise;
+    },
+  });
+  assert.equal(await within(copied.promise.then(() => "copied")), "copied");
+  await journal.append([record(4)]);
+  const closing = journal.close();
+  release.resolve();
+  await assert.rejects(trim, /closed during a trim/);
+  await closing;
+  const read = readJournal(await Deno.readTextFile(path));
+  assert.deepEqual([read.base, read.records.map((r) => r.seq)], [0, [1, 2, 3, 4]]);
+  assert.deepEqual([...Deno.readDirSync(dir.path)].map((e) => e.name), ["journal.log"]);
+});
+
 Deno.test("readJournal gives byte offsets, from text or bytes, with non-ASCII alerts", () => {
   const wide = (seq: number): JournalRecord => ({
     ...record(seq),

@@ -21,7 +21,8 @@ import { crc32 } from "node:zlib";
 import * as v from "valibot";
 import { Serializer } from "../core/async.ts";
 import { type Alert, isJsonObject, readAlert } from "../core/alert.ts";
-import { readBytesIfExists, writePrivateFile } from "./state_dir.ts";
+import { dirname } from "node:path";
+import { readBytesIfExists, syncDir, tempPath, writeAll, writePrivateFile } from "./state_dir.ts";
 
 export const JOURNAL_FORMAT = "lvalertMP-journal";
 export const JOURNAL_VERSION = 1;
@@ -247,6 +248,12 @@ export function readJournal(input: string | Uint8Array): JournalRead {
   return read;
 }
 
+/** Where a test may step into {@linkcode Journal.trim}. */
+export interface TrimHooks {
+  /** The records to keep are copied and synced; the swap waits for this. */
+  copied?(): Promise<void>;
+}
+
 /** Options for {@linkcode Journal.open}. */
 export interface JournalOpenOptions {
   /**
@@ -293,6 +300,9 @@ export class Journal implements AsyncDisposable {
 
   #floor: number;
   #trimBytes: number;
+  /** The trim under way, if one is. */
+  #trimming: Promise<number> | undefined;
+  #closed = false;
 
   private constructor(
     path: string,
@@ -386,45 +396,83 @@ export class Journal implements AsyncDisposable {
    * Drops records up to `seq` (a snapshot covers them) by an atomic
    * rewrite that copies the rest as it is. Small trims wait until they
    * are worth a rewrite (`trimBytes`, and at least as much dropped as
-   * kept); returns how many records were dropped.
+   * kept); returns how many records were dropped (0 too when another
+   * trim is under way: the next one takes these as well).
+   *
+   * Appends go on while the records to keep are copied and synced into a
+   * new file; they are held only for the swap: copying what they added
+   * meanwhile (a few records), one small sync, the rename and the
+   * folder's sync.
    */
-  trim(seq: number): Promise<number> {
-    return this.#serial(async () => {
+  trim(seq: number, hooks: TrimHooks = {}): Promise<number> {
+    if (this.#trimming) return Promise.resolve(0);
+    const trimming = this.#trim(seq, hooks).finally(() => this.#trimming = undefined);
+    this.#trimming = trimming;
+    return trimming;
+  }
+
+  async #trim(seq: number, hooks: TrimHooks): Promise<number> {
+    // Where things stand now: the bytes up to `copyTo` do not change while
+    // the copy reads them (appends only add after them).
+    const plan = await this.#serial(() => {
       let drop = 0;
       while (drop < this.#seqs.length && this.#seqs[drop]! <= seq) drop++;
-      if (drop === 0) return 0;
+      if (drop === 0) return undefined;
       const cutAt = this.#ends[drop - 1]!;
       const dropped = cutAt - encoder.encode(header(this.#base)).length;
-      if (dropped < Math.max(this.#trimBytes, this.#next - cutAt)) return 0;
-      const tail = new Uint8Array(this.#next - cutAt);
-      const reader = await Deno.open(this.path, { read: true });
-      try {
-        await reader.seek(cutAt, Deno.SeekMode.Start);
-        for (let n = 0; n < tail.length;) {
-          const got = await reader.read(tail.subarray(n));
-          if (got === null) throw new Error(`${this.path}: shorter than expected`);
-          n += got;
-        }
-      } finally {
-        reader.close();
-      }
-      const base = this.#seqs[drop - 1]!;
-      const head = encoder.encode(header(base));
-      const content = new Uint8Array(head.length + tail.length);
-      content.set(head);
-      content.set(tail, head.length);
-      // The old handle stays usable until the new file is in place.
-      await writePrivateFile(this.path, content);
-      const old = this.#file;
-      this.#file = await Deno.open(this.path, { append: true, mode: 0o600 });
-      old.close();
-      const shift = head.length - cutAt;
-      this.#base = base;
-      this.#seqs = this.#seqs.slice(drop);
-      this.#ends = this.#ends.slice(drop).map((end) => end + shift);
-      this.#next += shift;
-      return drop;
+      if (dropped < Math.max(this.#trimBytes, this.#next - cutAt)) return undefined;
+      return { drop, cutAt, copyTo: this.#next, base: this.#seqs[drop - 1]! };
     });
+    if (!plan) return 0;
+    const { drop, cutAt, copyTo, base } = plan;
+    const head = encoder.encode(header(base));
+    const temp = tempPath(this.path);
+    const file = await Deno.open(temp, { write: true, create: true, truncate: true, mode: 0o600 });
+    let closed = false;
+    try {
+      await writeAll(file, head);
+      await writeAll(file, await this.#readRange(cutAt, copyTo));
+      await file.syncData();
+      await hooks.copied?.();
+      return await this.#serial(async () => {
+        if (this.#closed) throw new Error(`${this.path}: closed during a trim`);
+        // What was appended during the copy: a few records.
+        if (this.#next > copyTo) await writeAll(file, await this.#readRange(copyTo, this.#next));
+        await file.syncData();
+        file.close();
+        closed = true;
+        await Deno.rename(temp, this.path);
+        await syncDir(dirname(this.path));
+        // The old handle stays usable until the new file is in place.
+        const old = this.#file;
+        this.#file = await Deno.open(this.path, { append: true, mode: 0o600 });
+        old.close();
+        const shift = head.length - cutAt;
+        this.#base = base;
+        this.#seqs = this.#seqs.slice(drop);
+        this.#ends = this.#ends.slice(drop).map((end) => end + shift);
+        this.#next += shift;
+        return drop;
+      });
+    } catch (error) {
+      if (!closed) file.close();
+      // Unless it was renamed into place, the old journal stands as it was.
+      await Deno.remove(temp).catch(() => {});
+      throw error;
+    }
+  }
+
+  /** Bytes `from` up to `to` of the journal file, read back. */
+  async #readRange(from: number, to: number): Promise<Uint8Array> {
+    const bytes = new Uint8Array(to - from);
+    using reader = await Deno.open(this.path, { read: true });
+    await reader.seek(from, Deno.SeekMode.Start);
+    for (let n = 0; n < bytes.length;) {
+      const got = await reader.read(bytes.subarray(n));
+      if (got === null) throw new Error(`${this.path}: shorter than expected`);
+      n += got;
+    }
+    return bytes;
   }
 
   /** The record numbered `seq`, read back from the file; undefined when not there. */
@@ -450,8 +498,11 @@ export class Journal implements AsyncDisposable {
     });
   }
 
-  /** Waits for pending writes, then closes. */
+  /** Waits for pending writes, then closes (a trim under way is given up). */
   async close(): Promise<void> {
+    await this.#line.idle();
+    this.#closed = true;
+    await this.#trimming?.catch(() => {});
     await this.#line.idle();
     this.#file.close();
   }
@@ -461,7 +512,7 @@ export class Journal implements AsyncDisposable {
     return this.close();
   }
 
-  #serial<T>(work: () => Promise<T>): Promise<T> {
+  #serial<T>(work: () => Promise<T> | T): Promise<T> {
     return this.#line.run(work);
   }
 }
