@@ -9,15 +9,16 @@
  * new one takes its place.
  *
  * So the body never sits whole in memory (a 1e5-item snapshot is ~20 MB),
- * and copying it into the page cache is spread over the snapshot rather
- * than done at once at its end.
+ * and copying it into the page cache, and flushing it to the disk (every
+ * {@linkcode SYNC_EVERY} bytes), are spread over the snapshot rather than
+ * done at once at its end.
  *
  * @module
  */
 
 import { join } from "node:path";
 import { BODY_CHUNK } from "./snapshot.ts";
-import { syncDir, tempPath, writeAll } from "./state_dir.ts";
+import { SYNC_EVERY, syncDir, tempPath, writeAll } from "./state_dir.ts";
 
 /** Spare chunk buffers a file keeps for the next snapshot at most. */
 const POOL_MAX = 8;
@@ -40,6 +41,8 @@ export class SnapshotFile {
   /** The writes so far, chained: each starts when the one before is done. */
   #writing: Promise<void>;
   #bytes = 0;
+  /** Bytes written since the last sync. */
+  #unsynced = 0;
 
   private constructor(
     path: string,
@@ -81,6 +84,12 @@ export class SnapshotFile {
       await writeAll(this.#file, chunk);
       if (chunk.buffer.byteLength === BODY_CHUNK && this.#pool.length < POOL_MAX) {
         this.#pool.push(chunk.buffer as ArrayBuffer);
+      }
+      // Synced as it goes, so that no sync of the journal waits for it all.
+      this.#unsynced += chunk.length;
+      if (this.#unsynced >= SYNC_EVERY) {
+        this.#unsynced = 0;
+        await this.#file.syncData();
       }
     });
     this.#writing.catch(() => {});

@@ -55,6 +55,18 @@ export async function writePrivateFile(
   await syncDir(join(path, ".."));
 }
 
+/**
+ * Bytes a long write puts in the page cache before it syncs them. On ext4
+ * (ordered data) the journal's every `fdatasync` commits the file system's
+ * running transaction, which first flushes the data of every file written
+ * meanwhile: a snapshot synced once at its end held the journal's syncs up
+ * for the whole flush. Synced every 512 KB, the journal's sync p99 fell
+ * from 2.6-3.6 ms to 1.3-1.5 ms next to a 4 MB file written every 0.3 s,
+ * and its longest from 15-24 ms to 4-8 ms next to 20 MB files (one 1 KB
+ * append + sync a millisecond).
+ */
+export const SYNC_EVERY = 512 * 1024;
+
 /** What names a temp file of {@linkcode writePrivateFile}. */
 const TEMP_MARK = ".tmp-";
 
