@@ -4,9 +4,9 @@
  * The fsync probe as a background load: in its own thread, one 1 KB
  * write plus `fdatasync` every 2 ms (a journal's pace under the paced
  * alerts), from `start` until `stop`; then it posts how long each took,
- * in milliseconds. The benchmark runs it while a subscriber takes its
- * paced alerts, so the probe sees the disk and the CPUs as the journal
- * does then, not as they are between rounds.
+ * in milliseconds. The benchmark runs it while the bare subscriber takes
+ * paced alerts (a phase of its own), so the probe sees the disk and the
+ * CPUs under the load a journal meets, not as they are between rounds.
  *
  * @module
  */

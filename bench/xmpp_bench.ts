@@ -110,8 +110,12 @@ class BackgroundProbe {
 
   /** Runs the probe while `work` runs; resolves with each sync's milliseconds. */
   async during(work: () => Promise<void>): Promise<number[]> {
-    const took = new Promise<number[]>((resolve) => {
+    const took = new Promise<number[]>((resolve, reject) => {
       this.#worker.onmessage = (event: MessageEvent<number[]>) => resolve(event.data);
+      this.#worker.onerror = (event) => {
+        event.preventDefault();
+        reject(new Error(`fsync probe: ${event.message}`));
+      };
     });
     this.#worker.postMessage({ type: "start", path: join(this.#dir, "fsync-probe-bg") });
     try {
