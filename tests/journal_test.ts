@@ -261,20 +261,32 @@ async function within<T>(promise: Promise<T>): Promise<T | "still waiting"> {
   }
 }
 
+/**
+ * Starts a trim up to `seq` and waits until it has copied what it keeps;
+ * its swap waits for `release`.
+ */
+async function trimHeldAtSwap(
+  journal: Journal,
+  seq: number,
+): Promise<{ trim: Promise<number>; release: () => void }> {
+  const copied = Promise.withResolvers<void>();
+  const held = Promise.withResolvers<void>();
+  const trim = journal.trim(seq, {
+    copied: () => {
+      copied.resolve();
+      return held.promise;
+    },
+  });
+  assert.equal(await within(copied.promise.then(() => "copied")), "copied");
+  return { trim, release: () => held.resolve() };
+}
+
 Deno.test("Journal.trim lets appends through while it copies; they are in the new file", async () => {
   await using dir = await tempDir();
   const path = join(dir.path, "journal.log");
   const { journal } = await Journal.open(path, { trimBytes: 0 });
   await journal.append([record(1), record(2), record(3), record(4)]);
-  const copied = Promise.withResolvers<void>();
-  const release = Promise.withResolvers<void>();
-  const trim = journal.trim(2, {
-    copied: () => {
-      copied.resolve();
-      return release.promise;
-    },
-  });
-  assert.equal(await within(copied.promise.then(() => "copied")), "copied");
+  const { trim, release } = await trimHeldAtSwap(journal, 2);
   assert.equal(await journal.trim(4), 0, "one trim at a time");
   // The swap waits: an append made now is durable before it.
   assert.equal(await within(journal.append([record(5)]).then(() => "appended")), "appended");
@@ -285,7 +297,7 @@ Deno.test("Journal.trim lets appends through while it copies; they are in the ne
     4,
     5,
   ]);
-  release.resolve();
+  release();
   assert.equal(await trim, 2);
   await journal.append([record(6)]);
   assert.equal(await journal.record(5).then((r) => r?.id), "i5", "offsets follow the new file");
@@ -301,18 +313,10 @@ Deno.test("Journal.close during a trim gives the trim up and keeps the journal w
   const path = join(dir.path, "journal.log");
   const { journal } = await Journal.open(path, { trimBytes: 0 });
   await journal.append([record(1), record(2), record(3)]);
-  const copied = Promise.withResolvers<void>();
-  const release = Promise.withResolvers<void>();
-  const trim = journal.trim(2, {
-    copied: () => {
-      copied.resolve();
-      return release.promise;
-    },
-  });
-  assert.equal(await within(copied.promise.then(() => "copied")), "copied");
+  const { trim, release } = await trimHeldAtSwap(journal, 2);
   await journal.append([record(4)]);
   const closing = journal.close();
-  release.resolve();
+  release();
   await assert.rejects(trim, /closed during a trim/);
   await closing;
   const read = readJournal(await Deno.readTextFile(path));

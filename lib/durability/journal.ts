@@ -24,6 +24,7 @@ import { Serializer } from "../core/async.ts";
 import { type Alert, isJsonObject, readAlert } from "../core/alert.ts";
 import {
   readBytesIfExists,
+  readFull,
   SYNC_EVERY,
   syncDir,
   tempPath,
@@ -477,11 +478,7 @@ export class Journal implements AsyncDisposable {
     const bytes = new Uint8Array(to - from);
     using reader = await Deno.open(this.path, { read: true });
     await reader.seek(from, Deno.SeekMode.Start);
-    for (let n = 0; n < bytes.length;) {
-      const got = await reader.read(bytes.subarray(n));
-      if (got === null) throw new Error(`${this.path}: shorter than expected`);
-      n += got;
-    }
+    if (!await readFull(reader, bytes)) throw new Error(`${this.path}: shorter than expected`);
     return bytes;
   }
 
@@ -497,11 +494,7 @@ export class Journal implements AsyncDisposable {
       const from = i > 0 ? start : 0;
       const bytes = new Uint8Array(end - from);
       await file.seek(from, Deno.SeekMode.Start);
-      for (let n = 0; n < bytes.length;) {
-        const got = await file.read(bytes.subarray(n));
-        if (got === null) return undefined;
-        n += got;
-      }
+      if (!await readFull(file, bytes)) return undefined;
       const text = decoder.decode(bytes).replace(/\n$/, "");
       const decoded = decodeRecord(text.slice(text.lastIndexOf("\n") + 1));
       return typeof decoded === "string" ? undefined : decoded;

@@ -18,7 +18,7 @@
 
 import { join } from "node:path";
 import { BODY_CHUNK } from "./snapshot.ts";
-import { SYNC_EVERY, syncDir, tempPath, writeAll } from "./state_dir.ts";
+import { readFull, SYNC_EVERY, syncDir, tempPath, writeAll } from "./state_dir.ts";
 
 /** Spare chunk buffers a file keeps for the next snapshot at most. */
 const POOL_MAX = 8;
@@ -146,7 +146,9 @@ export class SnapshotFile {
       const start = Math.max(this.#room, end - buffer.length);
       const part = buffer.subarray(0, end - start);
       await this.#file.seek(start, Deno.SeekMode.Start);
-      await readFull(this.#file, part);
+      if (!await readFull(this.#file, part)) {
+        throw new Error("snapshot temp file shorter than written");
+      }
       await this.#file.seek(start + grow, Deno.SeekMode.Start);
       await writeAll(this.#file, part);
       end = start;
@@ -154,14 +156,5 @@ export class SnapshotFile {
     await this.#file.seek(0, Deno.SeekMode.Start);
     await writeAll(this.#file, head);
     this.#room = head.length;
-  }
-}
-
-/** Reads exactly `into.length` bytes from where the file is. */
-async function readFull(file: Deno.FsFile, into: Uint8Array): Promise<void> {
-  for (let n = 0; n < into.length;) {
-    const got = await file.read(into.subarray(n));
-    if (got === null) throw new Error("snapshot temp file shorter than written");
-    n += got;
   }
 }

@@ -126,6 +126,22 @@ export async function readBytesIfExists(path: string): Promise<Uint8Array | unde
   }
 }
 
+/**
+ * Reads exactly `into.length` bytes from where the file is (a read may
+ * give only part); false when the file ends first.
+ */
+export async function readFull(
+  from: { read(p: Uint8Array): Promise<number | null> },
+  into: Uint8Array,
+): Promise<boolean> {
+  for (let n = 0; n < into.length;) {
+    const got = await from.read(into.subarray(n));
+    if (got === null) return false;
+    n += got;
+  }
+  return true;
+}
+
 /** Writes all of `bytes` (a write may take only part). */
 export async function writeAll(
   to: { write(p: Uint8Array): Promise<number> },
