@@ -2,13 +2,14 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { crc32 } from "node:zlib";
 import {
+  ALLOCATE_AHEAD,
   encodeRecord as encodeBytes,
   encodeRecords,
   Journal,
   type JournalRecord,
   readJournal,
 } from "../lib/durability/journal.ts";
-import { tempDir } from "./helpers.ts";
+import { mountTmpfs, tempDir, unmountTmpfs } from "./helpers.ts";
 
 /** A record as journal text. */
 const encodeRecord = (r: JournalRecord) => new TextDecoder().decode(encodeBytes(r));
@@ -306,6 +307,8 @@ Deno.test("Journal.trim lets appends through while it copies; they are in the ne
   assert.deepEqual([read.base, read.records.map((r) => r.seq)], [2, [3, 4, 5, 6]]);
   assert.equal((await Deno.stat(path)).mode! & 0o777, 0o600);
   assert.deepEqual([...Deno.readDirSync(dir.path)].map((e) => e.name), ["journal.log"]);
+  // The new file came with zeros ahead of what it copied; 5 and 6 went into them.
+  assert.equal((await Deno.stat(path)).size, read.ends[1]! + ALLOCATE_AHEAD);
 });
 
 Deno.test("Journal.close during a trim gives the trim up and keeps the journal whole", async () => {
@@ -365,4 +368,100 @@ Deno.test("readJournal: bytes that are not UTF-8 damage their record only, and n
   assert.deepEqual(read.records.map((r) => r.seq), [1, 3, 4]);
   assert.deepEqual(read.damaged.map((d) => [d.line, d.reason]), [[3, "checksum mismatch"]]);
   assert.deepEqual(read.ends, [ends[1], ends[3], ends[4]], "offsets of the bytes on disk");
+});
+
+/** The file's size and the records read back from it. */
+async function sizeAndSeqs(path: string): Promise<[number, number[]]> {
+  const bytes = await Deno.readFile(path);
+  return [bytes.length, readJournal(bytes).records.map((r) => r.seq)];
+}
+
+Deno.test("Journal writes zeros ahead: appends overwrite them, readers skip them, a reopen goes on", async () => {
+  await using dir = await tempDir();
+  const path = join(dir.path, "journal.log");
+  const { journal } = await Journal.open(path);
+  assert.equal(
+    (await Deno.stat(path)).size,
+    HEADER.length,
+    "nothing ahead before the first append",
+  );
+  await journal.append([record(1)]);
+  const first = HEADER.length + encodeRecord(record(1)).length;
+  assert.deepEqual(await sizeAndSeqs(path), [first + ALLOCATE_AHEAD, [1]]);
+  await journal.append([record(2), record(3)]);
+  assert.deepEqual(await sizeAndSeqs(path), [first + ALLOCATE_AHEAD, [1, 2, 3]], "no growth");
+  await journal.close();
+  // Text readers skip the zeros as well.
+  assert.deepEqual(readJournal(await Deno.readTextFile(path)).records.map((r) => r.seq), [1, 2, 3]);
+  const again = await Journal.open(path);
+  assert.equal(again.read.cut, null);
+  assert.deepEqual(again.read.damaged, []);
+  await again.journal.append([record(4)]);
+  assert.equal(await again.journal.record(4).then((r) => r?.id), "i4");
+  await again.journal.close();
+  assert.deepEqual(await sizeAndSeqs(path), [first + ALLOCATE_AHEAD, [1, 2, 3, 4]]);
+  // A batch that reaches past the zeros writes the next ones after itself.
+  const big = Array.from({ length: 40 }, (_, i) => ({
+    ...record(5 + i),
+    alert: { uid: `G${5 + i}`, alert_type: "new", pad: "x".repeat(30_000) },
+  }));
+  const { journal: third } = await Journal.open(path);
+  await third.append(big);
+  await third.close();
+  const bytes = await Deno.readFile(path);
+  const read = readJournal(bytes);
+  assert.equal(read.records.length, 44);
+  assert.equal(bytes.length, read.ends.at(-1)! + ALLOCATE_AHEAD);
+});
+
+Deno.test("Journal: a record torn inside the zeros written ahead is cut; the journal goes on", async () => {
+  const good = HEADER + encodeRecord(record(1)) + encodeRecord(record(2));
+  const torn = encodeRecord(record(3)).slice(0, 30);
+  await using dir = await tempDir({ "j.log": good + torn + "\0".repeat(4096) });
+  const path = join(dir.path, "j.log");
+  const { journal, read } = await Journal.open(path);
+  assert.deepEqual(read.records.map((r) => r.seq), [1, 2]);
+  assert.equal(read.cut?.line, 4);
+  assert.match(read.cut!.reason, /torn last line/);
+  assert.deepEqual(read.damaged, []);
+  assert.equal(await Deno.readTextFile(path), good, "the torn record and the zeros are cut");
+  await journal.append([record(3)]);
+  await journal.close();
+  assert.deepEqual((await sizeAndSeqs(path))[1], [1, 2, 3]);
+});
+
+Deno.test("Journal on a nearly full disk: a batch that fits is written without the zeros ahead", async (t) => {
+  await using dir = await tempDir();
+  const mount = join(dir.path, "tmpfs");
+  if (!await mountTmpfs(t, mount)) return;
+  try {
+    const path = join(mount, "journal.log");
+    const { journal } = await Journal.open(path);
+    // Leave well under a megabyte free (the tmpfs holds 2 MB).
+    await new Deno.Command("sh", {
+      args: ["-c", `dd if=/dev/zero of=${join(mount, "filler")} bs=4k 2>/dev/null; true`],
+    }).output();
+    await Deno.truncate(
+      join(mount, "filler"),
+      (await Deno.stat(join(mount, "filler"))).size - 65536,
+    );
+    await journal.append([record(1), record(2)]);
+    await journal.append([record(3)]);
+    const [size, seqs] = await sizeAndSeqs(path);
+    assert.deepEqual(seqs, [1, 2, 3]);
+    assert.equal(
+      size,
+      HEADER.length + [1, 2, 3].map((n) => encodeRecord(record(n)).length)
+        .reduce((a, b) => a + b),
+      "no zeros ahead: there is no room for them",
+    );
+    // Room again: the next batch writes them.
+    await Deno.remove(join(mount, "filler"));
+    await journal.append([record(4)]);
+    await journal.close();
+    const after = await sizeAndSeqs(path);
+    assert.deepEqual(after, [size + encodeRecord(record(4)).length + ALLOCATE_AHEAD, [1, 2, 3, 4]]);
+  } finally {
+    await unmountTmpfs(mount);
+  }
 });

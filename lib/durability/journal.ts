@@ -12,7 +12,9 @@
  * Format, version 1: a header line
  * `{"format":"lvalertMP-journal","version":1,"base":N}` (N: the highest
  * sequence number trimmed away), then one record per line,
- * `CRC32HEX JSON`, where JSON is `{"seq","node","id","t0","alert"}`.
+ * `CRC32HEX JSON`, where JSON is `{"seq","node","id","t0","alert"}`, then
+ * possibly zero bytes: space written ahead ({@linkcode ALLOCATE_AHEAD}),
+ * which no record contains (JSON text has no NUL), so a reader ignores it.
  *
  * @module
  */
@@ -77,6 +79,27 @@ export interface JournalRead {
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 const NEWLINE = 10;
+
+/**
+ * Bytes of zeros the journal writes (and syncs) ahead of its records, a
+ * megabyte at a time, so that appends overwrite space the file already
+ * has: an `fdatasync` then flushes the data alone, where one that grows
+ * the file must also commit the file system's metadata journal (on ext4
+ * with ordered data, after the data of every other file written
+ * meanwhile). Measured with `deno task bench xmpp` (three alternating
+ * pairs of runs): routing overhead p99 3.6-4.7 ms against 5.6-6.1 ms
+ * with appends that grow the file; one 1 KB write + `fdatasync` a
+ * millisecond, beside a file written every 50 ms: p50 0.26-0.42 ms
+ * against 0.32-0.51, p99 2.1-2.7 against 3.2.
+ */
+export const ALLOCATE_AHEAD = 1024 * 1024;
+
+/** Where the bytes end, leaving out the zeros written ahead. */
+function contentEnd(bytes: Uint8Array): number {
+  let end = bytes.length;
+  while (end > 0 && bytes[end - 1] === 0) end--;
+  return end;
+}
 
 const HeaderSchema = v.object({
   format: v.literal(JOURNAL_FORMAT),
@@ -211,8 +234,9 @@ export function readJournal(input: string | Uint8Array): JournalRead {
   // themselves when every one is ASCII (the common case); else the bytes'
   // own newlines (a damaged byte decodes to U+FFFD, three bytes, but never
   // takes a newline with it), or, for text, its UTF-8 length.
-  const bytes = typeof input === "string" ? undefined : input;
-  const text = bytes ? decoder.decode(bytes) : input as string;
+  // The zeros written ahead are not part of it.
+  const bytes = typeof input === "string" ? undefined : input.subarray(0, contentEnd(input));
+  const text = bytes ? decoder.decode(bytes) : (input as string).replace(/\0+$/, "");
   if (text === "") return read;
   const ascii = (bytes ? bytes.length : utf8Length(text)) === text.length;
   const lines = text.split("\n");
@@ -304,6 +328,8 @@ export class Journal implements AsyncDisposable {
   #ends: number[];
   /** Byte offset where the next record will start. */
   #next: number;
+  /** The file's size: from `#next` on, zeros written ahead. */
+  #allocated: number;
   #line = new Serializer();
 
   #floor: number;
@@ -318,6 +344,7 @@ export class Journal implements AsyncDisposable {
     read: JournalRead,
     floor: number,
     trimBytes: number,
+    size: number,
   ) {
     this.path = path;
     this.#file = file;
@@ -327,6 +354,7 @@ export class Journal implements AsyncDisposable {
     this.#seqs = read.records.map((r) => r.seq);
     this.#ends = [...read.ends];
     this.#next = this.#ends.at(-1) ?? encoder.encode(header(read.base)).length;
+    this.#allocated = Math.max(size, this.#next);
   }
 
   /**
@@ -355,9 +383,11 @@ export class Journal implements AsyncDisposable {
     }
     const opened = read;
     if (movedAside || !bytes?.length || read.cut) read = readJournal(await Deno.readFile(path));
-    const file = await Deno.open(path, { append: true, mode: 0o600 });
+    // Not in append mode: appends overwrite the zeros written ahead.
+    const file = await Deno.open(path, { write: true, mode: 0o600 });
     if (read !== opened) await file.syncData();
-    const journal = new Journal(path, file, read, floor, options.trimBytes ?? 1024 * 1024);
+    const size = (await file.stat()).size;
+    const journal = new Journal(path, file, read, floor, options.trimBytes ?? 1024 * 1024, size);
     return { journal, read: opened, lost, movedAside };
   }
 
@@ -377,17 +407,26 @@ export class Journal implements AsyncDisposable {
    * arrives forms the next batch. Measured with `deno task bench xmpp`:
    * the async sync costs a few microseconds of CPU per batch, far less
    * than the listener stood still for while a blocking sync waited.
+   *
+   * The records go into the zeros written ahead; a batch that reaches
+   * past them writes the next {@linkcode ALLOCATE_AHEAD} after itself,
+   * under the same sync (when the disk has no room for them, the batch
+   * is written alone, as far as it fits).
    */
   append(records: (JournalRecord | JournalEntry)[]): Promise<void> {
     if (records.length === 0) return Promise.resolve();
     const { bytes, lengths } = encodeRecords(records);
     return this.#serial(async () => {
+      const written = this.#next + bytes.length;
       try {
+        this.#file.seekSync(this.#next, Deno.SeekMode.Start);
         for (let n = 0; n < bytes.length;) n += this.#file.writeSync(bytes.subarray(n));
+        if (written > this.#allocated) this.#allocated = await this.#allocate(written);
         await this.#file.syncData();
       } catch (error) {
         // No torn line may stay in the middle of the journal.
         await Deno.truncate(this.path, this.#next).catch(() => {});
+        this.#allocated = this.#next;
         throw error;
       }
       let end = this.#next;
@@ -401,6 +440,22 @@ export class Journal implements AsyncDisposable {
   }
 
   /**
+   * Writes {@linkcode ALLOCATE_AHEAD} zeros from `end` (where the file
+   * now ends), not yet synced; the file's new size. When the disk has no
+   * room for them, the file is cut back to `end`.
+   */
+  async #allocate(end: number): Promise<number> {
+    try {
+      this.#file.seekSync(end, Deno.SeekMode.Start);
+      await writeAll(this.#file, new Uint8Array(ALLOCATE_AHEAD));
+      return end + ALLOCATE_AHEAD;
+    } catch {
+      await this.#file.truncate(end);
+      return end;
+    }
+  }
+
+  /**
    * Drops records up to `seq` (a snapshot covers them) by an atomic
    * rewrite that copies the rest as it is. Small trims wait until they
    * are worth a rewrite (`trimBytes`, and at least as much dropped as
@@ -408,9 +463,9 @@ export class Journal implements AsyncDisposable {
    * trim is under way: the next one takes these as well).
    *
    * Appends go on while the records to keep are copied and synced into a
-   * new file; they are held only for the swap: copying what they added
-   * meanwhile (a few records), one small sync, the rename and the
-   * folder's sync.
+   * new file, with zeros written ahead after them; they are held only for
+   * the swap: copying what they added meanwhile (a few records), one
+   * small sync, the rename and the folder's sync.
    */
   trim(seq: number, hooks: TrimHooks = {}): Promise<number> {
     if (this.#trimming) return Promise.resolve(0);
@@ -444,11 +499,24 @@ export class Journal implements AsyncDisposable {
         await writeAll(file, await this.#readRange(from, Math.min(copyTo, from + SYNC_EVERY)));
         await file.syncData();
       }
+      // Space ahead, so that the first appends after the swap need not grow it.
+      const copied = head.length + copyTo - cutAt;
+      let allocated = copied;
+      try {
+        await writeAll(file, new Uint8Array(ALLOCATE_AHEAD));
+        await file.syncData();
+        allocated += ALLOCATE_AHEAD;
+      } catch {
+        await file.truncate(copied);
+      }
       await hooks.copied?.();
       return await this.#serial(async () => {
         if (this.#closed) throw new Error(`${this.path}: closed during a trim`);
         // What was appended during the copy: a few records.
-        if (this.#next > copyTo) await writeAll(file, await this.#readRange(copyTo, this.#next));
+        if (this.#next > copyTo) {
+          await file.seek(copied, Deno.SeekMode.Start);
+          await writeAll(file, await this.#readRange(copyTo, this.#next));
+        }
         await file.syncData();
         file.close();
         closed = true;
@@ -456,13 +524,14 @@ export class Journal implements AsyncDisposable {
         await syncDir(dirname(this.path));
         // The old handle stays usable until the new file is in place.
         const old = this.#file;
-        this.#file = await Deno.open(this.path, { append: true, mode: 0o600 });
+        this.#file = await Deno.open(this.path, { write: true, mode: 0o600 });
         old.close();
         const shift = head.length - cutAt;
         this.#base = base;
         this.#seqs = this.#seqs.slice(drop);
         this.#ends = this.#ends.slice(drop).map((end) => end + shift);
         this.#next += shift;
+        this.#allocated = Math.max(allocated, this.#next);
         return drop;
       });
     } catch (error) {
