@@ -86,15 +86,21 @@ const NEWLINE = 10;
  * has: an `fdatasync` then flushes the data alone, where one that grows
  * the file must also commit the file system's metadata journal (on ext4
  * with ordered data, after the data of every other file written
- * meanwhile). Measured with `deno task bench xmpp` (three alternating
- * pairs of runs): routing overhead p99 3.6-4.7 ms against 5.6-6.1 ms
- * with appends that grow the file; one 1 KB write + `fdatasync` a
- * millisecond, beside a file written every 50 ms: p50 0.26-0.42 ms
- * against 0.32-0.51, p99 2.1-2.7 against 3.2.
+ * meanwhile). One 1 KB write + `fdatasync` a millisecond, beside a file
+ * written every 50 ms: p50 0.26-0.42 ms against 0.32-0.51 when appending,
+ * p99 2.1-2.7 against 3.2. In `deno task bench xmpp`, three alternating
+ * pairs each: routing overhead p99 3.6-4.7 ms against 5.6-6.1 with trims
+ * off in both; as shipped, against the code before, 4.6-6.5 against
+ * 3.9-7.3 (paced p50 1.8-2.2 against 1.9-2.3 ms).
  */
 export const ALLOCATE_AHEAD = 1024 * 1024;
 
-/** Where the bytes end, leaving out the zeros written ahead. */
+/**
+ * Where the bytes end, leaving out the zeros written ahead. After a crash
+ * a batch not yet synced may have reached the disk in part, a later page
+ * without an earlier one: its lines then read as damaged, not torn (never
+ * a record that was synced).
+ */
 function contentEnd(bytes: Uint8Array): number {
   let end = bytes.length;
   while (end > 0 && bytes[end - 1] === 0) end--;
