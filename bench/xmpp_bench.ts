@@ -109,7 +109,7 @@ class BackgroundProbe {
   }
 
   /** Runs the probe while `work` runs; resolves with each sync's milliseconds. */
-  async during(work: () => Promise<void>): Promise<number[]> {
+  async during(work: () => Promise<unknown>): Promise<number[]> {
     const took = new Promise<number[]>((resolve, reject) => {
       this.#worker.onmessage = (event: MessageEvent<number[]>) => resolve(event.data);
       this.#worker.onerror = (event) => {
@@ -131,17 +131,20 @@ class BackgroundProbe {
   }
 }
 
-/** Paced alerts on `node`, then an end marker; resolves once the subscriber has them all. */
+/**
+ * Paced alerts on `node`, then an end marker; resolves with the phase
+ * once the subscriber has them all.
+ */
 async function pacedPhase(
   pubsub: Pubsub,
   node: string,
   phases: Phase[],
   phase: string,
   count: number,
-): Promise<void> {
+): Promise<Phase> {
   await publishPaced(pubsub, node, count);
   await pubsub.publish(node, JSON.stringify({ uid: "end", alert_type: "new", end: phase }));
-  await until(() => phases.find((x) => x.phase === phase));
+  return await until(() => phases.find((x) => x.phase === phase));
 }
 
 /** One burst and one paced stream on `node`; resolves with both phases. */
@@ -159,8 +162,7 @@ async function runPhases(
     JSON.stringify({ uid: "end", alert_type: "new", end: `burst-${round}` }),
   );
   const b = await until(() => phases.find((p) => p.phase === `burst-${round}`));
-  await pacedPhase(pubsub, node, phases, `paced-${round}`, paced);
-  const p = phases.find((x) => x.phase === `paced-${round}`)!;
+  const p = await pacedPhase(pubsub, node, phases, `paced-${round}`, paced);
   return [b, p];
 }
 

@@ -96,6 +96,23 @@ const NEWLINE = 10;
 export const ALLOCATE_AHEAD = 1024 * 1024;
 
 /**
+ * Writes {@linkcode ALLOCATE_AHEAD} zeros at `end` (where the file now
+ * ends), then syncs them if asked; the file's new size. When the disk has
+ * no room for them (or the sync fails), the file is cut back to `end`.
+ */
+async function writeZerosAhead(file: Deno.FsFile, end: number, sync = false): Promise<number> {
+  try {
+    await file.seek(end, Deno.SeekMode.Start);
+    await writeAll(file, new Uint8Array(ALLOCATE_AHEAD));
+    if (sync) await file.syncData();
+    return end + ALLOCATE_AHEAD;
+  } catch {
+    await file.truncate(end);
+    return end;
+  }
+}
+
+/**
  * Where the bytes end, leaving out the zeros written ahead. After a crash
  * a batch not yet synced may have reached the disk in part, a later page
  * without an earlier one: its lines then read as damaged, not torn (never
@@ -427,7 +444,9 @@ export class Journal implements AsyncDisposable {
       try {
         this.#file.seekSync(this.#next, Deno.SeekMode.Start);
         for (let n = 0; n < bytes.length;) n += this.#file.writeSync(bytes.subarray(n));
-        if (written > this.#allocated) this.#allocated = await this.#allocate(written);
+        if (written > this.#allocated) {
+          this.#allocated = await writeZerosAhead(this.#file, written);
+        }
         await this.#file.syncData();
       } catch (error) {
         // No torn line may stay in the middle of the journal.
@@ -443,22 +462,6 @@ export class Journal implements AsyncDisposable {
       }
       this.#next = end;
     });
-  }
-
-  /**
-   * Writes {@linkcode ALLOCATE_AHEAD} zeros from `end` (where the file
-   * now ends), not yet synced; the file's new size. When the disk has no
-   * room for them, the file is cut back to `end`.
-   */
-  async #allocate(end: number): Promise<number> {
-    try {
-      this.#file.seekSync(end, Deno.SeekMode.Start);
-      await writeAll(this.#file, new Uint8Array(ALLOCATE_AHEAD));
-      return end + ALLOCATE_AHEAD;
-    } catch {
-      await this.#file.truncate(end);
-      return end;
-    }
   }
 
   /**
@@ -507,14 +510,7 @@ export class Journal implements AsyncDisposable {
       }
       // Space ahead, so that the first appends after the swap need not grow it.
       const copied = head.length + copyTo - cutAt;
-      let allocated = copied;
-      try {
-        await writeAll(file, new Uint8Array(ALLOCATE_AHEAD));
-        await file.syncData();
-        allocated += ALLOCATE_AHEAD;
-      } catch {
-        await file.truncate(copied);
-      }
+      const allocated = await writeZerosAhead(file, copied, true);
       await hooks.copied?.();
       return await this.#serial(async () => {
         if (this.#closed) throw new Error(`${this.path}: closed during a trim`);
