@@ -103,6 +103,21 @@ if (run("xmpp")) {
           fsync.loaded.p50.toFixed(3)
         } ms, p99 ${fsync.loaded.p99.toFixed(3)} ms`,
     );
+    if (ours.split) {
+      const { arrival, afterArrival } = ours.split;
+      console.log(
+        `  of the listener's paced latency: publication to its arrival p50 ${
+          arrival.p50.toFixed(3)
+        } ms, p99 ${arrival.p99.toFixed(3)} ms (the bare subscriber's whole path: ${
+          bare.p50.toFixed(3)
+        }, ${bare.p99.toFixed(3)});` +
+          ` arrival to parseAlert (journal, worker hop, child) p50 ${
+            afterArrival.p50.toFixed(3)
+          } ms, p99 ${afterArrival.p99.toFixed(3)} ms (fsync under load: ${
+            fsync.loaded.p50.toFixed(3)
+          }, ${fsync.loaded.p99.toFixed(3)})`,
+      );
+    }
     console.log(
       `  CPU per alert ${(ours.cpuPerAlert / bare.cpuPerAlert).toFixed(1)}x the bare subscriber's` +
         " (target <= 2x)",

@@ -16,6 +16,13 @@ export interface XmppRow {
   burstRate: number;
   p50: number;
   p99: number;
+  /**
+   * The listener's paced latency in two parts: publication to the moment
+   * the listener took the alert in, and from then to parseAlert (journal,
+   * worker hop, child). The bare subscriber's whole latency is the first
+   * part's counterpart.
+   */
+  split?: { arrival: Quantiles; afterArrival: Quantiles };
   /** CPU time of the whole process (all threads) per alert received, µs. */
   cpuPerAlert: number;
   /** The same, by thread: main (XMPP, routing, journal), worker (the child), other (I/O, V8). */
@@ -28,6 +35,14 @@ interface Phase {
   first: number;
   last: number;
   latencies: number[];
+  /** The listener's: milliseconds from taking each alert in to parseAlert. */
+  afterArrival?: number[];
+}
+
+/** Milliseconds at the 50th and 99th percentile. */
+export interface Quantiles {
+  p50: number;
+  p99: number;
 }
 
 /** Where the listener writes a CPU profile of its thread, when set. */
@@ -407,13 +422,25 @@ export async function benchXmpp(
     await publisher.stop();
     await Deno.remove(dir, { recursive: true });
   }
+  const quantiles = (ms: number[]): Quantiles => ({
+    p50: quantile(ms, 0.5),
+    p99: quantile(ms, 0.99),
+  });
   const rows = subscribers.map((s, i) => {
     const latencies = s.results.flatMap(([, p]) => p.latencies);
+    const after = s.results.flatMap(([, p]) => p.afterArrival ?? []);
     return {
       name: s.name,
       burstRate: Math.max(...s.results.map(([b]) => rate(b))),
-      p50: quantile(latencies, 0.5),
-      p99: quantile(latencies, 0.99),
+      ...quantiles(latencies),
+      ...(after.length === latencies.length && after.length > 0
+        ? {
+          split: {
+            arrival: quantiles(latencies.map((ms, j) => ms - after[j]!)),
+            afterArrival: quantiles(after),
+          },
+        }
+        : {}),
       cpuPerAlert: cpu[i]! / alerts * 1e6,
       cpuThreads: {
         main: threads[i]!.main! / alerts * 1e6,

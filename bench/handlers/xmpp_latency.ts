@@ -1,12 +1,15 @@
 /**
  * The test handler, timed: records how long after publication each alert
- * reached parseAlert, and reports each phase at its end marker.
+ * reached parseAlert, and how long of that after the listener took it in
+ * (`t0`: journal, worker hop, child), and reports each phase at its end
+ * marker.
  */
 
 import type { Alert, ChildContext, Ini } from "../../lib/mod.ts";
 import * as test from "../../workers/handlers/test.ts";
 
 let latencies: number[] = [];
+let afterArrival: number[] = [];
 let first = 0;
 let last = 0;
 
@@ -21,12 +24,15 @@ export function parseAlert(ctx: ChildContext, alert: Alert, t0: number, config: 
       first,
       last,
       latencies,
+      afterArrival,
     });
     latencies = [];
+    afterArrival = [];
     return;
   }
   if (latencies.length === 0) first = t;
   last = t;
   latencies.push(t - (alert.sent as number));
+  afterArrival.push(t - t0 * 1000);
   test.parseAlert(ctx, alert, t0, config);
 }
