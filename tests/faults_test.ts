@@ -235,6 +235,12 @@ Deno.test("the same replay run three times through one state folder applies each
             "the last line applied",
             60,
           );
+          // The child logs an alert before its ack (with the queue's size) is
+          // posted; its task due at once runs after that ack.
+          await waitFor(
+            () => listener.named("task_executed").some((e) => e.graceid === "Gy2999"),
+            "the last alert's first task",
+          );
           const children = (await status(state)).children as Record<string, unknown>[];
           assert.equal(children[0]!.queue, 3000, "each line's alert applied exactly once");
         }

@@ -6,8 +6,9 @@
  */
 
 import assert from "node:assert/strict";
+import { existsSync } from "node:fs";
 import { join } from "node:path";
-import { ListenerProcess, tempDir } from "./helpers.ts";
+import { ListenerProcess, tempDir, waitFor } from "./helpers.ts";
 import { freePort } from "./prosody.ts";
 
 const MOD = new URL("../lib/mod.ts", import.meta.url).href;
@@ -61,6 +62,8 @@ Deno.test("a second SIGTERM exits at once with 143 and names what it abandons", 
   await listener.until(() => listener.named("alert").length === 1, "the alert");
   listener.signal("SIGTERM");
   await listener.until(() => listener.named("stopping").length === 1, "the stop to begin");
+  // The children are told to stop once the control socket is closed (and its file gone).
+  await waitFor(() => !existsSync(join(dir.path, "s", "control.sock")), "the control socket gone");
   listener.signal("SIGTERM");
   assert.equal(await listener.exited(), 143);
   assert.match(listener.stderr, /second SIGTERM: exiting at once; abandoned: \[a\] stopping/);
