@@ -10,6 +10,7 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { childDirName } from "../lib/listener/child_link.ts";
 import {
+  fillDisk,
   ListenerProcess,
   mountTmpfs,
   runListener,
@@ -283,9 +284,7 @@ Deno.test("a full disk: status CRITICAL, alerts held (bounded), resumed once spa
     await listener.until(() => listener.named("listening").length === 1, "start");
     // Fill the disk.
     const filler = join(mount, "filler");
-    await new Deno.Command("sh", {
-      args: ["-c", `dd if=/dev/zero of=${filler} bs=4k 2>/dev/null; true`],
-    }).output();
+    await fillDisk(filler);
     await listener.until(
       () => listener.named("journal_failed").length >= 1,
       "a failed journal write",

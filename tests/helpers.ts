@@ -40,6 +40,16 @@ export async function mountTmpfs(t: Deno.TestContext, path: string): Promise<boo
   return false;
 }
 
+/**
+ * Fills the disk under `path` with a file of zeros there (`dd` until the
+ * disk is full); removing the file frees the space again.
+ */
+export async function fillDisk(path: string): Promise<void> {
+  await new Deno.Command("sh", {
+    args: ["-c", `dd if=/dev/zero of=${path} bs=4k 2>/dev/null; true`],
+  }).output();
+}
+
 /** Takes down a tmpfs {@linkcode mountTmpfs} mounted (lazily, should a file still be open). */
 export async function unmountTmpfs(path: string): Promise<void> {
   await new Deno.Command("umount", { args: ["-l", path] }).output();

@@ -9,7 +9,7 @@ import {
   type JournalRecord,
   readJournal,
 } from "../lib/durability/journal.ts";
-import { mountTmpfs, tempDir, unmountTmpfs } from "./helpers.ts";
+import { fillDisk, mountTmpfs, tempDir, unmountTmpfs } from "./helpers.ts";
 
 /** A record as journal text. */
 const encodeRecord = (r: JournalRecord) => new TextDecoder().decode(encodeBytes(r));
@@ -438,9 +438,7 @@ Deno.test("Journal on a nearly full disk: a batch that fits is written without t
     const path = join(mount, "journal.log");
     const { journal } = await Journal.open(path);
     // Leave well under a megabyte free (the tmpfs holds 2 MB).
-    await new Deno.Command("sh", {
-      args: ["-c", `dd if=/dev/zero of=${join(mount, "filler")} bs=4k 2>/dev/null; true`],
-    }).output();
+    await fillDisk(join(mount, "filler"));
     await Deno.truncate(
       join(mount, "filler"),
       (await Deno.stat(join(mount, "filler"))).size - 65536,

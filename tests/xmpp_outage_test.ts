@@ -25,7 +25,14 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { delay } from "../lib/core/async.ts";
-import { ListenerProcess, mountTmpfs, runListener, tempDir, unmountTmpfs } from "./helpers.ts";
+import {
+  fillDisk,
+  ListenerProcess,
+  mountTmpfs,
+  runListener,
+  tempDir,
+  unmountTmpfs,
+} from "./helpers.ts";
 import { TcpProxy } from "./xmpp_proxy.ts";
 import {
   connect,
@@ -430,9 +437,7 @@ for (const kind of SERVERS) {
         await l.until(() => l.named("alert").length === 3, "the first three applied");
         // Fill the disk: journal writes fail once the zeros written ahead are used up.
         const filler = join(state, "filler");
-        await new Deno.Command("sh", {
-          args: ["-c", `dd if=/dev/zero of=${filler} bs=4k 2>/dev/null; true`],
-        }).output();
+        await fillDisk(filler);
         for (let n = 4; n <= 30; n++) await publish(`F${n}`);
         await l.until(() => l.named("journal_failed").length >= 1, "a failed journal write");
         // A set: a catch-up that starts early routes deferred alerts a second time.
