@@ -69,11 +69,11 @@ Deno.test("waitForPost: a message posted during the wait wakes the sleeper", asy
 
 Deno.test("precise timers with a doorbell each fire once, never early, and let messages through", async () => {
   using w = workerFrom(`
-    import { messageTaken, systemClock, useDoorbell } from "${CLOCK}";
+    import { systemClock, takeMessages, useDoorbell } from "${CLOCK}";
     const fired = [];
     let answered = 0;
-    self.onmessage = ({ data }) => {
-      messageTaken();
+    self.onmessage = ({ data }) => take(data);
+    const take = takeMessages((data) => {
       if (data.bell) {
         useDoorbell(new Int32Array(data.bell));
         // Timers 4 ms apart: each waits out its last milliseconds.
@@ -88,7 +88,7 @@ Deno.test("precise timers with a doorbell each fire once, never early, and let m
         return;
       }
       answered++;
-    };`);
+    });`);
   const bell = new Int32Array(new SharedArrayBuffer(4));
   const done = new Promise<{ fired: { i: number; early: number }[]; answered: number }>(
     (resolve) => w.worker.onmessage = (e) => resolve(e.data),
@@ -111,6 +111,38 @@ Deno.test("precise timers with a doorbell each fire once, never early, and let m
   assert.deepEqual(early, [], "no timer fires before its target");
   // Messages were taken while the timers waited, not held until they were done.
   assert.ok(answered >= 10, `${answered} of ${sent} messages answered before the last timer`);
+});
+
+Deno.test("a message counts as taken only after the microtasks its handler queued", async () => {
+  // In a worker: the doorbell is the thread's own.
+  using w = workerFrom(`
+    import { messagesPending, ringDoorbell, takeMessages, useDoorbell } from "${CLOCK}";
+    const bell = new Int32Array(new SharedArrayBuffer(4));
+    useDoorbell(bell);
+    const seen = [];
+    const look = (step) => seen.push(step + (messagesPending() ? ": pending" : ": taken"));
+    // Like the child host: the alert's handling goes on after an await.
+    const take = takeMessages(async () => {
+      look("handler");
+      await null;
+      look("handling, after its await");
+    });
+    ringDoorbell(bell);
+    look("posted");
+    take("alert");
+    // What a timer's wait-out, run next in the same turn, would see.
+    look("handler returned");
+    await new Promise((resolve) => setTimeout(resolve, 0));
+    look("next turn");
+    self.postMessage(seen);`);
+  const seen = await new Promise((resolve) => w.worker.onmessage = (e) => resolve(e.data));
+  assert.deepEqual(seen, [
+    "posted: pending",
+    "handler: pending",
+    "handler returned: pending",
+    "handling, after its await: pending",
+    "next turn: taken",
+  ]);
 });
 
 Deno.test("nextTurn: resolves after what was ready ran, and holds nothing open", async () => {

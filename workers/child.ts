@@ -11,7 +11,7 @@
 import { contain } from "../lib/child/containment.ts";
 import { ChildHost } from "../lib/child/host.ts";
 import type { FromChild } from "../lib/child/messages.ts";
-import { messageTaken } from "../lib/queue/clock.ts";
+import { takeMessages } from "../lib/queue/clock.ts";
 
 const post = (message: FromChild) => self.postMessage(message);
 
@@ -22,12 +22,10 @@ contain((why) => post({ type: "fatal", message: why }));
 const host = new ChildHost({
   post,
   listen: (handler) => {
-    self.onmessage = (event: MessageEvent<unknown>) => {
-      messageTaken();
-      handler(event.data);
-    };
+    const take = takeMessages(handler);
+    self.onmessage = (event: MessageEvent<unknown>) => take(event.data);
     // Counted too: the clock's doorbell compares the counts.
-    self.onmessageerror = () => messageTaken();
+    self.onmessageerror = takeMessages(() => {});
   },
 });
 

@@ -47,13 +47,35 @@ function nap(ms: number): void {
 let doorbell: Int32Array | undefined;
 let taken = 0;
 
-/**
- * Counts a message this thread took from the one that rings its doorbell:
- * call it first in the thread's message handler, for every message (also
- * one that could not be read), from the very first.
- */
-export function messageTaken(): void {
+/** Counts a message this thread took from the one that rings its doorbell. */
+function messageTaken(): void {
   taken = (taken + 1) | 0;
+}
+
+/**
+ * Wraps this thread's handler of messages from the thread that rings its
+ * doorbell: install it for every message (also one that could not be
+ * read), from the very first. A message counts as taken only once its
+ * handler has run and the microtasks that handler queued have too. A
+ * timer's wait-out can run between the two (its port's message may come
+ * in the same turn of the event loop as the alert): it then still sees
+ * the message pending and lets it through, where counting it at once let
+ * the wait-out sleep until its target (up to 2 ms) with the alert's
+ * handling held in the microtask queue.
+ */
+export function takeMessages<T>(handler: (data: T) => void): (data: T) => void {
+  return (data) => {
+    try {
+      handler(data);
+    } finally {
+      queueMicrotask(messageTaken);
+    }
+  };
+}
+
+/** Whether messages were posted to this thread (its doorbell rung) and not yet taken. */
+export function messagesPending(): boolean {
+  return doorbell !== undefined && ((Atomics.load(doorbell, 0) - taken) | 0) > 0;
 }
 
 /**
