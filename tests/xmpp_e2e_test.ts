@@ -71,6 +71,8 @@ scenario(
       "every item to complete",
       30,
     );
+    // Seconds after the last alert: a copy applied twice would show by now.
+    assert.equal(listener.named("alert").length, want.length, "no alert applied twice");
     const sent = Date.now();
     assert.equal(await listener.stop("SIGTERM"), 0);
     assert.ok(Date.now() - sent < 5000, "a clean stop within seconds");
@@ -232,6 +234,8 @@ scenario(
       first.stderr,
       /Another client logged in as listener@localhost\/listener \(stream conflict: "Replaced by new connection"\); not reconnecting/,
     );
+    // An alert through the second after the first is gone: it is still connected and routing.
+    await barrier(w, second);
     assert.equal(second.named("xmpp_disconnected").length, 0, "the second one stays");
     assert.equal(await second.stop(), 0);
   },
