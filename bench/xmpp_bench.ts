@@ -1,8 +1,10 @@
 /**
  * XMPP throughput and latency, side by side against one Prosody: a bare
- * stock @xmpp/client subscriber, then lvalert_listenMP routing to a
- * test-handler child. Each gets a burst (throughput) and a paced stream
- * (latency from publish to delivery, or to parseAlert for the listener).
+ * stock @xmpp/client subscriber; the design's floor (bench/floor_subscriber.ts:
+ * the same client, the listener's journal, a worker, nothing else); then
+ * lvalert_listenMP routing to a test-handler child. Each gets a burst
+ * (throughput) and a paced stream (latency from publish to delivery, to
+ * the floor's worker, or to parseAlert for the listener).
  */
 
 import { join } from "node:path";
@@ -264,18 +266,29 @@ function rate(p: Phase): number {
   return (p.count - 1) / ((p.last - p.first) / 1000);
 }
 
-/** Starts the bare subscriber on `node`; resolves once it is subscribed. */
-async function startBare(server: Prosody, node: string, phases: Phase[]) {
+/**
+ * Starts a plain subscriber (`bare_subscriber.ts`, or `floor_subscriber.ts`
+ * with its journal in `dir`) on `node`; resolves once it is subscribed.
+ */
+async function startPlain(
+  server: Prosody,
+  script: "bare" | "floor",
+  dir: string,
+  node: string,
+  phases: Phase[],
+) {
   let ready = false;
   const child = new Deno.Command(Deno.execPath(), {
     args: [
       "run",
       "--allow-net",
       "--allow-env",
-      new URL("./bare_subscriber.ts", import.meta.url).pathname,
+      ...(script === "floor" ? [`--allow-read`, `--allow-write=${dir}`] : []),
+      new URL(`./${script}_subscriber.ts`, import.meta.url).pathname,
       String(server.port),
       USERS.other,
       node,
+      dir,
     ],
     env: { DENO_CERT: server.caFile },
     stdout: "piped",
@@ -336,15 +349,15 @@ async function startListener(server: Prosody, dir: string, node: string, phases:
 }
 
 /**
- * Both subscribers run at once, each on its own node; rounds alternate
- * between them so machine noise hits both. Rates are the best round's,
+ * The subscribers run at once, each on its own node; each round starts
+ * with the next one, so machine noise hits each. Rates are the best round's,
  * latencies pooled over all rounds.
  */
 export async function benchXmpp(
   burst = 5000,
   paced = 1000,
   rounds = 3,
-): Promise<{ rows: XmppRow[]; fsync: FsyncRow }> {
+): Promise<{ rows: [XmppRow, XmppRow, XmppRow]; fsync: FsyncRow }> {
   await using server = await Prosody.start({ persistent: false });
   const publisher = createXmppClient({
     server: DOMAIN,
@@ -357,50 +370,54 @@ export async function benchXmpp(
   publisher.on("error", () => {});
   await publisher.start();
   const pubsub = new Pubsub(publisher, PUBSUB, 120_000);
-  for (const node of ["bench_bare", "bench_listener"]) {
+  for (const node of ["bench_bare", "bench_floor", "bench_listener"]) {
     await pubsub.create(node, { "pubsub#persist_items": "0" });
   }
   const dir = await Deno.makeTempDir({ prefix: "lvalertmp-bench-" });
+  const subscriber = (name: string, node: string) => ({
+    name,
+    node,
+    phases: [] as Phase[],
+    results: [] as [Phase, Phase][],
+  });
   const subscribers = [
-    {
-      name: "bare @xmpp/client",
-      node: "bench_bare",
-      phases: [] as Phase[],
-      results: [] as [Phase, Phase][],
-    },
-    {
-      name: "lvalert_listenMP",
-      node: "bench_listener",
-      phases: [] as Phase[],
-      results: [] as [Phase, Phase][],
-    },
+    subscriber("bare @xmpp/client", "bench_bare"),
+    subscriber("the design's floor", "bench_floor"),
+    subscriber("lvalert_listenMP", "bench_listener"),
   ];
   const alerts = rounds * (burst + Math.ceil(paced / rounds) + 2);
-  const bare = await startBare(server, "bench_bare", subscribers[0]!.phases);
-  const listener = await startListener(server, dir, "bench_listener", subscribers[1]!.phases);
+  const floorDir = join(dir, "floor");
+  await Deno.mkdir(floorDir);
+  const processes = [
+    await startPlain(server, "bare", dir, "bench_bare", subscribers[0]!.phases),
+    await startPlain(server, "floor", floorDir, "bench_floor", subscribers[1]!.phases),
+    await startListener(server, dir, "bench_listener", subscribers[2]!.phases),
+  ];
   using background = new BackgroundProbe(dir);
   const loaded: number[] = [];
-  const cpu = [0, 0];
+  const cpu = processes.map(() => 0);
   const syncs: number[] = [];
   let syncCpu = 0;
-  const threads: Record<string, number>[] = [{}, {}];
-  const pids = [bare.child.pid, listener.child.pid];
+  const threads: Record<string, number>[] = processes.map(() => ({}));
+  const pids = processes.map((p) => p.child.pid);
   try {
-    const before = [await cpuSeconds(pids[0]!), await cpuSeconds(pids[1]!)];
-    const beforeThreads = [await threadSeconds(pids[0]!), await threadSeconds(pids[1]!)];
+    const before = await Promise.all(pids.map(cpuSeconds));
+    const beforeThreads = await Promise.all(pids.map(threadSeconds));
     for (let round = 1; round <= rounds; round++) {
-      const order = round % 2 === 1 ? subscribers : [...subscribers].reverse();
+      // Each round starts with the next subscriber, so machine noise hits each.
+      const first = (round - 1) % subscribers.length;
+      const order = [...subscribers.slice(first), ...subscribers.slice(0, first)];
       for (const s of order) {
         s.results.push(
           await runPhases(pubsub, s.node, s.phases, round, burst, Math.ceil(paced / rounds)),
         );
       }
-      // The disk as it is this round, between the rounds (not to slow either subscriber).
+      // The disk as it is this round, between the rounds (not to slow any subscriber).
       const probe = fsyncProbe(dir);
       syncs.push(...probe.took);
       syncCpu += probe.cpu;
     }
-    for (let i = 0; i < 2; i++) {
+    for (let i = 0; i < pids.length; i++) {
       cpu[i] = await cpuSeconds(pids[i]!) - before[i]!;
       const after = await threadSeconds(pids[i]!);
       for (const kind of ["main", "worker"]) {
@@ -409,12 +426,12 @@ export async function benchXmpp(
     }
     // The disk under the same load (Prosody, the publisher, a subscriber
     // taking paced alerts), in a phase of its own after the measured ones
-    // (and their CPU figures), so it slows neither subscriber: the bare
+    // (and their CPU figures), so it slows no subscriber: the bare
     // subscriber takes these alerts.
     const { node, phases } = subscribers[0]!;
     loaded.push(...await background.during(() => pacedPhase(pubsub, node, phases, "probe", paced)));
   } finally {
-    for (const p of [bare, listener]) {
+    for (const p of processes) {
       p.child.kill("SIGTERM");
       await p.child.status;
       await p.reading.catch(() => {});
@@ -455,5 +472,5 @@ export async function benchXmpp(
     cpu: syncCpu * 1000 / syncs.length,
     loaded: { p50: quantile(loaded, 0.5), p99: quantile(loaded, 0.99) },
   };
-  return { rows, fsync };
+  return { rows: rows as [XmppRow, XmppRow, XmppRow], fsync };
 }
