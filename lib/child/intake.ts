@@ -8,12 +8,12 @@
  */
 
 import { type Alert, alertSchema, type JsonObject } from "../core/alert.ts";
-import { BoundedSet } from "../core/bounded_set.ts";
 import { ctime } from "../core/log.ts";
 import { Throttle } from "../core/throttle.ts";
 import type { Ini } from "../config/ini.ts";
 import type { ChildContext } from "../queue/queue_item.ts";
 import { CommandItem, type CommandTable, CommandTask, REPEATING_COMMANDS } from "./commands.ts";
+import { AppliedIds } from "./applied_ids.ts";
 import type { HandlerModule } from "./handler.ts";
 import { errorFields, type Scheduler } from "./scheduler.ts";
 
@@ -46,7 +46,10 @@ export interface AlertIntakeOptions {
   warnDelay?: number;
   /** A command accepted with a reply token; its outcome will follow. */
   commandQueued?(task: CommandTask, token: string): void;
-  /** Alert ids remembered as applied. @default {10000} */
+  /**
+   * Alert ids remembered as applied, at least (the oldest are forgotten
+   * 256 at a time). @default {10000}
+   */
   appliedLimit?: number;
   /**
    * Commands accepted from the network (commands through the control
@@ -65,16 +68,14 @@ export const MAX_REPEATING = 8;
 export class AlertIntake {
   #o: AlertIntakeOptions;
   /** node + id of applied alerts, oldest first */
-  #applied: BoundedSet<string>;
-  /** Each applied key's `[node, id]` as JSON, written once: snapshots join them. */
-  #ids = new Map<string, string>();
+  #applied: AppliedIds;
   #appliedSeq = 0;
   #throttle: Throttle;
 
   constructor(options: AlertIntakeOptions) {
     this.#o = options;
     this.#throttle = new Throttle(options.warnDelay ?? 3600, () => options.context.now());
-    this.#applied = new BoundedSet(options.appliedLimit ?? 10_000);
+    this.#applied = new AppliedIds(options.appliedLimit ?? 10_000);
   }
 
   /** The journal position of the last alert applied. */
@@ -89,15 +90,13 @@ export class AlertIntake {
 
   /** {@linkcode appliedIds} as JSON text, made without stringifying each id again. */
   appliedJson(): string {
-    const parts: string[] = [];
-    for (const key of this.#applied) parts.push(this.#ids.get(key)!);
-    return `[${parts.join(",")}]`;
+    return this.#applied.json();
   }
 
   /** Puts back what a snapshot remembered. */
   restore(applied: readonly [string, string][], seq: number): void {
     this.#appliedSeq = seq;
-    for (const [node, id] of applied) this.#remember(node, id);
+    for (const [node, id] of applied) this.#applied.add(node, id);
   }
 
   /**
@@ -127,19 +126,12 @@ export class AlertIntake {
     });
   }
 
-  #remember(node: string, id: string): void {
-    const key = `${node}\u0000${id}`;
-    const dropped = this.#applied.add(key);
-    this.#ids.set(key, JSON.stringify([node, id]));
-    if (dropped !== undefined) this.#ids.delete(dropped);
-  }
-
   async #apply(alert: Alert, t0: number, meta: AlertMeta): Promise<DeliverResult> {
     const log = this.#o.context.log;
     const schema = alertSchema(alert);
     const { node, id } = meta;
     if (node !== undefined && id != null) {
-      if (this.#applied.has(`${node}\u0000${id}`)) {
+      if (!this.#applied.add(node, id)) {
         log.event("info", "alert_duplicate", {
           node,
           id,
@@ -148,7 +140,6 @@ export class AlertIntake {
         });
         return { ok: false, reason: `item ${id} on ${node} was already applied`, duplicate: true };
       }
-      this.#remember(node, id);
     }
     log.event("info", "alert", {
       node: node ?? null,
