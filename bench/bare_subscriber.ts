@@ -6,7 +6,8 @@
  * Usage: bare_subscriber.ts PORT PASSWORD NODE  (trust the CA with DENO_CERT)
  */
 
-import { PhaseCounter, subscribe } from "./plain_subscriber.ts";
+import { PhaseCounter } from "./phase_counter.ts";
+import { subscribe } from "./plain_subscriber.ts";
 
 const [port = "", password = "", node = ""] = Deno.args;
 const now = () => performance.timeOrigin + performance.now();

@@ -9,7 +9,7 @@
  * @module
  */
 
-import { PhaseCounter, type PhaseReport } from "./plain_subscriber.ts";
+import { PhaseCounter, type PhaseReport } from "./phase_counter.ts";
 
 /** One durable alert, as the floor subscriber posts it. */
 export interface FloorAlert {

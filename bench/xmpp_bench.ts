@@ -288,7 +288,7 @@ async function startPlain(
       String(server.port),
       USERS.other,
       node,
-      dir,
+      ...(script === "floor" ? [dir] : []),
     ],
     env: { DENO_CERT: server.caFile },
     stdout: "piped",
@@ -467,10 +467,9 @@ export async function benchXmpp(
     };
   });
   const fsync = {
-    p50: quantile(syncs, 0.5),
-    p99: quantile(syncs, 0.99),
+    ...quantiles(syncs),
     cpu: syncCpu * 1000 / syncs.length,
-    loaded: { p50: quantile(loaded, 0.5), p99: quantile(loaded, 0.99) },
+    loaded: quantiles(loaded),
   };
   return { rows: rows as [XmppRow, XmppRow, XmppRow], fsync };
 }

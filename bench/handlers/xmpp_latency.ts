@@ -7,32 +7,21 @@
 
 import type { Alert, ChildContext, Ini } from "../../lib/mod.ts";
 import * as test from "../../workers/handlers/test.ts";
+import { PhaseCounter } from "../phase_counter.ts";
 
-let latencies: number[] = [];
+const counter = new PhaseCounter();
 let afterArrival: number[] = [];
-let first = 0;
-let last = 0;
 
 export const validateConfig = test.validateConfig;
 
 export function parseAlert(ctx: ChildContext, alert: Alert, t0: number, config: Ini): void {
   const t = ctx.now() * 1000;
-  if (typeof alert.end === "string") {
-    ctx.log.event("warning", "bench_phase", {
-      phase: alert.end,
-      count: latencies.length,
-      first,
-      last,
-      latencies,
-      afterArrival,
-    });
-    latencies = [];
+  const report = counter.take(alert, t);
+  if (report) {
+    ctx.log.event("warning", "bench_phase", { ...report, afterArrival });
     afterArrival = [];
     return;
   }
-  if (latencies.length === 0) first = t;
-  last = t;
-  latencies.push(t - (alert.sent as number));
   afterArrival.push(t - t0 * 1000);
   test.parseAlert(ctx, alert, t0, config);
 }

@@ -107,10 +107,10 @@ export interface ChildLinkOptions {
 
 /**
  * How long a child's journal gathers a stream of alerts into one batch
- * (milliseconds). Under a stream of alerts a sync serves 15 ms' worth, about 40 alerts
- * a batch in the XMPP benchmark's bursts: a batch's fixed costs (sync,
- * message to the child, its answer, the wake-ups of three threads)
- * weigh on each alert a third as much as with 5 ms. Two alternating
+ * (milliseconds). Under a stream of alerts a sync serves 15 ms' worth,
+ * about 40 alerts a batch in the XMPP benchmark's bursts: a batch's fixed
+ * costs (sync, message to the child, its answer, the wake-ups of three
+ * threads) weigh on each alert a third as much as with 5 ms. Two alternating
  * pairs of `deno task bench xmpp`: 241-265 µs of CPU per alert against
  * 324-410, burst ratio 0.85-0.91 against 0.66-0.89; a 20,000-alert
  * replay at 3000/s: 184-207 µs against 220-230 (30 ms: 164-168). An
